@@ -1,0 +1,146 @@
+//! The crate's errors, split by who is at fault (as rustls does):
+//!
+//! - [`DecodeError`]: the bytes a peer sent are not a valid stream.
+//! - [`ProtocolError`]: the bytes were valid, but the peer broke the
+//!   protocol (wrong message at the wrong time, refused negotiation, …).
+//! - [`UsageError`]: the caller asked for something this crate cannot do
+//!   (a message too large for the configured limit, an invalid config, …).
+//!
+//! All are `#[non_exhaustive]`: new failure modes may be added.
+
+use crate::message::{MessageKind, SyncerType, TimestampError};
+
+/// The bytes received are not a valid message stream.
+///
+/// Once a decoder has returned an error the stream is out of step and the
+/// decoder keeps returning [`DecodeError::Failed`]: close the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The stream does not start with the native-format preamble (is the
+    /// peer speaking gob, TLS, or something else?).
+    #[error("bad preamble: expected {expected:02x?}, got {found:02x?}")]
+    BadPreamble {
+        /// The preamble this decoder expects.
+        expected: &'static [u8],
+        /// The bytes received in its place (as far as they were read).
+        found: Vec<u8>,
+    },
+    /// The preamble names a framing version this crate does not implement.
+    #[error("unsupported native framing version {0}")]
+    UnsupportedFramingVersion(u8),
+    /// A frame's length prefix is not a valid varint (over 5 bytes or over
+    /// `u32::MAX`).
+    #[error("malformed frame length prefix")]
+    MalformedLength,
+    /// A frame is longer than the configured maximum; rejected from its
+    /// length prefix, before anything was buffered for it.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLarge {
+        /// The length the prefix announced.
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended mid-frame with {buffered} bytes of it buffered")]
+    Truncated {
+        /// How many bytes of the unfinished frame (or its header) had arrived.
+        buffered: usize,
+    },
+    /// A frame is empty: it has no message tag.
+    #[error("empty frame")]
+    EmptyFrame,
+    /// A frame's message tag is not a valid varint.
+    #[error("malformed message tag")]
+    MalformedTag,
+    /// A frame's message tag is not one this crate knows. Fatal, as
+    /// upstream: a sender must not send message types its peer did not
+    /// advertise.
+    #[error("unknown message tag {0}")]
+    UnknownMessageTag(u64),
+    /// A message's body does not parse.
+    #[error("malformed {message} body: {reason}")]
+    MalformedBody {
+        /// Which message was being decoded.
+        message: MessageKind,
+        /// What the body parser reported.
+        reason: String,
+    },
+    /// A message's body parsed but bytes were left over in its frame.
+    #[error("{count} unexpected trailing bytes after {message}")]
+    TrailingBytes {
+        /// Which message was decoded.
+        message: MessageKind,
+        /// How many bytes were left over.
+        count: usize,
+    },
+    /// A sync status outside upstream's 0..=2.
+    #[error("invalid sync status {0}")]
+    InvalidSyncStatus(u8),
+    /// An update type outside upstream's 0..=3.
+    #[error("invalid update type {0}")]
+    InvalidUpdateType(u8),
+    /// A timestamp that does not represent a valid Go `time.Time`.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(#[from] TimestampError),
+    /// The decoder already failed on this stream; it cannot resynchronise.
+    #[error("decoder already failed on this stream")]
+    Failed,
+}
+
+/// The peer sent well-formed messages but broke the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The peer's bytes did not decode.
+    #[error("undecodable input from peer: {0}")]
+    Decode(#[from] DecodeError),
+    /// The peer sent a message that is not allowed at this point.
+    #[error("unexpected {got} while {expected}")]
+    UnexpectedMessage {
+        /// What the receiver was waiting for, in words.
+        expected: &'static str,
+        /// What arrived.
+        got: MessageKind,
+    },
+    /// The server answered with a different syncer type than requested.
+    #[error("asked for the {requested} syncer, server answered {answered}")]
+    SyncerTypeMismatch {
+        /// The syncer the client asked for.
+        requested: SyncerType,
+        /// The syncer the server's hello named.
+        answered: SyncerType,
+    },
+    /// The client asked for a syncer this server does not serve.
+    #[error("syncer type {0} is not served here")]
+    UnsupportedSyncerType(SyncerType),
+    /// The peer lacks a feature this side's policy requires.
+    #[error("peer does not support required feature: {0}")]
+    MissingFeature(&'static str),
+    /// The peer asked for a compression algorithm this side does not offer.
+    #[error("unsupported compression algorithm {0:?}")]
+    UnsupportedCompression(String),
+}
+
+/// The caller asked for something this crate cannot do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// An encoded message would exceed the configured frame limit.
+    #[error("encoded {message} of {len} bytes exceeds the {max}-byte frame limit")]
+    FrameTooLarge {
+        /// The message being encoded.
+        message: MessageKind,
+        /// Its encoded size.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// The connection is closed; nothing more can be sent or received.
+    #[error("connection is closed")]
+    Closed,
+}

@@ -1,0 +1,250 @@
+//! One key/value change as the server serialises it: `SerializedUpdate`.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::Revision;
+use crate::gofmt;
+
+/// What kind of change an update is (upstream's `api.UpdateType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum UpdateType {
+    /// The sender did not say (wire value 0).
+    #[default]
+    Unknown = 0,
+    /// The key is new (wire value 1).
+    New = 1,
+    /// The key existed and its value changed (wire value 2).
+    Updated = 2,
+    /// The key was deleted (wire value 3).
+    Deleted = 3,
+}
+
+impl UpdateType {
+    /// Every update type, in wire-value order.
+    pub const ALL: [UpdateType; 4] = [
+        UpdateType::Unknown,
+        UpdateType::New,
+        UpdateType::Updated,
+        UpdateType::Deleted,
+    ];
+
+    /// The value sent on the wire.
+    pub fn to_wire(self) -> u8 {
+        self as u8
+    }
+
+    /// Interprets a wire value; `None` for a value upstream does not define.
+    pub fn from_wire(value: u8) -> Option<UpdateType> {
+        Self::ALL.get(usize::from(value)).copied()
+    }
+}
+
+/// One key/value pair and the syncer's metadata about it, in the datastore's
+/// serialised ("default path") form: upstream's `SerializedUpdate`.
+///
+/// The value stays as raw bytes (JSON for most resources, plain text for
+/// config keys); `None` is a deletion, and is distinct from an empty value,
+/// as nil and empty byte slices are distinct to upstream. When decoded, the
+/// value shares the buffer it was read from rather than being copied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SerializedUpdate {
+    /// The key as a datastore default path, e.g.
+    /// `/calico/v1/host/node-1/workload/kubernetes/ns%2fpod/endpoint/eth0`.
+    pub key: String,
+    /// The serialised value, `None` for a deletion.
+    pub value: Option<Bytes>,
+    /// The datastore revision of this change.
+    pub revision: Revision,
+    /// The Kubernetes resource version of a v3 resource, moved out of the
+    /// value so that identical resources serialise identically (empty when
+    /// unused or sent by a v3.2.5 peer).
+    pub v3_resource_version: String,
+    /// Time to live in nanoseconds (Go's `time.Duration`); 0 for none.
+    pub ttl_nanos: i64,
+    /// What kind of change this is.
+    pub update_type: UpdateType,
+}
+
+impl SerializedUpdate {
+    /// An update that sets `key` to `value` (update type [`UpdateType::Updated`]).
+    pub fn upsert(
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+        revision: impl Into<Revision>,
+    ) -> Self {
+        SerializedUpdate {
+            key: key.into(),
+            value: Some(value.into()),
+            revision: revision.into(),
+            update_type: UpdateType::Updated,
+            ..SerializedUpdate::default()
+        }
+    }
+
+    /// An update that deletes `key` (no value, update type [`UpdateType::Deleted`]).
+    pub fn deletion(key: impl Into<String>, revision: impl Into<Revision>) -> Self {
+        SerializedUpdate {
+            key: key.into(),
+            revision: revision.into(),
+            update_type: UpdateType::Deleted,
+            ..SerializedUpdate::default()
+        }
+    }
+
+    /// Whether this update deletes its key (carries no value).
+    pub fn is_deletion(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// Whether sending this update to a peer that has already been sent
+    /// `previous` (for the same key) would change nothing it holds:
+    /// upstream's `WouldBeNoOp`, which a server uses to squash redundant
+    /// updates.
+    ///
+    /// The rules, as upstream: the revision and the v3 resource version are
+    /// ignored on both sides; a `previous` of type [`UpdateType::New`] counts
+    /// as [`UpdateType::Updated`] (an update may be squashed into a create);
+    /// everything else (key, value, TTL, type) must be equal. A deletion is
+    /// compared like anything else: one deletion following another is a
+    /// no-op here, and it is the caller that decides whether deletions must
+    /// always pass.
+    pub fn would_be_no_op(&self, previous: &SerializedUpdate) -> bool {
+        let previous_type = match previous.update_type {
+            UpdateType::New => UpdateType::Updated,
+            other => other,
+        };
+        self.update_type == previous_type
+            && self.key == previous.key
+            && self.value == previous.value
+            && self.ttl_nanos == previous.ttl_nanos
+    }
+}
+
+/// Renders as upstream's `String()`:
+/// `SerializedUpdate<Key:…, Value:…, Revision:…, TTL:…, UpdateType:…>`, with
+/// the value as (lossily decoded) text, the TTL as a Go duration and the
+/// update type as its number.
+impl fmt::Display for SerializedUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self
+            .value
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        write!(
+            f,
+            "SerializedUpdate<Key:{}, Value:{}, Revision:{}, TTL:",
+            self.key, value, self.revision
+        )?;
+        gofmt::write_duration(f, self.ttl_nanos)?;
+        write!(f, ", UpdateType:{}>", self.update_type.to_wire())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SerializedUpdate {
+        SerializedUpdate {
+            key: "/calico/v1/config/LogSeverityScreen".into(),
+            value: Some(Bytes::from_static(b"Info")),
+            revision: Revision::from("10"),
+            v3_resource_version: "77".into(),
+            ttl_nanos: 0,
+            update_type: UpdateType::Updated,
+        }
+    }
+
+    #[test]
+    fn identical_update_is_a_no_op() {
+        assert!(sample().would_be_no_op(&sample()));
+    }
+
+    #[test]
+    fn revision_and_resource_version_are_ignored() {
+        let mut next = sample();
+        next.revision = Revision::Int64(11);
+        next.v3_resource_version = "78".into();
+        assert!(next.would_be_no_op(&sample()));
+    }
+
+    #[test]
+    fn previous_new_counts_as_updated() {
+        let mut previous = sample();
+        previous.update_type = UpdateType::New;
+        assert!(sample().would_be_no_op(&previous));
+    }
+
+    #[test]
+    fn new_after_updated_is_not_a_no_op() {
+        // Only the previous side is normalised, as upstream.
+        let mut next = sample();
+        next.update_type = UpdateType::New;
+        assert!(!next.would_be_no_op(&sample()));
+        let mut previous = sample();
+        previous.update_type = UpdateType::New;
+        assert!(!next.would_be_no_op(&previous));
+    }
+
+    #[test]
+    fn changed_value_key_ttl_or_type_is_not_a_no_op() {
+        let mut value = sample();
+        value.value = Some(Bytes::from_static(b"Debug"));
+        let mut key = sample();
+        key.key.push('X');
+        let mut ttl = sample();
+        ttl.ttl_nanos = 1;
+        let mut kind = sample();
+        kind.update_type = UpdateType::Unknown;
+        for changed in [value, key, ttl, kind] {
+            assert!(!changed.would_be_no_op(&sample()), "{changed}");
+            assert!(!sample().would_be_no_op(&changed), "{changed}");
+        }
+    }
+
+    #[test]
+    fn deletion_and_empty_value_differ() {
+        let mut empty = sample();
+        empty.value = Some(Bytes::new());
+        let mut deleted = sample();
+        deleted.value = None;
+        assert!(!empty.would_be_no_op(&deleted));
+        assert!(!deleted.would_be_no_op(&empty));
+    }
+
+    #[test]
+    fn repeated_deletion_is_a_no_op_by_the_raw_rule() {
+        let delete = SerializedUpdate::deletion("/calico/v1/Ready", "5");
+        let again = SerializedUpdate::deletion("/calico/v1/Ready", "6");
+        assert!(again.would_be_no_op(&delete));
+        assert!(!again.would_be_no_op(&sample()));
+    }
+
+    #[test]
+    fn display_matches_upstream_string() {
+        let mut update = sample();
+        update.ttl_nanos = 1_500_000_000;
+        assert_eq!(
+            update.to_string(),
+            "SerializedUpdate<Key:/calico/v1/config/LogSeverityScreen, Value:Info, \
+             Revision:10, TTL:1.5s, UpdateType:2>"
+        );
+        let deletion = SerializedUpdate::deletion("/calico/v1/Ready", Revision::Nil);
+        assert_eq!(
+            deletion.to_string(),
+            "SerializedUpdate<Key:/calico/v1/Ready, Value:, Revision:<nil>, TTL:0s, UpdateType:3>"
+        );
+    }
+
+    #[test]
+    fn update_type_wire_values() {
+        for kind in UpdateType::ALL {
+            assert_eq!(UpdateType::from_wire(kind.to_wire()), Some(kind));
+        }
+        assert_eq!(UpdateType::from_wire(4), None);
+    }
+}
