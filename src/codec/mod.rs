@@ -1,0 +1,56 @@
+//! Wire formats: how [`Message`](crate::Message)s become bytes and back.
+//!
+//! Two encodings of the same messages exist: Go's gob (what upstream Typha
+//! and Felix speak) and this crate's [`native`] postcard format. A server
+//! can tell them apart from a connection's first byte
+//! ([`WireFormat::detect`]).
+
+pub mod native;
+
+/// What a server accepts in one message from a client by default: 1 MiB,
+/// upstream Typha's limit.
+pub const DEFAULT_MAX_CLIENT_MESSAGE_LEN: usize = 1 << 20;
+
+/// What a client accepts in one message from a server by default: 64 MiB,
+/// far above any batch a server builds (values are at most a few MiB), yet a
+/// bound on what a broken or hostile server can make a client buffer.
+pub const DEFAULT_MAX_SERVER_MESSAGE_LEN: usize = 64 << 20;
+
+/// The encoding of a byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireFormat {
+    /// Go's `encoding/gob`, as upstream Typha and Felix speak it.
+    Gob,
+    /// This crate's postcard-based format ([`native`]).
+    Native,
+}
+
+impl WireFormat {
+    /// Tells the format of a stream from its first byte: the native preamble
+    /// starts with a byte no gob stream can start with. `None` until a byte
+    /// has arrived.
+    pub fn detect(first_bytes: &[u8]) -> Option<WireFormat> {
+        let first = *first_bytes.first()?;
+        Some(if first == native::MAGIC[0] {
+            WireFormat::Native
+        } else {
+            WireFormat::Gob
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_native_from_the_first_byte() {
+        assert_eq!(WireFormat::detect(&[]), None);
+        assert_eq!(
+            WireFormat::detect(&native::PREAMBLE[..1]),
+            Some(WireFormat::Native)
+        );
+        // A gob stream opens with a small message length.
+        assert_eq!(WireFormat::detect(&[0x22, 0xff]), Some(WireFormat::Gob));
+    }
+}

@@ -1,0 +1,468 @@
+//! Message bodies: the postcard layout of each message inside a frame.
+//!
+//! A body is a varint message tag followed by the message's fields in
+//! postcard's encoding; together that is exactly postcard's encoding of an
+//! enum whose variants are the messages in tag order. The layout structs
+//! below borrow from the frame, so decoding copies nothing but keys and
+//! strings, and values are handed out as slices of the frame's `Bytes`.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::varint::{self, VarintRead};
+use crate::error::DecodeError;
+use crate::message::{
+    ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
+    SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, TimestampError, UpdateType,
+    Zone,
+};
+
+/// Message tags, the first varint of every body. Append only: a tag, once
+/// assigned, keeps its meaning forever.
+pub(crate) mod tag {
+    pub(crate) const CLIENT_HELLO: u64 = 0;
+    pub(crate) const SERVER_HELLO: u64 = 1;
+    pub(crate) const KVS: u64 = 2;
+    pub(crate) const SYNC_STATUS: u64 = 3;
+    pub(crate) const PING: u64 = 4;
+    pub(crate) const PONG: u64 = 5;
+    pub(crate) const DECODER_RESTART: u64 = 6;
+    pub(crate) const ACK: u64 = 7;
+}
+
+/// The smallest encoding of one update (six one-byte fields), used to cap
+/// how many updates a body's count may make us reserve room for.
+const MIN_UPDATE_LEN: usize = 6;
+
+/// Bytes that postcard writes as one length-prefixed run instead of a
+/// sequence of `u8`s (same wire bytes, one copy instead of a loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RawBytes<'a>(&'a [u8]);
+
+impl Serialize for RawBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawBytes<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'a [u8]>::deserialize(deserializer).map(RawBytes)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClientHelloLayout<'a> {
+    hostname: &'a str,
+    info: &'a str,
+    version: &'a str,
+    syncer_type: &'a str,
+    supports_decoder_restart: bool,
+    #[serde(borrow)]
+    supported_compression_algorithms: Vec<&'a str>,
+    supports_modern_policy_keys: bool,
+    client_conn_id: u64,
+    protocol_version: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ServerHelloLayout<'a> {
+    version: &'a str,
+    syncer_type: &'a str,
+    supports_node_resource_updates: bool,
+    server_conn_id: u64,
+    protocol_version: u32,
+}
+
+/// A revision: the variant index is the Go type. Append only.
+#[derive(Serialize, Deserialize)]
+enum RevisionLayout<'a> {
+    Nil,
+    String(&'a str),
+    Bool(bool),
+    Int(i64),
+    Int8(i8),
+    Int16(i16),
+    Int32(i32),
+    Int64(i64),
+    Uint(u64),
+    Uint8(u8),
+    Uint16(u16),
+    Uint32(u32),
+    Uint64(u64),
+    Uintptr(u64),
+    Float32(f32),
+    Float64(f64),
+    Complex64(f32, f32),
+    Complex128(f64, f64),
+}
+
+#[derive(Serialize, Deserialize)]
+struct UpdateLayout<'a> {
+    key: &'a str,
+    #[serde(borrow)]
+    value: Option<RawBytes<'a>>,
+    #[serde(borrow)]
+    revision: RevisionLayout<'a>,
+    v3_resource_version: &'a str,
+    ttl_nanos: i64,
+    update_type: u8,
+}
+
+#[derive(Serialize, Deserialize)]
+enum ZoneLayout {
+    Utc,
+    Fixed(i32),
+}
+
+#[derive(Serialize, Deserialize)]
+struct TimestampLayout {
+    go_seconds: i64,
+    nanos: u32,
+    zone: ZoneLayout,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DecoderRestartLayout<'a> {
+    message: &'a str,
+    compression_algorithm: &'a str,
+}
+
+/// Decodes one frame's body. `frame` must hold exactly the body: the
+/// decoded values share its memory.
+pub(crate) fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
+    let (tag, tag_len) = match varint::read(frame, varint::MAX_U64_LEN) {
+        VarintRead::Done(tag, len) => (tag, len),
+        VarintRead::Incomplete if frame.is_empty() => return Err(DecodeError::EmptyFrame),
+        VarintRead::Incomplete | VarintRead::Malformed => return Err(DecodeError::MalformedTag),
+    };
+    let body = &frame[tag_len..];
+    match tag {
+        tag::CLIENT_HELLO => {
+            // Hellos tolerate trailing bytes: they are exchanged before either
+            // side knows the other's version, so newer peers append fields.
+            let (layout, _newer_fields) = postcard::take_from_bytes::<ClientHelloLayout<'_>>(body)
+                .map_err(malformed(MessageKind::ClientHello))?;
+            Ok(Message::ClientHello(client_hello_from(&layout)))
+        }
+        tag::SERVER_HELLO => {
+            let (layout, _newer_fields) = postcard::take_from_bytes::<ServerHelloLayout<'_>>(body)
+                .map_err(malformed(MessageKind::ServerHello))?;
+            Ok(Message::ServerHello(ServerHello {
+                version: layout.version.to_owned(),
+                syncer_type: SyncerType::from_wire(layout.syncer_type),
+                supports_node_resource_updates: layout.supports_node_resource_updates,
+                server_conn_id: layout.server_conn_id,
+                protocol_version: layout.protocol_version,
+            }))
+        }
+        tag::KVS => decode_kvs(frame, body).map(Message::Kvs),
+        tag::SYNC_STATUS => {
+            let value: u8 = strict(MessageKind::SyncStatus, body)?;
+            SyncStatus::from_wire(value)
+                .map(Message::SyncStatus)
+                .ok_or(DecodeError::InvalidSyncStatus(value))
+        }
+        tag::PING => {
+            let layout: TimestampLayout = strict(MessageKind::Ping, body)?;
+            Ok(Message::Ping(Ping {
+                timestamp: timestamp_from(layout)?,
+            }))
+        }
+        tag::PONG => {
+            let (ping, pong): (TimestampLayout, TimestampLayout) = strict(MessageKind::Pong, body)?;
+            Ok(Message::Pong(Pong {
+                ping_timestamp: timestamp_from(ping)?,
+                pong_timestamp: timestamp_from(pong)?,
+            }))
+        }
+        tag::DECODER_RESTART => {
+            let layout: DecoderRestartLayout<'_> = strict(MessageKind::DecoderRestart, body)?;
+            Ok(Message::DecoderRestart(DecoderRestart {
+                message: layout.message.to_owned(),
+                compression_algorithm: match layout.compression_algorithm {
+                    "" => None,
+                    name => Some(CompressionAlgorithm::from_wire(name)),
+                },
+            }))
+        }
+        tag::ACK => match body.len() {
+            0 => Ok(Message::Ack),
+            count => Err(DecodeError::TrailingBytes {
+                message: MessageKind::Ack,
+                count,
+            }),
+        },
+        unknown => Err(DecodeError::UnknownMessageTag(unknown)),
+    }
+}
+
+/// Decodes a body that must be consumed exactly.
+fn strict<'a, T: Deserialize<'a>>(message: MessageKind, body: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, rest) = postcard::take_from_bytes(body).map_err(malformed(message))?;
+    match rest.len() {
+        0 => Ok(value),
+        count => Err(DecodeError::TrailingBytes { message, count }),
+    }
+}
+
+fn malformed(message: MessageKind) -> impl Fn(postcard::Error) -> DecodeError {
+    move |error| DecodeError::MalformedBody {
+        message,
+        reason: error.to_string(),
+    }
+}
+
+fn client_hello_from(layout: &ClientHelloLayout<'_>) -> ClientHello {
+    ClientHello {
+        hostname: layout.hostname.to_owned(),
+        info: layout.info.to_owned(),
+        version: layout.version.to_owned(),
+        syncer_type: SyncerType::from_wire(layout.syncer_type),
+        supports_decoder_restart: layout.supports_decoder_restart,
+        supported_compression_algorithms: layout
+            .supported_compression_algorithms
+            .iter()
+            .map(|name| CompressionAlgorithm::from_wire(name))
+            .collect(),
+        supports_modern_policy_keys: layout.supports_modern_policy_keys,
+        client_conn_id: layout.client_conn_id,
+        protocol_version: layout.protocol_version,
+    }
+}
+
+fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, DecodeError> {
+    let (count, count_len) = match varint::read(body, varint::MAX_U64_LEN) {
+        VarintRead::Done(count, len) => (count, len),
+        VarintRead::Incomplete | VarintRead::Malformed => {
+            return Err(DecodeError::MalformedBody {
+                message: MessageKind::Kvs,
+                reason: "missing or malformed update count".into(),
+            });
+        }
+    };
+    let mut rest = &body[count_len..];
+    // Reserve only for what the bytes present could hold, never for what
+    // the count claims.
+    let plausible = usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .min(rest.len() / MIN_UPDATE_LEN);
+    let mut updates = Vec::with_capacity(plausible);
+    for _ in 0..count {
+        let (layout, after) = postcard::take_from_bytes::<UpdateLayout<'_>>(rest)
+            .map_err(malformed(MessageKind::Kvs))?;
+        rest = after;
+        updates.push(update_from(frame, layout)?);
+    }
+    match rest.len() {
+        0 => Ok(updates),
+        count => Err(DecodeError::TrailingBytes {
+            message: MessageKind::Kvs,
+            count,
+        }),
+    }
+}
+
+fn update_from(frame: &Bytes, layout: UpdateLayout<'_>) -> Result<SerializedUpdate, DecodeError> {
+    Ok(SerializedUpdate {
+        key: layout.key.to_owned(),
+        value: layout.value.map(|RawBytes(value)| frame.slice_ref(value)),
+        revision: revision_from(layout.revision),
+        v3_resource_version: layout.v3_resource_version.to_owned(),
+        ttl_nanos: layout.ttl_nanos,
+        update_type: UpdateType::from_wire(layout.update_type)
+            .ok_or(DecodeError::InvalidUpdateType(layout.update_type))?,
+    })
+}
+
+fn revision_from(layout: RevisionLayout<'_>) -> Revision {
+    match layout {
+        RevisionLayout::Nil => Revision::Nil,
+        RevisionLayout::String(text) => Revision::String(text.to_owned()),
+        RevisionLayout::Bool(value) => Revision::Bool(value),
+        RevisionLayout::Int(value) => Revision::Int(value),
+        RevisionLayout::Int8(value) => Revision::Int8(value),
+        RevisionLayout::Int16(value) => Revision::Int16(value),
+        RevisionLayout::Int32(value) => Revision::Int32(value),
+        RevisionLayout::Int64(value) => Revision::Int64(value),
+        RevisionLayout::Uint(value) => Revision::Uint(value),
+        RevisionLayout::Uint8(value) => Revision::Uint8(value),
+        RevisionLayout::Uint16(value) => Revision::Uint16(value),
+        RevisionLayout::Uint32(value) => Revision::Uint32(value),
+        RevisionLayout::Uint64(value) => Revision::Uint64(value),
+        RevisionLayout::Uintptr(value) => Revision::Uintptr(value),
+        RevisionLayout::Float32(value) => Revision::Float32(value),
+        RevisionLayout::Float64(value) => Revision::Float64(value),
+        RevisionLayout::Complex64(re, im) => Revision::Complex64(re, im),
+        RevisionLayout::Complex128(re, im) => Revision::Complex128(re, im),
+    }
+}
+
+fn revision_layout(revision: &Revision) -> RevisionLayout<'_> {
+    match revision {
+        Revision::Nil => RevisionLayout::Nil,
+        Revision::String(text) => RevisionLayout::String(text),
+        Revision::Bool(value) => RevisionLayout::Bool(*value),
+        Revision::Int(value) => RevisionLayout::Int(*value),
+        Revision::Int8(value) => RevisionLayout::Int8(*value),
+        Revision::Int16(value) => RevisionLayout::Int16(*value),
+        Revision::Int32(value) => RevisionLayout::Int32(*value),
+        Revision::Int64(value) => RevisionLayout::Int64(*value),
+        Revision::Uint(value) => RevisionLayout::Uint(*value),
+        Revision::Uint8(value) => RevisionLayout::Uint8(*value),
+        Revision::Uint16(value) => RevisionLayout::Uint16(*value),
+        Revision::Uint32(value) => RevisionLayout::Uint32(*value),
+        Revision::Uint64(value) => RevisionLayout::Uint64(*value),
+        Revision::Uintptr(value) => RevisionLayout::Uintptr(*value),
+        Revision::Float32(value) => RevisionLayout::Float32(*value),
+        Revision::Float64(value) => RevisionLayout::Float64(*value),
+        Revision::Complex64(re, im) => RevisionLayout::Complex64(*re, *im),
+        Revision::Complex128(re, im) => RevisionLayout::Complex128(*re, *im),
+    }
+}
+
+fn timestamp_from(layout: TimestampLayout) -> Result<Timestamp, DecodeError> {
+    let zone = match layout.zone {
+        ZoneLayout::Utc => Zone::Utc,
+        ZoneLayout::Fixed(offset) => {
+            Zone::fixed(offset).ok_or(TimestampError::BadZoneOffset(offset))?
+        }
+    };
+    Timestamp::from_go_parts(layout.go_seconds, layout.nanos, zone).ok_or(
+        DecodeError::InvalidTimestamp(TimestampError::NanosOutOfRange(i64::from(layout.nanos))),
+    )
+}
+
+fn timestamp_layout(timestamp: &Timestamp) -> TimestampLayout {
+    TimestampLayout {
+        go_seconds: timestamp.go_seconds(),
+        nanos: timestamp.nanos(),
+        zone: match timestamp.zone() {
+            Zone::Utc => ZoneLayout::Utc,
+            Zone::Fixed(offset) => ZoneLayout::Fixed(offset),
+        },
+    }
+}
+
+/// A postcard output that appends to a `BytesMut`.
+struct Append<'a>(&'a mut BytesMut);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.put_u8(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+fn append<T: Serialize + ?Sized>(out: &mut BytesMut, value: &T) {
+    // Appending to a growable buffer cannot fail, and every layout here is
+    // plain data postcard can always encode.
+    let _infallible = postcard::serialize_with_flavor(value, Append(out));
+}
+
+/// Appends one update's encoding: the unit a `Kvs` body repeats, so that
+/// pre-encoded updates can be concatenated into a body.
+pub(crate) fn encode_update(update: &SerializedUpdate, out: &mut BytesMut) {
+    append(
+        out,
+        &UpdateLayout {
+            key: &update.key,
+            value: update.value.as_deref().map(RawBytes),
+            revision: revision_layout(&update.revision),
+            v3_resource_version: &update.v3_resource_version,
+            ttl_nanos: update.ttl_nanos,
+            update_type: update.update_type.to_wire(),
+        },
+    );
+}
+
+/// Appends the body of `message` (tag and fields) to `out`.
+pub(crate) fn encode(message: &Message, out: &mut BytesMut) {
+    match message {
+        Message::ClientHello(hello) => {
+            varint::write(out, tag::CLIENT_HELLO);
+            let algorithms: Vec<&str> = hello
+                .supported_compression_algorithms
+                .iter()
+                .map(CompressionAlgorithm::as_str)
+                .collect();
+            append(
+                out,
+                &ClientHelloLayout {
+                    hostname: &hello.hostname,
+                    info: &hello.info,
+                    version: &hello.version,
+                    syncer_type: hello.syncer_type.as_str(),
+                    supports_decoder_restart: hello.supports_decoder_restart,
+                    supported_compression_algorithms: algorithms,
+                    supports_modern_policy_keys: hello.supports_modern_policy_keys,
+                    client_conn_id: hello.client_conn_id,
+                    protocol_version: hello.protocol_version,
+                },
+            );
+        }
+        Message::ServerHello(hello) => {
+            varint::write(out, tag::SERVER_HELLO);
+            append(
+                out,
+                &ServerHelloLayout {
+                    version: &hello.version,
+                    syncer_type: hello.syncer_type.as_str(),
+                    supports_node_resource_updates: hello.supports_node_resource_updates,
+                    server_conn_id: hello.server_conn_id,
+                    protocol_version: hello.protocol_version,
+                },
+            );
+        }
+        Message::Kvs(updates) => {
+            varint::write(out, tag::KVS);
+            varint::write(out, updates.len() as u64);
+            for update in updates {
+                encode_update(update, out);
+            }
+        }
+        Message::SyncStatus(status) => {
+            varint::write(out, tag::SYNC_STATUS);
+            out.put_u8(status.to_wire());
+        }
+        Message::Ping(ping) => {
+            varint::write(out, tag::PING);
+            append(out, &timestamp_layout(&ping.timestamp));
+        }
+        Message::Pong(pong) => {
+            varint::write(out, tag::PONG);
+            append(
+                out,
+                &(
+                    timestamp_layout(&pong.ping_timestamp),
+                    timestamp_layout(&pong.pong_timestamp),
+                ),
+            );
+        }
+        Message::DecoderRestart(restart) => {
+            varint::write(out, tag::DECODER_RESTART);
+            append(
+                out,
+                &DecoderRestartLayout {
+                    message: &restart.message,
+                    compression_algorithm: restart
+                        .compression_algorithm
+                        .as_ref()
+                        .map_or("", CompressionAlgorithm::as_str),
+                },
+            );
+        }
+        Message::Ack => varint::write(out, tag::ACK),
+    }
+}

@@ -1,0 +1,157 @@
+//! The native stream decoder: preamble, then length-prefixed frames.
+
+use bytes::BytesMut;
+
+use super::varint::{self, VarintRead};
+use super::{FRAMING_VERSION, MAGIC, MAX_LENGTH_PREFIX_LEN, PREAMBLE, body};
+use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN};
+use crate::error::DecodeError;
+use crate::message::Message;
+
+/// Where the decoder is in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the preamble.
+    Preamble,
+    /// Waiting for (the rest of) a frame's length prefix.
+    Header,
+    /// The length prefix said this many body bytes follow.
+    Body(usize),
+    /// An error was returned; the stream is out of step.
+    Failed,
+}
+
+/// Decodes a native-format byte stream into [`Message`]s.
+///
+/// Shaped like a tokio-util `Decoder`: feed it the connection's read buffer
+/// and it takes complete frames off the front, leaving partial input in
+/// place for the next call, so input may be split at any byte boundary.
+/// Nothing is reserved for a frame before its bytes arrive, and a frame
+/// longer than the configured maximum is refused from its length prefix.
+#[derive(Debug, Clone)]
+pub struct NativeDecoder {
+    state: State,
+    max_frame_len: usize,
+}
+
+impl NativeDecoder {
+    /// A decoder that refuses frames longer than `max_frame_len` bytes.
+    pub fn new(max_frame_len: usize) -> NativeDecoder {
+        NativeDecoder {
+            state: State::Preamble,
+            max_frame_len,
+        }
+    }
+
+    /// A decoder for a server reading what a client sends, with upstream's
+    /// 1 MiB limit ([`DEFAULT_MAX_CLIENT_MESSAGE_LEN`]).
+    pub fn for_server() -> NativeDecoder {
+        NativeDecoder::new(DEFAULT_MAX_CLIENT_MESSAGE_LEN)
+    }
+
+    /// A decoder for a client reading what a server sends
+    /// ([`DEFAULT_MAX_SERVER_MESSAGE_LEN`]).
+    pub fn for_client() -> NativeDecoder {
+        NativeDecoder::new(DEFAULT_MAX_SERVER_MESSAGE_LEN)
+    }
+
+    /// The largest frame body this decoder accepts.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// Takes the next complete message off the front of `src`.
+    ///
+    /// Call with the connection's accumulated input after each read.
+    /// Returns `Ok(None)` when `src` holds no complete frame yet (what it
+    /// does hold stays in `src`), and `Ok(Some(_))` for each complete
+    /// message, which is removed from `src`: call again until `None`. Once
+    /// an error is returned the stream cannot be resynchronised and every
+    /// later call returns [`DecodeError::Failed`].
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        let result = self.decode_inner(src);
+        if result.is_err() {
+            self.state = State::Failed;
+        }
+        result
+    }
+
+    /// Like [`decode`](Self::decode), for when the peer has closed its side
+    /// and `src` is all that will ever arrive: a partial frame left over is
+    /// a [`DecodeError::Truncated`] error rather than `Ok(None)`.
+    pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        match self.decode(src)? {
+            Some(message) => Ok(Some(message)),
+            None if src.is_empty() && self.is_at_frame_boundary() => Ok(None),
+            None => {
+                self.state = State::Failed;
+                Err(DecodeError::Truncated {
+                    buffered: src.len(),
+                })
+            }
+        }
+    }
+
+    /// Whether the decoder is between frames with no partial input pending:
+    /// the only place where a clean end of stream may occur.
+    pub fn is_at_frame_boundary(&self) -> bool {
+        matches!(self.state, State::Preamble | State::Header)
+    }
+
+    fn decode_inner(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        loop {
+            match self.state {
+                State::Failed => return Err(DecodeError::Failed),
+                State::Preamble => {
+                    if !self.take_preamble(src)? {
+                        return Ok(None);
+                    }
+                    self.state = State::Header;
+                }
+                State::Header => match varint::read(src, MAX_LENGTH_PREFIX_LEN) {
+                    VarintRead::Incomplete => return Ok(None),
+                    VarintRead::Malformed => return Err(DecodeError::MalformedLength),
+                    VarintRead::Done(len, prefix_len) => {
+                        let len = usize::try_from(len)
+                            .ok()
+                            .filter(|len| *len <= self.max_frame_len)
+                            .ok_or(DecodeError::FrameTooLarge {
+                                len,
+                                max: self.max_frame_len,
+                            })?;
+                        let _prefix = src.split_to(prefix_len);
+                        self.state = State::Body(len);
+                    }
+                },
+                State::Body(len) => {
+                    if src.len() < len {
+                        return Ok(None);
+                    }
+                    let frame = src.split_to(len).freeze();
+                    self.state = State::Header;
+                    return body::decode(&frame).map(Some);
+                }
+            }
+        }
+    }
+
+    /// Checks (as much as has arrived of) the preamble; consumes it and
+    /// returns `true` once it is complete and valid.
+    fn take_preamble(&mut self, src: &mut BytesMut) -> Result<bool, DecodeError> {
+        let seen = src.len().min(MAGIC.len());
+        if src[..seen] != MAGIC[..seen] {
+            return Err(DecodeError::BadPreamble {
+                expected: &PREAMBLE,
+                found: src[..src.len().min(PREAMBLE.len())].to_vec(),
+            });
+        }
+        let Some(&version) = src.get(MAGIC.len()) else {
+            return Ok(false);
+        };
+        if version != FRAMING_VERSION {
+            return Err(DecodeError::UnsupportedFramingVersion(version));
+        }
+        let _preamble = src.split_to(PREAMBLE.len());
+        Ok(true)
+    }
+}
