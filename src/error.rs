@@ -118,6 +118,9 @@ pub enum ProtocolError {
     /// The peer lacks a feature this side's policy requires.
     #[error("peer does not support required feature: {0}")]
     MissingFeature(&'static str),
+    /// A pong echoed a timestamp that matches no unanswered ping.
+    #[error("pong answers no outstanding ping")]
+    UnmatchedPong,
     /// The peer asked for a compression algorithm this side does not offer.
     #[error("unsupported compression algorithm {0:?}")]
     UnsupportedCompression(String),
@@ -140,6 +143,12 @@ pub enum UsageError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
+    /// A server connection was given a second snapshot.
+    #[error("the snapshot was already given to this connection")]
+    SnapshotAlreadySent,
+    /// A server connection was given updates before its snapshot.
+    #[error("updates must follow the snapshot")]
+    SnapshotNotSent,
     /// The connection is closed; nothing more can be sent or received.
     #[error("connection is closed")]
     Closed,

@@ -30,10 +30,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
+mod close;
 pub mod codec;
 pub mod error;
 mod gofmt;
 pub mod message;
+pub mod server;
+mod stream;
+mod time;
 
+pub use close::{CloseReason, TimeoutKind};
 pub use error::{DecodeError, ProtocolError, UsageError};
 pub use message::Message;
+pub use time::Now;
