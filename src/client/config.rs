@@ -1,0 +1,88 @@
+//! How a client connection presents itself and what it tolerates.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, WireFormat};
+use crate::message::{CompressionAlgorithm, SyncerType};
+
+/// Upstream Felix's read timeout: a client that hears nothing (not even a
+/// ping) for this long gives the connection up.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Decides which keys a client hands to its application.
+///
+/// Upstream clients parse every key and drop (and log) those they cannot
+/// parse, keeping the connection: that is how mixed-version clusters stay
+/// up. Implement this to apply a parser of your own; the client reports
+/// every rejected key with a `Dropped` event.
+pub trait KeyFilter: Send + Sync + fmt::Debug {
+    /// `Ok` to deliver updates to `key`; `Err(reason)` to drop them.
+    fn check(&self, key: &str) -> Result<(), String>;
+}
+
+/// A [`KeyFilter`] that accepts every key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcceptAllKeys;
+
+impl KeyFilter for AcceptAllKeys {
+    fn check(&self, _key: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Everything a [`ClientConnection`](super::ClientConnection) needs to know
+/// before it starts. `ClientConfig::default()` behaves like a modern
+/// upstream Felix (syncer `felix`, modern policy keys, decoder restart).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Sent as `ClientHello.Hostname`.
+    pub hostname: String,
+    /// Sent as `ClientHello.Info`.
+    pub info: String,
+    /// Sent as `ClientHello.Version`.
+    pub version: String,
+    /// The syncer to ask for; the server must echo it.
+    pub syncer_type: SyncerType,
+    /// The wire format to speak.
+    pub wire_format: WireFormat,
+    /// Advertise that the decoder can be restarted mid-stream.
+    pub supports_decoder_restart: bool,
+    /// Compression algorithms to offer, most preferred first.
+    pub compression: Vec<CompressionAlgorithm>,
+    /// Advertise support for modern policy keys (the newest upstream server
+    /// refuses clients without it).
+    pub supports_modern_policy_keys: bool,
+    /// Refuse servers that do not send node resource updates (the newest
+    /// upstream client does; a v3.2.5 server never does, so off by default).
+    pub require_node_resource_updates: bool,
+    /// Sent as `ClientHello.ClientConnID`, to correlate logs on both sides.
+    pub connection_id: u64,
+    /// Give the connection up after this long without receiving a byte.
+    pub read_timeout: Duration,
+    /// The largest message accepted from the server.
+    pub max_message_len: usize,
+    /// Which keys to deliver; `None` delivers every key.
+    pub key_filter: Option<Arc<dyn KeyFilter>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            hostname: String::new(),
+            info: "syncproto".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            syncer_type: SyncerType::Felix,
+            wire_format: WireFormat::Native,
+            supports_decoder_restart: true,
+            compression: Vec::new(),
+            supports_modern_policy_keys: true,
+            require_node_resource_updates: false,
+            connection_id: 0,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_message_len: DEFAULT_MAX_SERVER_MESSAGE_LEN,
+            key_filter: None,
+        }
+    }
+}
