@@ -1,0 +1,122 @@
+//! How a server connection negotiates and paces a client.
+
+use std::time::Duration;
+
+use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN, WireFormat};
+use crate::message::{CompressionAlgorithm, SyncerType};
+
+/// Upstream's handshake timeout: how long a client has to send its hello.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upstream's ping interval.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(10);
+/// Upstream's pong timeout: how long a ping may stay unanswered.
+pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upstream's number of KVs per uncompressed snapshot message.
+pub const DEFAULT_SNAPSHOT_BATCH_SIZE: usize = 100;
+/// How many bytes of updates may wait for a client that does not read.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 << 20;
+
+/// Everything a [`ServerConnection`](super::ServerConnection) needs to know
+/// before a client connects. `ServerConfig::default()` uses upstream's
+/// timings and serves every upstream syncer type in either wire format.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Sent as `ServerHello.Version`.
+    pub version: String,
+    /// The wire format to speak; `None` detects it from the client's first
+    /// byte, so one listener serves gob and native clients.
+    pub wire_format: Option<WireFormat>,
+    /// The syncer types this server serves; a client asking for another is
+    /// refused.
+    pub syncer_types: Vec<SyncerType>,
+    /// Refuse clients that lack modern policy key support (the newest
+    /// upstream server does; off so that v3.2.5 clients are served).
+    pub require_modern_policy_keys: bool,
+    /// Sent as `ServerHello.SupportsNodeResourceUpdates`.
+    pub supports_node_resource_updates: bool,
+    /// Compression algorithms this server may use for the snapshot, most
+    /// preferred first.
+    pub compression: Vec<CompressionAlgorithm>,
+    /// Sent as `ServerHello.ServerConnID`.
+    pub connection_id: u64,
+    /// How long a client has to complete its `ClientHello`.
+    pub handshake_timeout: Duration,
+    /// Mean time between pings.
+    pub ping_interval: Duration,
+    /// Each ping interval is drawn uniformly from `ping_interval ± ping_jitter`.
+    pub ping_jitter: Duration,
+    /// How long a ping may stay unanswered before the client is dropped.
+    pub pong_timeout: Duration,
+    /// Seeds the ping jitter, so that runs are reproducible.
+    pub rng_seed: u64,
+    /// KVs per snapshot message.
+    pub snapshot_batch_size: usize,
+    /// The largest message accepted from the client.
+    pub max_client_message_len: usize,
+    /// The largest message sent to the client (what its decoder accepts).
+    pub max_server_message_len: usize,
+    /// Bytes of updates that may wait for a client that is not reading
+    /// before it is disconnected.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            wire_format: None,
+            syncer_types: SyncerType::KNOWN.to_vec(),
+            require_modern_policy_keys: false,
+            supports_node_resource_updates: true,
+            compression: Vec::new(),
+            connection_id: 0,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_jitter: DEFAULT_PING_INTERVAL / 10,
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
+            rng_seed: 0,
+            snapshot_batch_size: DEFAULT_SNAPSHOT_BATCH_SIZE,
+            max_client_message_len: DEFAULT_MAX_CLIENT_MESSAGE_LEN,
+            max_server_message_len: DEFAULT_MAX_SERVER_MESSAGE_LEN,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks that the values can work together.
+    pub(crate) fn validate(&self) -> Result<(), crate::error::UsageError> {
+        use crate::error::UsageError::InvalidConfig;
+        let checks = [
+            (
+                self.handshake_timeout.is_zero(),
+                "handshake_timeout must be positive",
+            ),
+            (
+                self.ping_interval.is_zero(),
+                "ping_interval must be positive",
+            ),
+            (
+                self.ping_jitter >= self.ping_interval,
+                "ping_jitter must be below ping_interval",
+            ),
+            (self.pong_timeout.is_zero(), "pong_timeout must be positive"),
+            (
+                self.snapshot_batch_size == 0,
+                "snapshot_batch_size must be positive",
+            ),
+            (
+                self.max_client_message_len == 0,
+                "max_client_message_len must be positive",
+            ),
+            (
+                self.max_server_message_len == 0,
+                "max_server_message_len must be positive",
+            ),
+        ];
+        match checks.iter().find(|(failed, _)| *failed) {
+            Some((_, reason)) => Err(InvalidConfig(reason)),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The server side (upstream: Typha's per-client connection) as a Sans-IO
+//! state machine.
+
+mod config;
+mod pinger;
+mod send_queue;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+pub use config::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
+    DEFAULT_PONG_TIMEOUT, DEFAULT_SNAPSHOT_BATCH_SIZE, ServerConfig,
+};
+
+use self::pinger::Pinger;
+use self::send_queue::SendQueue;
+use crate::close::{CloseReason, TimeoutKind};
+use crate::codec::WireFormat;
+use crate::codec::native::NATIVE_PROTOCOL_VERSION;
+use crate::error::{ProtocolError, UsageError};
+use crate::message::{ClientHello, Message, Ping, SerializedUpdate, ServerHello, SyncStatus};
+use crate::stream::{StreamDecoder, StreamEncoder};
+use crate::time::Now;
+
+/// What a [`ServerConnection`] reports to its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The client's hello was accepted and the `ServerHello` queued: give
+    /// the connection its snapshot (for `hello.syncer_type`) with
+    /// [`ServerConnection::send_snapshot`].
+    Connected {
+        /// The client's hello.
+        hello: ClientHello,
+        /// The wire format the client speaks.
+        wire_format: WireFormat,
+    },
+    /// A ping was answered.
+    Pong {
+        /// Time from sending the ping to receiving its pong.
+        round_trip: Duration,
+    },
+    /// The connection is over; this is the last event.
+    Closed(CloseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitingHello,
+    Syncing,
+    Closed,
+}
+
+/// The server end of one client connection.
+///
+/// Drive it like this, in any runtime:
+///
+/// 1. [`new`](Self::new) when a client connects.
+/// 2. Whenever bytes arrive, [`handle_input`](Self::handle_input); when the
+///    client closes its side, [`handle_eof`](Self::handle_eof); when the
+///    deadline from [`poll_timeout`](Self::poll_timeout) passes,
+///    [`handle_timeout`](Self::handle_timeout).
+/// 3. After each call, drain [`poll_event`](Self::poll_event); on
+///    [`ServerEvent::Connected`], give it the snapshot
+///    ([`send_snapshot`](Self::send_snapshot)), then live changes as they
+///    happen ([`send_updates`](Self::send_updates),
+///    [`send_status`](Self::send_status)).
+/// 4. Whenever the socket can take more, write what
+///    [`poll_transmit`](Self::poll_transmit) returns until it returns `None`,
+///    and re-read [`poll_timeout`](Self::poll_timeout).
+///
+/// The snapshot is pulled from its iterator one batch at a time as the
+/// client reads, so a connection holds at most one batch of it. Live changes
+/// wait in a bounded queue: a client that stops reading is disconnected
+/// ([`CloseReason::SlowReader`]) rather than buffered without limit. Once it
+/// has emitted [`ServerEvent::Closed`] the machine emits and transmits
+/// nothing more.
+#[derive(Debug)]
+pub struct ServerConnection {
+    config: ServerConfig,
+    state: State,
+    wire_format: Option<WireFormat>,
+    decoder: Option<StreamDecoder>,
+    encoder: Option<StreamEncoder>,
+    input: BytesMut,
+    ready: VecDeque<Bytes>,
+    ready_bytes: usize,
+    scratch: BytesMut,
+    queue: SendQueue,
+    pinger: Pinger,
+    handshake_deadline: Instant,
+    events: VecDeque<ServerEvent>,
+    client_hello: Option<ClientHello>,
+    close_reason: Option<CloseReason>,
+}
+
+impl ServerConnection {
+    /// Starts serving a client that just connected at `now`: arms the
+    /// handshake timeout. Fails if the configuration is unusable.
+    pub fn new(config: ServerConfig, now: Now) -> Result<ServerConnection, UsageError> {
+        config.validate()?;
+        let pinger = Pinger::new(
+            config.ping_interval,
+            config.ping_jitter,
+            config.pong_timeout,
+            config.rng_seed,
+        );
+        // Leave room under the client's limit for framing and the fields
+        // the estimate does not count.
+        let queue = SendQueue::new(
+            config.snapshot_batch_size,
+            config.max_server_message_len / 2,
+        );
+        Ok(ServerConnection {
+            state: State::AwaitingHello,
+            wire_format: None,
+            decoder: None,
+            encoder: None,
+            input: BytesMut::new(),
+            ready: VecDeque::new(),
+            ready_bytes: 0,
+            scratch: BytesMut::new(),
+            queue,
+            pinger,
+            handshake_deadline: now.instant + config.handshake_timeout,
+            events: VecDeque::new(),
+            client_hello: None,
+            close_reason: None,
+            config,
+        })
+    }
+
+    /// Feeds bytes received from the client, split anywhere. The first
+    /// bytes decide the wire format when the config leaves it open. Ignored
+    /// once closed.
+    pub fn handle_input(&mut self, now: Now, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.input.extend_from_slice(data);
+        self.process_input(now, false);
+    }
+
+    /// Tells the machine the client closed its side of the connection.
+    pub fn handle_eof(&mut self, now: Now) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.process_input(now, true);
+        if self.state != State::Closed {
+            self.finish(CloseReason::PeerClosed);
+        }
+    }
+
+    /// Fires expired deadlines (handshake, pong) and sends a ping when one is
+    /// due. Call when the instant from [`poll_timeout`](Self::poll_timeout)
+    /// has passed; calling early, late or repeatedly is harmless.
+    pub fn handle_timeout(&mut self, now: Now) {
+        match self.state {
+            State::Closed => {}
+            State::AwaitingHello => {
+                if now.instant >= self.handshake_deadline {
+                    self.finish(CloseReason::TimedOut {
+                        kind: TimeoutKind::Handshake,
+                        after: self.config.handshake_timeout,
+                    });
+                }
+            }
+            State::Syncing => {
+                if self
+                    .pinger
+                    .pong_deadline()
+                    .is_some_and(|due| now.instant >= due)
+                {
+                    self.finish(CloseReason::TimedOut {
+                        kind: TimeoutKind::Pong,
+                        after: self.config.pong_timeout,
+                    });
+                } else if self.pinger.ping_due(now.instant) {
+                    let ping = Message::Ping(Ping {
+                        timestamp: now.wall,
+                    });
+                    self.pinger.ping_sent(now.instant, now.wall);
+                    self.encode(&ping);
+                }
+            }
+        }
+    }
+
+    /// The next deadline at which [`handle_timeout`](Self::handle_timeout)
+    /// must be called, `None` once closed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::AwaitingHello => Some(self.handshake_deadline),
+            State::Syncing => self.pinger.deadline(),
+            State::Closed => None,
+        }
+    }
+
+    /// The next event for the application; drain after every call.
+    /// [`ServerEvent::Closed`] is always the last.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next bytes to write to the client, `None` when there is nothing
+    /// to send right now. Call whenever the socket can take more: each call
+    /// hands out at most one message, pulling the next snapshot batch or
+    /// queued change only when the previous one has been taken.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.ready.is_empty()
+            && self.state == State::Syncing
+            && let Some(message) = self.queue.next_message()
+        {
+            self.encode(&message);
+        }
+        let bytes = self.ready.pop_front()?;
+        self.ready_bytes -= bytes.len();
+        Some(bytes)
+    }
+
+    /// Gives the connection the datastore snapshot to send (in key order),
+    /// and the sync status to send once it has gone out. Call once, after
+    /// [`ServerEvent::Connected`] (or before it, for a server with a single
+    /// datastore: it waits for the handshake). The iterator is pulled one
+    /// batch at a time as the client reads.
+    pub fn send_snapshot<I>(&mut self, snapshot: I, status: SyncStatus) -> Result<(), UsageError>
+    where
+        I: IntoIterator<Item = SerializedUpdate>,
+        I::IntoIter: Send + 'static,
+    {
+        self.check_open()?;
+        self.queue
+            .set_snapshot(Box::new(snapshot.into_iter()), status)
+    }
+
+    /// Queues live updates, to follow the snapshot and earlier changes
+    /// (split into messages of at most `snapshot_batch_size` updates). If
+    /// the queue passes `max_queued_bytes`, the client is disconnected with
+    /// [`CloseReason::SlowReader`] (reported as an event, not an error).
+    pub fn send_updates(&mut self, updates: Vec<SerializedUpdate>) -> Result<(), UsageError> {
+        self.check_open()?;
+        self.queue.push_updates(updates)?;
+        self.enforce_queue_limit();
+        Ok(())
+    }
+
+    /// Queues a sync status change; it is sent only if it differs from the
+    /// last status sent when its turn comes.
+    pub fn send_status(&mut self, status: SyncStatus) -> Result<(), UsageError> {
+        self.check_open()?;
+        self.queue.push_status(status)
+    }
+
+    /// Closes the connection from this side: queued output is discarded and
+    /// a final [`ServerEvent::Closed`]`(`[`CloseReason::Local`]`)` is queued.
+    /// Harmless when already closed.
+    pub fn close(&mut self) {
+        if self.state != State::Closed {
+            self.finish(CloseReason::Local);
+        }
+    }
+
+    /// Whether the connection is over.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+
+    /// The client's hello, once the handshake is done.
+    pub fn client_hello(&self) -> Option<&ClientHello> {
+        self.client_hello.as_ref()
+    }
+
+    /// The wire format in use, once known.
+    pub fn wire_format(&self) -> Option<WireFormat> {
+        self.wire_format
+    }
+
+    /// Bytes waiting to be sent: encoded output not yet taken plus queued
+    /// live updates (the snapshot's remainder is not counted).
+    pub fn queued_bytes(&self) -> usize {
+        self.ready_bytes + self.queue.queued_bytes()
+    }
+
+    /// How many pings are waiting for their pong.
+    pub fn unanswered_pings(&self) -> usize {
+        self.pinger.unanswered()
+    }
+
+    fn check_open(&self) -> Result<(), UsageError> {
+        match self.state {
+            State::Closed => Err(UsageError::Closed),
+            _ => Ok(()),
+        }
+    }
+
+    fn enforce_queue_limit(&mut self) {
+        let queued = self.queued_bytes();
+        if queued > self.config.max_queued_bytes {
+            self.finish(CloseReason::SlowReader {
+                queued,
+                limit: self.config.max_queued_bytes,
+            });
+        }
+    }
+
+    /// Picks the wire format from the first byte (or the config) and builds
+    /// the codecs; `false` until a byte has arrived.
+    fn ensure_codecs(&mut self) -> bool {
+        if self.decoder.is_some() {
+            return true;
+        }
+        let Some(format) = self
+            .config
+            .wire_format
+            .or_else(|| WireFormat::detect(&self.input))
+        else {
+            return false;
+        };
+        let codecs =
+            StreamDecoder::new(format, self.config.max_client_message_len).and_then(|decoder| {
+                Ok((
+                    decoder,
+                    StreamEncoder::new(format, self.config.max_server_message_len)?,
+                ))
+            });
+        match codecs {
+            Ok((decoder, encoder)) => {
+                self.wire_format = Some(format);
+                self.decoder = Some(decoder);
+                self.encoder = Some(encoder);
+                true
+            }
+            Err(error) => {
+                self.finish(CloseReason::Usage(error));
+                false
+            }
+        }
+    }
+
+    fn process_input(&mut self, now: Now, at_eof: bool) {
+        if !self.ensure_codecs() {
+            return;
+        }
+        while self.state != State::Closed {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return;
+            };
+            let decoded = if at_eof {
+                decoder.decode_eof(&mut self.input)
+            } else {
+                decoder.decode(&mut self.input)
+            };
+            match decoded {
+                Ok(Some(message)) => {
+                    if let Err(error) = self.handle_message(now, message) {
+                        self.finish(CloseReason::Protocol(error));
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => self.finish(CloseReason::Protocol(error.into())),
+            }
+        }
+    }
+
+    fn handle_message(&mut self, now: Now, message: Message) -> Result<(), ProtocolError> {
+        match (self.state, message) {
+            (State::AwaitingHello, Message::ClientHello(hello)) => self.accept_hello(now, hello),
+            (State::AwaitingHello, other) => Err(ProtocolError::UnexpectedMessage {
+                expected: "waiting for the ClientHello",
+                got: other.kind(),
+            }),
+            (State::Syncing, Message::Pong(pong)) => {
+                let round_trip = self
+                    .pinger
+                    .pong_received(now.instant, &pong.ping_timestamp)
+                    .map_err(|_| ProtocolError::UnmatchedPong)?;
+                self.events.push_back(ServerEvent::Pong { round_trip });
+                Ok(())
+            }
+            (_, other) => Err(ProtocolError::UnexpectedMessage {
+                expected: "waiting for pongs",
+                got: other.kind(),
+            }),
+        }
+    }
+
+    /// Applies the negotiation policy to a client's hello and answers it.
+    fn accept_hello(&mut self, now: Now, hello: ClientHello) -> Result<(), ProtocolError> {
+        if !self.config.syncer_types.contains(&hello.syncer_type) {
+            return Err(ProtocolError::UnsupportedSyncerType(hello.syncer_type));
+        }
+        if self.config.require_modern_policy_keys && !hello.supports_modern_policy_keys {
+            return Err(ProtocolError::MissingFeature("modern policy keys"));
+        }
+        let wire_format = self.wire_format.unwrap_or(WireFormat::Native);
+        let answer = ServerHello {
+            version: self.config.version.clone(),
+            syncer_type: hello.syncer_type.clone(),
+            supports_node_resource_updates: self.config.supports_node_resource_updates,
+            server_conn_id: self.config.connection_id,
+            protocol_version: match wire_format {
+                WireFormat::Native => NATIVE_PROTOCOL_VERSION,
+                WireFormat::Gob => 0,
+            },
+        };
+        self.encode(&Message::ServerHello(answer));
+        self.state = State::Syncing;
+        self.pinger.start(now.instant);
+        self.client_hello = Some(hello.clone());
+        self.events
+            .push_back(ServerEvent::Connected { hello, wire_format });
+        Ok(())
+    }
+
+    /// Encodes one message onto the end of the ready output.
+    fn encode(&mut self, message: &Message) {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return;
+        };
+        match encoder.encode(message, &mut self.scratch) {
+            Ok(()) => {
+                let bytes = self.scratch.split().freeze();
+                self.ready_bytes += bytes.len();
+                self.ready.push_back(bytes);
+            }
+            Err(error) => self.finish(CloseReason::Usage(error)),
+        }
+    }
+
+    /// Enters the closed state: one final event, no more output.
+    fn finish(&mut self, reason: CloseReason) {
+        self.state = State::Closed;
+        self.input = BytesMut::new();
+        self.ready.clear();
+        self.ready_bytes = 0;
+        self.queue = SendQueue::new(1, 1);
+        self.close_reason = Some(reason.clone());
+        self.events.push_back(ServerEvent::Closed(reason));
+    }
+}

@@ -1,0 +1,216 @@
+//! What a server connection sends next, in order: the snapshot in batches,
+//! its closing status, then live updates and status changes.
+//!
+//! Messages are produced lazily, one at a time, when the connection has room
+//! to send: the snapshot is pulled from its iterator batch by batch rather
+//! than queued whole, and only live changes the caller pushes wait here.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use crate::error::UsageError;
+use crate::message::{Message, Revision, SerializedUpdate, SyncStatus};
+
+/// A snapshot source: any iterator of updates, in key order.
+pub(crate) type SnapshotFeed = Box<dyn Iterator<Item = SerializedUpdate> + Send>;
+
+/// A rough encoded size of an update, for batching and queue accounting.
+pub(crate) fn estimated_len(update: &SerializedUpdate) -> usize {
+    let revision = match &update.revision {
+        Revision::String(text) => text.len(),
+        _ => 16,
+    };
+    update.key.len()
+        + update.value.as_ref().map_or(0, |value| value.len())
+        + update.v3_resource_version.len()
+        + revision
+        + 24
+}
+
+enum Snapshot {
+    NotGiven,
+    Streaming {
+        feed: SnapshotFeed,
+        /// An update taken from the feed that did not fit the last batch.
+        carry: Option<SerializedUpdate>,
+        status: SyncStatus,
+    },
+    Sent,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Snapshot::NotGiven => f.write_str("NotGiven"),
+            Snapshot::Streaming { status, .. } => write!(f, "Streaming(then {status})"),
+            Snapshot::Sent => f.write_str("Sent"),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Outgoing {
+    Updates(Vec<SerializedUpdate>, usize),
+    Status(SyncStatus),
+}
+
+/// The ordered source of a server connection's data messages.
+#[derive(Debug)]
+pub(crate) struct SendQueue {
+    snapshot: Snapshot,
+    backlog: VecDeque<Outgoing>,
+    backlog_bytes: usize,
+    last_status: Option<SyncStatus>,
+    batch_size: usize,
+    batch_bytes: usize,
+}
+
+impl SendQueue {
+    /// A queue that batches at most `batch_size` updates and about
+    /// `batch_bytes` bytes per message.
+    pub(crate) fn new(batch_size: usize, batch_bytes: usize) -> SendQueue {
+        SendQueue {
+            snapshot: Snapshot::NotGiven,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            last_status: None,
+            batch_size,
+            batch_bytes: batch_bytes.max(1),
+        }
+    }
+
+    pub(crate) fn set_snapshot(
+        &mut self,
+        feed: SnapshotFeed,
+        status: SyncStatus,
+    ) -> Result<(), UsageError> {
+        if !matches!(self.snapshot, Snapshot::NotGiven) {
+            return Err(UsageError::SnapshotAlreadySent);
+        }
+        self.snapshot = Snapshot::Streaming {
+            feed,
+            carry: None,
+            status,
+        };
+        Ok(())
+    }
+
+    pub(crate) fn push_updates(
+        &mut self,
+        updates: Vec<SerializedUpdate>,
+    ) -> Result<(), UsageError> {
+        if matches!(self.snapshot, Snapshot::NotGiven) {
+            return Err(UsageError::SnapshotNotSent);
+        }
+        let mut updates = updates.into_iter().peekable();
+        while updates.peek().is_some() {
+            let (batch, bytes) = take_batch(&mut updates, self.batch_size, self.batch_bytes);
+            self.backlog_bytes += bytes;
+            self.backlog.push_back(Outgoing::Updates(batch, bytes));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn push_status(&mut self, status: SyncStatus) -> Result<(), UsageError> {
+        if matches!(self.snapshot, Snapshot::NotGiven) {
+            return Err(UsageError::SnapshotNotSent);
+        }
+        self.backlog.push_back(Outgoing::Status(status));
+        Ok(())
+    }
+
+    /// Bytes of live updates waiting to be sent (the snapshot is not
+    /// counted: it is pulled from the caller's iterator as it goes).
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.backlog_bytes
+    }
+
+    /// Whether the snapshot has been given and fully handed out.
+    pub(crate) fn snapshot_sent(&self) -> bool {
+        matches!(self.snapshot, Snapshot::Sent)
+    }
+
+    /// The next message to send, if any: snapshot batches, then the
+    /// snapshot's status, then queued changes. Statuses equal to the last
+    /// one sent are skipped.
+    pub(crate) fn next_message(&mut self) -> Option<Message> {
+        if let Some(message) = self.next_snapshot_message() {
+            return Some(message);
+        }
+        if !self.snapshot_sent() {
+            return None;
+        }
+        while let Some(outgoing) = self.backlog.pop_front() {
+            match outgoing {
+                Outgoing::Updates(updates, bytes) => {
+                    self.backlog_bytes -= bytes;
+                    return Some(Message::Kvs(updates));
+                }
+                Outgoing::Status(status) => {
+                    if let Some(message) = self.status_message(status) {
+                        return Some(message);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn next_snapshot_message(&mut self) -> Option<Message> {
+        let (batch_size, batch_bytes) = (self.batch_size, self.batch_bytes);
+        let Snapshot::Streaming {
+            feed,
+            carry,
+            status,
+        } = &mut self.snapshot
+        else {
+            return None;
+        };
+        let status = *status;
+        let batch = {
+            let mut source = carry.take().into_iter().chain(feed.by_ref()).peekable();
+            let (batch, _) = take_batch(&mut source, batch_size, batch_bytes);
+            // The batch may have stopped at an update it peeked at (or at its
+            // count): keep the next one for the following batch.
+            let leftover = source.next();
+            *carry = leftover;
+            batch
+        };
+        if !batch.is_empty() {
+            return Some(Message::Kvs(batch));
+        }
+        self.snapshot = Snapshot::Sent;
+        self.last_status = Some(status);
+        Some(Message::SyncStatus(status))
+    }
+
+    fn status_message(&mut self, status: SyncStatus) -> Option<Message> {
+        if self.last_status == Some(status) {
+            return None;
+        }
+        self.last_status = Some(status);
+        Some(Message::SyncStatus(status))
+    }
+}
+
+/// Takes updates off the front of `updates` while the batch has fewer than
+/// `max_count` entries and stays under `max_bytes` (a batch always takes at
+/// least one update, however large).
+fn take_batch(
+    updates: &mut std::iter::Peekable<impl Iterator<Item = SerializedUpdate>>,
+    max_count: usize,
+    max_bytes: usize,
+) -> (Vec<SerializedUpdate>, usize) {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while batch.len() < max_count {
+        let Some(next) = updates.peek() else { break };
+        let len = estimated_len(next);
+        if !batch.is_empty() && bytes + len > max_bytes {
+            break;
+        }
+        bytes += len;
+        batch.extend(updates.next());
+    }
+    (batch, bytes)
+}
