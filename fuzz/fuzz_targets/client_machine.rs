@@ -1,0 +1,82 @@
+//! Arbitrary server bytes and time steps into a client machine: it must not
+//! panic, must keep its event discipline (one final event, then silence) and
+//! must not buffer beyond its message limit.
+
+#![no_main]
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use syncproto::Now;
+use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
+use syncproto::codec::native::NativeEncoder;
+use syncproto::message::{Message, ServerHello, Timestamp};
+
+const MAX_MESSAGE_LEN: usize = 16 * 1024;
+
+#[derive(Arbitrary, Debug)]
+enum Step {
+    Input(Vec<u8>),
+    AdvanceMillis(u16),
+    AdvanceSeconds(u8),
+    Eof,
+    Close,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Script {
+    /// Start the stream with a valid preamble and ServerHello, so that the
+    /// fuzzer spends its time past the handshake.
+    valid_handshake: bool,
+    steps: Vec<Step>,
+}
+
+fuzz_target!(|script: Script| {
+    let start = Instant::now();
+    let mut elapsed = Duration::ZERO;
+    let now = |elapsed: Duration| {
+        Now::new(
+            start + elapsed,
+            Timestamp::from_unix(1_700_000_000, 0).expect("in range"),
+        )
+    };
+    let config = ClientConfig {
+        max_message_len: MAX_MESSAGE_LEN,
+        ..ClientConfig::default()
+    };
+    let mut client = ClientConnection::new(config, now(elapsed)).expect("valid config");
+    if script.valid_handshake {
+        let mut hello = BytesMut::new();
+        NativeEncoder::for_server()
+            .encode(&Message::ServerHello(ServerHello::default()), &mut hello)
+            .expect("encodes");
+        client.handle_input(now(elapsed), &hello);
+    }
+    let mut closed = false;
+    for step in script.steps {
+        match step {
+            Step::Input(bytes) => client.handle_input(now(elapsed), &bytes),
+            Step::AdvanceMillis(ms) => elapsed += Duration::from_millis(u64::from(ms)),
+            Step::AdvanceSeconds(s) => elapsed += Duration::from_secs(u64::from(s)),
+            Step::Eof => client.handle_eof(now(elapsed)),
+            Step::Close => client.close(),
+        }
+        if client
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= start + elapsed)
+        {
+            client.handle_timeout(now(elapsed));
+        }
+        while let Some(event) = client.poll_event() {
+            assert!(!closed, "event after the final one: {event:?}");
+            closed = matches!(event, ClientEvent::Closed(_));
+        }
+        let transmitted = std::iter::from_fn(|| client.poll_transmit()).count();
+        if closed {
+            assert_eq!(transmitted, 0, "transmit after close");
+            assert!(client.poll_timeout().is_none());
+        }
+    }
+});
