@@ -4,7 +4,9 @@
 //! live updates to many agents (upstream: Felix) over TCP. This crate holds
 //! the protocol itself, with no I/O: the [`message`] model, and the wire
 //! formats in [`codec`] — Go's gob (for upstream peers) and a compact native
-//! postcard encoding. Drivers for tokio and mio live in companion crates.
+//! postcard encoding — and the datastore [`key`] model that gives each
+//! update's key path and value a type. Drivers for tokio and mio live in
+//! companion crates.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -33,6 +35,7 @@
 pub mod codec;
 pub mod error;
 mod gofmt;
+pub mod key;
 pub mod message;
 
 pub use error::{DecodeError, ProtocolError, UsageError};
