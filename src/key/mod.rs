@@ -81,8 +81,9 @@
 //! `%2f` ([`escape_name`]), and reverses it when parsing
 //! ([`unescape_name`]). It does so per field, and not always symmetrically:
 //! its parser unescapes the hostname of workload and host endpoints, host
-//! config, BIRD IP and Wireguard keys, tier names, policy kinds, namespaces
-//! and names, and v3 namespaces and names, but its renderer writes those
+//! config, BIRD IP and Wireguard keys, tier names (in tier and legacy
+//! policy keys), modern policy kinds, namespaces and names, and v3
+//! namespaces and names, but its renderer writes those
 //! fields unescaped. Such names cannot hold `%` or `/` in a working cluster
 //! (they are DNS-style names), so the two agree on every real key; where
 //! they could differ this crate escapes when rendering, which is what makes

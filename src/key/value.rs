@@ -75,8 +75,9 @@ impl Value {
     }
 
     /// Deserializes the bytes as JSON into `T`, straight from the held
-    /// bytes: no intermediate copy, and a `T` with `&str` (or
-    /// `&serde_json::value::RawValue`) fields borrows them from the value.
+    /// bytes: no intermediate copy, and a `T` with `&str` fields (or
+    /// `&RawValue` ones, with serde_json's `raw_value` feature) borrows them
+    /// from the value.
     ///
     /// Works whatever the [`ValueKind`]; a text value is rarely valid JSON.
     pub fn json<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
