@@ -4,7 +4,9 @@
 //! live updates to many agents (upstream: Felix) over TCP. This crate holds
 //! the protocol itself, with no I/O: the [`message`] model, and the wire
 //! formats in [`codec`] — Go's gob (for upstream peers) and a compact native
-//! postcard encoding. Drivers for tokio and mio live in companion crates.
+//! postcard encoding — and the datastore [`key`] model that gives each
+//! update's key path and value a type. Drivers for tokio and mio live in
+//! companion crates.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -35,6 +37,7 @@ mod close;
 pub mod codec;
 pub mod error;
 mod gofmt;
+pub mod key;
 pub mod message;
 pub mod server;
 mod stream;
