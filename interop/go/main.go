@@ -21,6 +21,7 @@ const usage = `usage: go-peer <mode> [flags]
 modes:
   server   serve a snapshot (and updates) to exactly one client
   client   connect, follow the stream to EOF, report what arrived
+  golden   write golden vectors (raw gob streams + JSON descriptions)
   decode   decode a captured server->client stream
 
 run "go-peer <mode> -h" for a mode's flags. Layout of this build: ` + syncproto.LayoutName + "\n"
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serverMain(args[1:], stdout, stderr)
 	case "client":
 		return clientMain(args[1:], stdout, stderr)
+	case "golden":
+		return goldenMain(args[1:], stdout, stderr)
 	case "decode":
 		return decodeMain(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
