@@ -1,0 +1,215 @@
+package main
+
+// Tests that need the built program: the other layout's peer against this
+// layout's in-process peer (both directions), and reproducibility of the
+// committed golden vectors. They build binaries with the go command, so
+// they are skipped with -short.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"syncproto/interop/go/syncproto"
+)
+
+func goTool() string {
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		return p
+	}
+	return "go"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// buildPeer builds go-peer with the given layout into a temp dir.
+func buildPeer(t *testing.T, layout string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds binaries; skipped with -short")
+	}
+	out := filepath.Join(t.TempDir(), "go-peer-"+layout)
+	args := []string{"build", "-o", out}
+	if layout == "v325" {
+		args = append(args, "-tags", "v325")
+	}
+	cmd := exec.Command(goTool(), append(args, ".")...)
+	cmd.Env = append(os.Environ(), "GOPROXY=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %v: %v\n%s", args, err, b)
+	}
+	return out
+}
+
+func otherLayout() string {
+	if syncproto.LayoutName == "v325" {
+		return "new"
+	}
+	return "v325"
+}
+
+// stateLines parses a state file into JSON objects, dropping
+// v3_resource_version when one side's layout does not have it.
+func stateLines(t *testing.T, b []byte, dropV3 bool) []map[string]interface{} {
+	t.Helper()
+	var out []map[string]interface{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]interface{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if dropV3 {
+			delete(m, "v3_resource_version")
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestOtherLayoutClient(t *testing.T) {
+	peer := buildPeer(t, otherLayout())
+	dir := t.TempDir()
+	snapPath, updPath := writeTestData(t, dir, 1200)
+	data, err := loadServerData(snapPath, updPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testServerConfig()
+	cfg.compress = true // only used if both sides are the new layout
+	addr, done := startServer(t, cfg, data)
+	statePath := filepath.Join(dir, "client-state.jsonl")
+	cmd := exec.Command(peer, "client", "--connect", addr, "--compress", "--state-out", statePath)
+	outB, err := cmd.Output()
+	res := <-done
+	if err != nil {
+		t.Fatalf("client: %v\n%s", err, outB)
+	}
+	if res.err != nil {
+		t.Fatalf("server: %v", res.err)
+	}
+	var summary map[string]interface{}
+	if err := json.Unmarshal(outB, &summary); err != nil || summary["ok"] != true || summary["layout"] != otherLayout() {
+		t.Fatalf("client summary %s (%v)", outB, err)
+	}
+	got, _ := os.ReadFile(statePath)
+	want := stateBytes(t, data.final)
+	if g, w := stateLines(t, got, true), stateLines(t, want, true); !jsonEqual(g, w) {
+		t.Errorf("client state differs: %d vs %d lines", len(g), len(w))
+	}
+	if res.summary.get("compressed") != false {
+		t.Errorf("compressed across layouts: %v", res.summary)
+	}
+}
+
+func TestOtherLayoutServer(t *testing.T) {
+	peer := buildPeer(t, otherLayout())
+	dir := t.TempDir()
+	snapPath, updPath := writeTestData(t, dir, 1200)
+	statePath := filepath.Join(dir, "server-state.jsonl")
+	cmd := exec.Command(peer, "server", "--snapshot", snapPath, "--updates", updPath, "--compress",
+		"--ping-interval", "5ms", "--state-out", statePath)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "LISTENING ") {
+		t.Fatalf("first line %q", sc.Text())
+	}
+	addr := strings.TrimPrefix(sc.Text(), "LISTENING ")
+	summary, state, err := runClient(clientConfig{connect: addr, syncer: "felix", compress: true, readTimeout: 10 * time.Second, dialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	var rest bytes.Buffer
+	for sc.Scan() {
+		rest.WriteString(sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("server: %v\n%s", err, rest.String())
+	}
+	var ss map[string]interface{}
+	if err := json.Unmarshal(rest.Bytes(), &ss); err != nil || ss["ok"] != true || ss["compressed"] != false {
+		t.Fatalf("server summary %s (%v)", rest.String(), err)
+	}
+	if summary.get("restarts") != 0 {
+		t.Errorf("restarts across layouts: %v", summary)
+	}
+	got := stateBytes(t, state)
+	want, _ := os.ReadFile(statePath)
+	if g, w := stateLines(t, got, true), stateLines(t, want, true); !jsonEqual(g, w) {
+		t.Errorf("client state differs: %d vs %d lines", len(g), len(w))
+	}
+}
+
+func jsonEqual(a, b interface{}) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}
+
+// The committed golden vectors of this layout are exactly what the golden
+// mode writes today.
+func TestGoldenReproducible(t *testing.T) {
+	committed := filepath.Join("..", "..", "tests", "golden", "gob")
+	if !fileExists(committed) {
+		t.Skip("no committed golden vectors")
+	}
+	peer := buildPeer(t, syncproto.LayoutName)
+	out := t.TempDir()
+	if b, err := exec.Command(peer, "golden", "--out", out).CombinedOutput(); err != nil {
+		t.Fatalf("golden: %v\n%s", err, b)
+	}
+	fresh, _ := filepath.Glob(filepath.Join(out, "*"))
+	old, _ := filepath.Glob(filepath.Join(committed, "*."+syncproto.LayoutName+".*"))
+	names := func(ps []string) []string {
+		var n []string
+		for _, p := range ps {
+			n = append(n, filepath.Base(p))
+		}
+		sort.Strings(n)
+		return n
+	}
+	if !jsonEqual(names(fresh), names(old)) {
+		t.Fatalf("files differ: fresh %v, committed %v", names(fresh), names(old))
+	}
+	for _, p := range fresh {
+		a, _ := os.ReadFile(p)
+		b, _ := os.ReadFile(filepath.Join(committed, filepath.Base(p)))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs from the committed copy", filepath.Base(p))
+		}
+	}
+}
+
+// Every golden vector round-trips through encoding/gob (in-process, so
+// type ids differ from the committed files; only the content is checked).
+func TestGoldenVectorsDecode(t *testing.T) {
+	for _, name := range goldenNames() {
+		bin, msgs, err := buildVector(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkVector(bin, msgs); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,3 @@
+module syncproto/interop/go
+
+go 1.19
