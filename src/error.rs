@@ -84,6 +84,19 @@ pub enum DecodeError {
     /// A timestamp that does not represent a valid Go `time.Time`.
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(#[from] TimestampError),
+    /// A message that never travels in the direction this decoder reads.
+    #[error("{0} is never sent in this direction")]
+    WrongDirection(MessageKind),
+    /// The gob stream is malformed.
+    #[error("gob: {0}")]
+    Gob(#[from] crate::codec::gob::GobError),
+    /// The snappy framing of a compressed stream is malformed.
+    #[error("snappy: {0}")]
+    Snappy(#[from] crate::codec::snappy::SnappyError),
+    /// A decoder restart could not be applied (a stream decoder following
+    /// restarts by itself).
+    #[error("cannot restart the decoder: {0}")]
+    Restart(Box<ProtocolError>),
     /// The decoder already failed on this stream; it cannot resynchronise.
     #[error("decoder already failed on this stream")]
     Failed,
@@ -121,6 +134,10 @@ pub enum ProtocolError {
     /// A pong echoed a timestamp that matches no unanswered ping.
     #[error("pong answers no outstanding ping")]
     UnmatchedPong,
+    /// Compressed data followed a decoder restart inside the same chunk, so
+    /// it belongs to no stream.
+    #[error("data after a decoder restart in the same compressed chunk")]
+    DataAfterRestart,
     /// The peer asked for a compression algorithm this side does not offer.
     #[error("unsupported compression algorithm {0:?}")]
     UnsupportedCompression(String),

@@ -1,0 +1,206 @@
+//! The gob stream decoder: splits the input into gob messages and decodes
+//! each top-level `Envelope` into a [`Message`].
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use super::session::{Limits, Session, Stop, TopLevel};
+use super::types::TypeRegistry;
+use super::values::decode_envelope;
+use super::{GobError, GobLimits};
+use crate::codec::Direction;
+use crate::error::DecodeError;
+use crate::message::Message;
+
+/// Decodes a gob byte stream, as Go's `gob.Decoder` would, into
+/// [`Message`]s.
+///
+/// Shaped like a tokio-util `Decoder`: feed it the connection's read buffer
+/// and it takes complete values off the front, leaving the rest in place, so
+/// input may be split at any byte boundary. It interprets the sender's type
+/// definitions (whatever ids the sender chose), matches struct fields by
+/// name and skips those it does not know. It takes bytes off the input only
+/// as far as the value it returns, so after a
+/// [`DecoderRestart`](crate::message::DecoderRestart) the bytes of the next
+/// stream are still in the buffer for the next decoder.
+#[derive(Debug, Clone)]
+pub struct GobDecoder {
+    types: TypeRegistry,
+    /// Whole messages split off the input that the next value needs.
+    messages: VecDeque<Bytes>,
+    limits: GobLimits,
+    direction: Option<Direction>,
+    /// Whether type definitions arrived since the last value: like Go, a
+    /// stream may not end between definitions and the value they announce.
+    definitions_pending: bool,
+    failed: bool,
+}
+
+impl GobDecoder {
+    /// A decoder with the given limits that accepts every message kind.
+    pub fn new(limits: GobLimits) -> GobDecoder {
+        GobDecoder {
+            types: TypeRegistry::new(limits.max_types),
+            messages: VecDeque::new(),
+            limits,
+            direction: None,
+            definitions_pending: false,
+            failed: false,
+        }
+    }
+
+    /// A decoder for a server reading what a client sends: upstream's 1 MiB
+    /// message limit, and only client messages accepted.
+    pub fn for_server() -> GobDecoder {
+        GobDecoder::new(GobLimits::for_server()).accepting(Direction::ClientToServer)
+    }
+
+    /// A decoder for a client reading what a server sends.
+    pub fn for_client() -> GobDecoder {
+        GobDecoder::new(GobLimits::for_client()).accepting(Direction::ServerToClient)
+    }
+
+    /// Refuses messages that never travel in `direction` (by their type
+    /// name, before their contents are decoded).
+    pub fn accepting(mut self, direction: Direction) -> GobDecoder {
+        self.direction = Some(direction);
+        self
+    }
+
+    /// The limits this decoder enforces.
+    pub fn limits(&self) -> &GobLimits {
+        &self.limits
+    }
+
+    /// The direction this decoder accepts, if restricted.
+    pub fn direction(&self) -> Option<Direction> {
+        self.direction
+    }
+
+    /// Takes the next complete message off the front of `src`.
+    ///
+    /// Call with the connection's accumulated input after each read.
+    /// Returns `Ok(None)` when `src` does not yet hold a complete value, and
+    /// `Ok(Some(_))` for each complete message: call again until `None`.
+    /// Once an error is returned the stream cannot be resynchronised and
+    /// every later call returns [`DecodeError::Failed`].
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        if self.failed {
+            return Err(DecodeError::Failed);
+        }
+        let result = self.decode_inner(src);
+        if result.is_err() {
+            self.failed = true;
+            self.messages.clear();
+        }
+        result
+    }
+
+    /// Like [`decode`](Self::decode), for when `src` is all that will ever
+    /// arrive: a value left incomplete is a [`DecodeError::Truncated`].
+    pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        match self.decode(src)? {
+            Some(message) => Ok(Some(message)),
+            None if self.is_at_message_boundary() && src.is_empty() => Ok(None),
+            None => {
+                self.failed = true;
+                let buffered = src.len() + self.messages.iter().map(Bytes::len).sum::<usize>();
+                self.messages.clear();
+                Err(DecodeError::Truncated { buffered })
+            }
+        }
+    }
+
+    /// Whether the stream may end here: no part of a value is held back
+    /// waiting for more input, and no type definitions are waiting for the
+    /// value they were sent for.
+    pub fn is_at_message_boundary(&self) -> bool {
+        self.messages.is_empty() && !self.definitions_pending
+    }
+
+    fn decode_inner(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        loop {
+            if !self.messages.is_empty() {
+                match self.attempt() {
+                    Ok(Some(message)) => return Ok(Some(message)),
+                    // A type definition was committed: go on.
+                    Ok(None) => continue,
+                    Err(Stop::Incomplete) => {}
+                    Err(Stop::Error(error)) => return Err(error),
+                }
+            }
+            match self.split_message(src)? {
+                Some(message) => self.messages.push_back(message),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Decodes what the queued messages hold: a standalone type definition
+    /// (committed, `None`) or a value (`Some`). Commits nothing unless the
+    /// whole unit decodes.
+    fn attempt(&mut self) -> Result<Option<Message>, Stop> {
+        let limits = Limits {
+            max_depth: self.limits.max_depth,
+        };
+        let direction = self.direction;
+        let Some(mut session) = Session::new(&self.messages, &self.types, limits) else {
+            return Err(Stop::Incomplete);
+        };
+        let outcome = match session.read_top_level()? {
+            TopLevel::Definition => None,
+            TopLevel::Value(value_type) => {
+                Some(decode_envelope(&mut session, value_type, |kind| {
+                    direction.is_none_or(|direction| direction.carries(kind))
+                })?)
+            }
+        };
+        self.definitions_pending = outcome.is_none();
+        let used = session.messages_used();
+        for (id, wire) in session.into_staged() {
+            self.types.insert(id, wire);
+        }
+        self.messages.drain(..used);
+        Ok(outcome)
+    }
+
+    /// Splits the next whole gob message (`uint(length)` then the body) off
+    /// the front of `src`, refusing lengths over the limit before buffering
+    /// anything for them.
+    fn split_message(&self, src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
+        let Some(&first) = src.first() else {
+            return Ok(None);
+        };
+        let (len, prefix) = if first < 0x80 {
+            (u64::from(first), 1)
+        } else {
+            let count = usize::from(first.wrapping_neg());
+            if count > 8 {
+                return Err(GobError::BadUint(first).into());
+            }
+            let Some(bytes) = src.get(1..1 + count) else {
+                return Ok(None);
+            };
+            (
+                bytes
+                    .iter()
+                    .fold(0u64, |acc, byte| acc << 8 | u64::from(*byte)),
+                1 + count,
+            )
+        };
+        let max = self.limits.max_message_len;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| *len <= max)
+            .ok_or(DecodeError::FrameTooLarge { len, max })?;
+        if len == 0 {
+            return Err(GobError::EmptyMessage.into());
+        }
+        if src.len() < prefix + len {
+            return Ok(None);
+        }
+        let _prefix = src.split_to(prefix);
+        Ok(Some(src.split_to(len).freeze()))
+    }
+}

@@ -1,0 +1,79 @@
+//! The names upstream registers its message types under with gob.
+//!
+//! Upstream keeps the pre-monorepo package path on purpose, so these names
+//! never change with code moves; an interface value names its concrete type
+//! with one of them.
+
+use crate::message::MessageKind;
+
+/// Every message kind with its registered name.
+const REGISTERED: [(MessageKind, &str); 8] = [
+    (
+        MessageKind::ClientHello,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgClientHello",
+    ),
+    (
+        MessageKind::ServerHello,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgServerHello",
+    ),
+    (
+        MessageKind::Kvs,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgKVs",
+    ),
+    (
+        MessageKind::SyncStatus,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgSyncStatus",
+    ),
+    (
+        MessageKind::Ping,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgPing",
+    ),
+    (
+        MessageKind::Pong,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgPong",
+    ),
+    (
+        MessageKind::DecoderRestart,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgDecoderRestart",
+    ),
+    (
+        MessageKind::Ack,
+        "github.com/projectcalico/typha/pkg/syncproto.MsgACK",
+    ),
+];
+
+/// The name gob carries for a message of this kind.
+pub(crate) fn registered_name(kind: MessageKind) -> &'static str {
+    REGISTERED
+        .iter()
+        .find(|(registered, _)| *registered == kind)
+        .map_or("", |(_, name)| name)
+}
+
+/// The message kind registered under `name`, if any.
+pub(crate) fn message_kind_for_name(name: &str) -> Option<MessageKind> {
+    REGISTERED
+        .iter()
+        .find(|(_, registered)| *registered == name)
+        .map(|(kind, _)| *kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_use_the_pre_monorepo_path() {
+        for (kind, name) in REGISTERED {
+            assert_eq!(message_kind_for_name(registered_name(kind)), Some(kind));
+            assert_eq!(
+                name,
+                format!(
+                    "github.com/projectcalico/typha/pkg/syncproto.{}",
+                    kind.go_name()
+                )
+            );
+        }
+        assert_eq!(message_kind_for_name("syncproto.MsgPing"), None);
+    }
+}

@@ -1,0 +1,254 @@
+//! gob's type system as it travels on the wire: the predefined type ids and
+//! the `wireType` definitions a sender transmits for its own types.
+
+use std::collections::HashMap;
+
+use super::GobError;
+use super::wire::Reader;
+
+/// A gob type id. Negative on the wire when it introduces a definition.
+pub(crate) type TypeId = i64;
+
+/// The ids gob predefines; a sender's own types start at [`FIRST_USER`].
+pub(crate) mod id {
+    use super::TypeId;
+
+    pub(crate) const BOOL: TypeId = 1;
+    pub(crate) const INT: TypeId = 2;
+    pub(crate) const UINT: TypeId = 3;
+    pub(crate) const FLOAT: TypeId = 4;
+    pub(crate) const BYTES: TypeId = 5;
+    pub(crate) const STRING: TypeId = 6;
+    pub(crate) const COMPLEX: TypeId = 7;
+    pub(crate) const INTERFACE: TypeId = 8;
+    /// The lowest id a sender may define (Go's `firstUserId`).
+    pub(crate) const FIRST_USER: TypeId = 64;
+}
+
+/// One field of a struct definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldDef {
+    pub(crate) name: String,
+    pub(crate) id: TypeId,
+}
+
+/// A type definition a sender transmitted (Go's `wireType`, one of whose
+/// members is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WireType {
+    Array {
+        elem: TypeId,
+        len: u64,
+    },
+    Slice {
+        elem: TypeId,
+    },
+    Struct {
+        name: String,
+        fields: Vec<FieldDef>,
+    },
+    Map {
+        key: TypeId,
+        elem: TypeId,
+    },
+    /// A type with its own encoding (GobEncoder, BinaryMarshaler or
+    /// TextMarshaler): a length-prefixed byte string on the wire.
+    Opaque {
+        name: String,
+        kind: OpaqueKind,
+    },
+}
+
+/// Which custom-encoding interface an opaque type uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpaqueKind {
+    GobEncoder,
+    BinaryMarshaler,
+    TextMarshaler,
+}
+
+/// The definitions received on one stream, with a cap on their number.
+#[derive(Debug, Clone)]
+pub(crate) struct TypeRegistry {
+    types: HashMap<TypeId, WireType>,
+    max_types: usize,
+}
+
+impl TypeRegistry {
+    pub(crate) fn new(max_types: usize) -> TypeRegistry {
+        TypeRegistry {
+            types: HashMap::new(),
+            max_types,
+        }
+    }
+
+    pub(crate) fn get(&self, id: TypeId) -> Option<&WireType> {
+        self.types.get(&id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    pub(crate) fn max_types(&self) -> usize {
+        self.max_types
+    }
+
+    pub(crate) fn insert(&mut self, id: TypeId, wire: WireType) {
+        self.types.insert(id, wire);
+    }
+}
+
+/// Reads the `CommonType { Name string; Id typeId }` struct: the name.
+fn read_common(reader: &mut Reader) -> Result<String, GobError> {
+    let mut name = String::new();
+    read_fixed_struct(reader, 2, |reader, field| {
+        match field {
+            0 => name = reader.read_str()?.to_owned(),
+            _ => {
+                reader.read_int()?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(name)
+}
+
+/// Reads a struct of one of gob's own definition types, whose field
+/// numbers are fixed; `on_field` reads the field numbered `index`.
+fn read_fixed_struct(
+    reader: &mut Reader,
+    field_count: u64,
+    mut on_field: impl FnMut(&mut Reader, u64) -> Result<(), GobError>,
+) -> Result<(), GobError> {
+    let mut field: Option<u64> = None;
+    // Like Go, a struct may end at the end of the message without its 0.
+    while !reader.is_empty() {
+        let delta = reader.read_uint()?;
+        if delta == 0 {
+            return Ok(());
+        }
+        let index = field.map_or(Some(delta - 1), |f| f.checked_add(delta));
+        let index = index
+            .filter(|index| *index < field_count)
+            .ok_or(GobError::FieldOutOfRange)?;
+        on_field(reader, index)?;
+        field = Some(index);
+    }
+    Ok(())
+}
+
+/// Reads one `wireType` value (the body of a type definition).
+pub(crate) fn read_wire_type(reader: &mut Reader) -> Result<WireType, GobError> {
+    let mut found: Option<WireType> = None;
+    read_fixed_struct(reader, 7, |reader, member| {
+        let wire = match member {
+            0 => read_array(reader)?,
+            1 => read_slice_type(reader)?,
+            2 => read_struct_type(reader)?,
+            3 => read_map(reader)?,
+            4..=6 => {
+                let kind = match member {
+                    4 => OpaqueKind::GobEncoder,
+                    5 => OpaqueKind::BinaryMarshaler,
+                    _ => OpaqueKind::TextMarshaler,
+                };
+                let mut name = String::new();
+                read_fixed_struct(reader, 1, |reader, _| {
+                    name = read_common(reader)?;
+                    Ok(())
+                })?;
+                WireType::Opaque { name, kind }
+            }
+            _ => return Err(GobError::FieldOutOfRange),
+        };
+        if found.replace(wire).is_some() {
+            return Err(GobError::BadTypeDefinition("more than one kind set"));
+        }
+        Ok(())
+    })?;
+    found.ok_or(GobError::BadTypeDefinition("no kind set"))
+}
+
+fn read_array(reader: &mut Reader) -> Result<WireType, GobError> {
+    let (mut elem, mut len) = (0, 0);
+    read_fixed_struct(reader, 3, |reader, field| {
+        match field {
+            0 => {
+                read_common(reader)?;
+            }
+            1 => elem = reader.read_int()?,
+            _ => {
+                len = u64::try_from(reader.read_int()?)
+                    .map_err(|_| GobError::BadTypeDefinition("negative array length"))?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(WireType::Array { elem, len })
+}
+
+fn read_slice_type(reader: &mut Reader) -> Result<WireType, GobError> {
+    let mut elem = 0;
+    read_fixed_struct(reader, 2, |reader, field| {
+        match field {
+            0 => {
+                read_common(reader)?;
+            }
+            _ => elem = reader.read_int()?,
+        }
+        Ok(())
+    })?;
+    Ok(WireType::Slice { elem })
+}
+
+fn read_struct_type(reader: &mut Reader) -> Result<WireType, GobError> {
+    let mut name = String::new();
+    let mut fields = Vec::new();
+    read_fixed_struct(reader, 2, |reader, field| {
+        match field {
+            0 => name = read_common(reader)?,
+            _ => {
+                let count = reader.read_uint()?;
+                // Every field takes at least one byte (its terminator).
+                if count > reader.remaining() as u64 {
+                    return Err(GobError::LengthBeyondMessage {
+                        len: count,
+                        remaining: reader.remaining(),
+                    });
+                }
+                for _ in 0..count {
+                    let mut field = FieldDef {
+                        name: String::new(),
+                        id: 0,
+                    };
+                    read_fixed_struct(reader, 2, |reader, member| {
+                        match member {
+                            0 => field.name = reader.read_str()?.to_owned(),
+                            _ => field.id = reader.read_int()?,
+                        }
+                        Ok(())
+                    })?;
+                    fields.push(field);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(WireType::Struct { name, fields })
+}
+
+fn read_map(reader: &mut Reader) -> Result<WireType, GobError> {
+    let (mut key, mut elem) = (0, 0);
+    read_fixed_struct(reader, 3, |reader, field| {
+        match field {
+            0 => {
+                read_common(reader)?;
+            }
+            1 => key = reader.read_int()?,
+            _ => elem = reader.read_int()?,
+        }
+        Ok(())
+    })?;
+    Ok(WireType::Map { key, elem })
+}
