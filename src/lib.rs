@@ -40,7 +40,6 @@ mod gofmt;
 pub mod key;
 pub mod message;
 pub mod server;
-mod stream;
 mod time;
 
 pub use close::{CloseReason, TimeoutKind};

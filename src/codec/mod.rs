@@ -5,7 +5,14 @@
 //! can tell them apart from a connection's first byte
 //! ([`WireFormat::detect`]).
 
+pub mod gob;
 pub mod native;
+pub mod snappy;
+mod stream;
+
+pub use stream::{StreamDecoder, StreamEncoder};
+
+use crate::message::MessageKind;
 
 /// What a server accepts in one message from a client by default: 1 MiB,
 /// upstream Typha's limit.
@@ -36,6 +43,28 @@ impl WireFormat {
         } else {
             WireFormat::Gob
         })
+    }
+}
+
+/// Which way a stream flows: decoders for one side of a connection refuse
+/// messages only the other side sends, by their tag or type name, before
+/// decoding their contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// What a client sends: `ClientHello`, `Pong`, `Ack`.
+    ClientToServer,
+    /// What a server sends: everything else.
+    ServerToClient,
+}
+
+impl Direction {
+    /// Whether messages of `kind` travel in this direction.
+    pub fn carries(self, kind: MessageKind) -> bool {
+        let from_client = matches!(
+            kind,
+            MessageKind::ClientHello | MessageKind::Pong | MessageKind::Ack
+        );
+        from_client == (self == Direction::ClientToServer)
     }
 }
 

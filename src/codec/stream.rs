@@ -1,93 +1,263 @@
-//! The seam between the connection machines and the wire formats: a decoder
-//! and an encoder for whichever format a connection speaks, restartable at a
-//! `DecoderRestart`.
+//! Whole connection streams: a decoder and an encoder for whichever wire
+//! format a connection speaks, optionally behind snappy compression, and
+//! restartable at a `DecoderRestart`. The connection machines use them; so
+//! can tools that read or write captured streams.
 
 use bytes::BytesMut;
 
-use crate::codec::WireFormat;
-use crate::codec::native::{NativeDecoder, NativeEncoder};
+use super::gob::{GobDecoder, GobEncoder, GobLimits};
+use super::native::{NativeDecoder, NativeEncoder};
+use super::snappy::{FrameDecoder, FrameEncoder};
+use super::{Direction, WireFormat};
 use crate::error::{DecodeError, ProtocolError, UsageError};
 use crate::message::{CompressionAlgorithm, Message};
 
-const GOB_NOT_YET: UsageError =
-    UsageError::InvalidConfig("the gob wire format is not implemented yet");
-
-/// Decodes a connection's input in its wire format.
-#[derive(Debug)]
-pub(crate) enum StreamDecoder {
+#[derive(Debug, Clone)]
+enum FormatDecoder {
     Native(NativeDecoder),
+    Gob(GobDecoder),
+}
+
+impl FormatDecoder {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        match self {
+            FormatDecoder::Native(decoder) => decoder.decode(src),
+            FormatDecoder::Gob(decoder) => decoder.decode(src),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        match self {
+            FormatDecoder::Native(decoder) => decoder.decode_eof(src),
+            FormatDecoder::Gob(decoder) => decoder.decode_eof(src),
+        }
+    }
+}
+
+/// The decompression in front of a decoder: raw chunks are taken off the
+/// input one at a time, only when the decoder needs more plain bytes, so
+/// the input past a restart point is never consumed by the old stream.
+#[derive(Debug, Clone)]
+struct Decompression {
+    frames: FrameDecoder,
+    plain: BytesMut,
+}
+
+/// Decodes one direction of a connection in its wire format, across
+/// decoder restarts and into compressed streams.
+///
+/// A restart is applied by [`restart`](Self::restart) (what a client machine
+/// does after validating it), or automatically when built with
+/// [`following_restarts`](Self::following_restarts) (what a tool reading a
+/// capture wants).
+#[derive(Debug, Clone)]
+pub struct StreamDecoder {
+    format: WireFormat,
+    max_message_len: usize,
+    direction: Option<Direction>,
+    decoder: FormatDecoder,
+    decompression: Option<Decompression>,
+    follow_restarts: bool,
 }
 
 impl StreamDecoder {
-    pub(crate) fn new(
+    /// A decoder for a stream in `format` whose messages are at most
+    /// `max_message_len` bytes, accepting only messages that travel in
+    /// `direction` (any, if `None`).
+    pub fn new(
         format: WireFormat,
         max_message_len: usize,
-    ) -> Result<StreamDecoder, UsageError> {
+        direction: Option<Direction>,
+    ) -> StreamDecoder {
+        StreamDecoder {
+            format,
+            max_message_len,
+            direction,
+            decoder: Self::fresh(format, max_message_len, direction),
+            decompression: None,
+            follow_restarts: false,
+        }
+    }
+
+    /// Applies every `DecoderRestart` as soon as it is decoded (after
+    /// returning it), instead of waiting for [`restart`](Self::restart).
+    pub fn following_restarts(mut self) -> StreamDecoder {
+        self.follow_restarts = true;
+        self
+    }
+
+    fn fresh(
+        format: WireFormat,
+        max_message_len: usize,
+        direction: Option<Direction>,
+    ) -> FormatDecoder {
         match format {
-            WireFormat::Native => Ok(StreamDecoder::Native(NativeDecoder::new(max_message_len))),
-            WireFormat::Gob => Err(GOB_NOT_YET),
+            WireFormat::Native => {
+                let decoder = NativeDecoder::new(max_message_len);
+                FormatDecoder::Native(match direction {
+                    Some(direction) => decoder.accepting(direction),
+                    None => decoder,
+                })
+            }
+            WireFormat::Gob => {
+                let decoder = GobDecoder::new(GobLimits {
+                    max_message_len,
+                    ..GobLimits::default()
+                });
+                FormatDecoder::Gob(match direction {
+                    Some(direction) => decoder.accepting(direction),
+                    None => decoder,
+                })
+            }
         }
     }
 
-    pub(crate) fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
-        match self {
-            StreamDecoder::Native(decoder) => decoder.decode(src),
+    /// The wire format being decoded.
+    pub fn format(&self) -> WireFormat {
+        self.format
+    }
+
+    /// Takes the next complete message off the front of `src` (the raw
+    /// bytes of the connection), as the format decoders do: `Ok(None)` until
+    /// a whole message has arrived, and bytes past it left in `src`.
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        let message = self.decode_next(src)?;
+        if self.follow_restarts
+            && let Some(Message::DecoderRestart(restart)) = &message
+        {
+            self.restart(restart.compression_algorithm.as_ref())
+                .map_err(|error| DecodeError::Restart(Box::new(error)))?;
+        }
+        Ok(message)
+    }
+
+    fn decode_next(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        let Some(decompression) = &mut self.decompression else {
+            return self.decoder.decode(src);
+        };
+        loop {
+            if let Some(message) = self.decoder.decode(&mut decompression.plain)? {
+                return Ok(Some(message));
+            }
+            if !decompression
+                .frames
+                .decode_chunk(src, &mut decompression.plain)?
+            {
+                return Ok(None);
+            }
         }
     }
 
-    pub(crate) fn decode_eof(
-        &mut self,
-        src: &mut BytesMut,
-    ) -> Result<Option<Message>, DecodeError> {
-        match self {
-            StreamDecoder::Native(decoder) => decoder.decode_eof(src),
+    /// Like [`decode`](Self::decode), for when `src` is all that will ever
+    /// arrive: a message left incomplete is [`DecodeError::Truncated`].
+    pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        if let Some(message) = self.decode(src)? {
+            return Ok(Some(message));
+        }
+        match &mut self.decompression {
+            None => self.decoder.decode_eof(src),
+            Some(decompression) if src.is_empty() => {
+                self.decoder.decode_eof(&mut decompression.plain)
+            }
+            Some(_) => Err(DecodeError::Truncated {
+                buffered: src.len(),
+            }),
         }
     }
 
-    /// Replaces the decoder with a fresh one for the stream that starts right
-    /// after a `DecoderRestart`, behind a decompressor if one is named.
-    pub(crate) fn restart(
+    /// Replaces the decoder with a fresh one for the stream that starts
+    /// right after a `DecoderRestart`, behind a decompressor if one is
+    /// named. Call right after `decode` returned the restart; the bytes
+    /// still in the input are the new stream's.
+    pub fn restart(
         &mut self,
         compression: Option<&CompressionAlgorithm>,
     ) -> Result<(), ProtocolError> {
-        if let Some(algorithm) = compression {
-            return Err(ProtocolError::UnsupportedCompression(
-                algorithm.as_str().to_owned(),
-            ));
+        if self
+            .decompression
+            .as_ref()
+            .is_some_and(|decompression| !decompression.plain.is_empty())
+        {
+            return Err(ProtocolError::DataAfterRestart);
         }
-        *self = match self {
-            StreamDecoder::Native(decoder) => {
-                StreamDecoder::Native(NativeDecoder::new(decoder.max_frame_len()))
+        self.decompression = match compression {
+            None => None,
+            Some(CompressionAlgorithm::Snappy) => Some(Decompression {
+                frames: FrameDecoder::new(),
+                plain: BytesMut::new(),
+            }),
+            Some(other) => {
+                return Err(ProtocolError::UnsupportedCompression(
+                    other.as_str().to_owned(),
+                ));
             }
         };
+        self.decoder = Self::fresh(self.format, self.max_message_len, self.direction);
         Ok(())
     }
 }
 
-/// Encodes a connection's output in its wire format.
-#[derive(Debug)]
-pub(crate) enum StreamEncoder {
+#[derive(Debug, Clone)]
+enum FormatEncoder {
     Native(NativeEncoder),
+    Gob(GobEncoder),
+}
+
+/// Encodes one direction of a connection in its wire format, optionally
+/// compressed, restartable after a `DecoderRestart`.
+#[derive(Debug, Clone)]
+pub struct StreamEncoder {
+    format: WireFormat,
+    max_message_len: usize,
+    encoder: FormatEncoder,
+    compression: Option<FrameEncoder>,
+    scratch: BytesMut,
 }
 
 impl StreamEncoder {
-    pub(crate) fn new(
-        format: WireFormat,
-        max_message_len: usize,
-    ) -> Result<StreamEncoder, UsageError> {
-        match format {
-            WireFormat::Native => Ok(StreamEncoder::Native(NativeEncoder::new(max_message_len))),
-            WireFormat::Gob => Err(GOB_NOT_YET),
+    /// An encoder for `format` that refuses messages over
+    /// `max_message_len` bytes (what the peer accepts).
+    pub fn new(format: WireFormat, max_message_len: usize) -> StreamEncoder {
+        StreamEncoder {
+            format,
+            max_message_len,
+            encoder: Self::fresh(format, max_message_len),
+            compression: None,
+            scratch: BytesMut::new(),
         }
     }
 
-    pub(crate) fn encode(
-        &mut self,
-        message: &Message,
-        dst: &mut BytesMut,
-    ) -> Result<(), UsageError> {
-        match self {
-            StreamEncoder::Native(encoder) => encoder.encode(message, dst),
+    fn fresh(format: WireFormat, max_message_len: usize) -> FormatEncoder {
+        match format {
+            WireFormat::Native => FormatEncoder::Native(NativeEncoder::new(max_message_len)),
+            WireFormat::Gob => FormatEncoder::Gob(GobEncoder::new(max_message_len)),
         }
+    }
+
+    /// Appends `message` to `dst` (compressed, when the stream is). On
+    /// error nothing is appended.
+    pub fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), UsageError> {
+        let target = match self.compression {
+            Some(_) => {
+                self.scratch.clear();
+                &mut self.scratch
+            }
+            None => &mut *dst,
+        };
+        match &mut self.encoder {
+            FormatEncoder::Native(encoder) => encoder.encode(message, target)?,
+            FormatEncoder::Gob(encoder) => encoder.encode(message, target)?,
+        }
+        if let Some(compression) = &mut self.compression {
+            compression.encode(&self.scratch, dst);
+        }
+        Ok(())
+    }
+
+    /// Starts a new stream (call after encoding a `DecoderRestart`): a fresh
+    /// encoder, behind a fresh snappy compressor when `compressed`.
+    pub fn restart(&mut self, compressed: bool) {
+        self.compression = compressed.then(FrameEncoder::new);
+        self.encoder = Self::fresh(self.format, self.max_message_len);
     }
 }

@@ -10,6 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::varint::{self, VarintRead};
+use crate::codec::Direction;
 use crate::error::DecodeError;
 use crate::message::{
     ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
@@ -130,13 +131,18 @@ struct DecoderRestartLayout<'a> {
 
 /// Decodes one frame's body. `frame` must hold exactly the body: the
 /// decoded values share its memory.
-pub(crate) fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
+pub(crate) fn decode(frame: &Bytes, direction: Option<Direction>) -> Result<Message, DecodeError> {
     let (tag, tag_len) = match varint::read(frame, varint::MAX_U64_LEN) {
         VarintRead::Done(tag, len) => (tag, len),
         VarintRead::Incomplete if frame.is_empty() => return Err(DecodeError::EmptyFrame),
         VarintRead::Incomplete | VarintRead::Malformed => return Err(DecodeError::MalformedTag),
     };
     let body = &frame[tag_len..];
+    if let (Some(direction), Some(kind)) = (direction, kind_of_tag(tag))
+        && !direction.carries(kind)
+    {
+        return Err(DecodeError::WrongDirection(kind));
+    }
     match tag {
         tag::CLIENT_HELLO => {
             // Hellos tolerate trailing bytes: they are exchanged before either
@@ -195,6 +201,20 @@ pub(crate) fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
         },
         unknown => Err(DecodeError::UnknownMessageTag(unknown)),
     }
+}
+
+fn kind_of_tag(tag: u64) -> Option<MessageKind> {
+    Some(match tag {
+        tag::CLIENT_HELLO => MessageKind::ClientHello,
+        tag::SERVER_HELLO => MessageKind::ServerHello,
+        tag::KVS => MessageKind::Kvs,
+        tag::SYNC_STATUS => MessageKind::SyncStatus,
+        tag::PING => MessageKind::Ping,
+        tag::PONG => MessageKind::Pong,
+        tag::DECODER_RESTART => MessageKind::DecoderRestart,
+        tag::ACK => MessageKind::Ack,
+        _ => return None,
+    })
 }
 
 /// Decodes a body that must be consumed exactly.

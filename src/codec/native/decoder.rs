@@ -4,7 +4,7 @@ use bytes::BytesMut;
 
 use super::varint::{self, VarintRead};
 use super::{FRAMING_VERSION, MAGIC, MAX_LENGTH_PREFIX_LEN, PREAMBLE, body};
-use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN};
+use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN, Direction};
 use crate::error::DecodeError;
 use crate::message::Message;
 
@@ -32,6 +32,7 @@ enum State {
 pub struct NativeDecoder {
     state: State,
     max_frame_len: usize,
+    direction: Option<Direction>,
 }
 
 impl NativeDecoder {
@@ -40,19 +41,28 @@ impl NativeDecoder {
         NativeDecoder {
             state: State::Preamble,
             max_frame_len,
+            direction: None,
         }
     }
 
-    /// A decoder for a server reading what a client sends, with upstream's
-    /// 1 MiB limit ([`DEFAULT_MAX_CLIENT_MESSAGE_LEN`]).
-    pub fn for_server() -> NativeDecoder {
-        NativeDecoder::new(DEFAULT_MAX_CLIENT_MESSAGE_LEN)
+    /// Refuses messages that never travel in `direction` (by their tag,
+    /// before their bodies are decoded).
+    pub fn accepting(mut self, direction: Direction) -> NativeDecoder {
+        self.direction = Some(direction);
+        self
     }
 
-    /// A decoder for a client reading what a server sends
+    /// A decoder for a server reading what a client sends (client messages
+    /// only), with upstream's 1 MiB limit ([`DEFAULT_MAX_CLIENT_MESSAGE_LEN`]).
+    pub fn for_server() -> NativeDecoder {
+        NativeDecoder::new(DEFAULT_MAX_CLIENT_MESSAGE_LEN).accepting(Direction::ClientToServer)
+    }
+
+    /// A decoder for a client reading what a server sends (server messages
+    /// only)
     /// ([`DEFAULT_MAX_SERVER_MESSAGE_LEN`]).
     pub fn for_client() -> NativeDecoder {
-        NativeDecoder::new(DEFAULT_MAX_SERVER_MESSAGE_LEN)
+        NativeDecoder::new(DEFAULT_MAX_SERVER_MESSAGE_LEN).accepting(Direction::ServerToClient)
     }
 
     /// The largest frame body this decoder accepts.
@@ -129,7 +139,7 @@ impl NativeDecoder {
                     }
                     let frame = src.split_to(len).freeze();
                     self.state = State::Header;
-                    return body::decode(&frame).map(Some);
+                    return body::decode(&frame, self.direction).map(Some);
                 }
             }
         }

@@ -25,8 +25,9 @@ fn stream_with_body(body: &[u8]) -> BytesMut {
     out
 }
 
+/// Decodes one message, accepting either direction.
 fn decode_one(mut stream: BytesMut) -> Result<Option<Message>, DecodeError> {
-    NativeDecoder::for_client().decode(&mut stream)
+    NativeDecoder::new(crate::codec::DEFAULT_MAX_SERVER_MESSAGE_LEN).decode(&mut stream)
 }
 
 #[test]
@@ -350,4 +351,23 @@ fn encoder_refuses_frames_over_its_limit_and_writes_nothing() {
     // The preamble is still owed to the first message that fits.
     encoder.encode(&Message::Ack, &mut out).unwrap();
     assert_eq!(&out[..], b"\xC3SYNCPR\x01\x01\x07");
+}
+
+#[test]
+fn each_side_refuses_the_other_sides_messages_by_tag() {
+    let mut kvs = encode_all(&[Message::Kvs(vec![SerializedUpdate::upsert("/k", "v", "1")])]);
+    assert_eq!(
+        NativeDecoder::for_server().decode(&mut kvs),
+        Err(DecodeError::WrongDirection(MessageKind::Kvs))
+    );
+    let mut hello = encode_all(&[Message::ClientHello(ClientHello::default())]);
+    assert_eq!(
+        NativeDecoder::for_client().decode(&mut hello),
+        Err(DecodeError::WrongDirection(MessageKind::ClientHello))
+    );
+    let mut ack = encode_all(&[Message::Ack]);
+    assert_eq!(
+        NativeDecoder::for_server().decode(&mut ack),
+        Ok(Some(Message::Ack))
+    );
 }
