@@ -1,40 +1,20 @@
 //! How a client connection presents itself and what it tolerates.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, WireFormat};
+use crate::key::{DefaultKeyParser, KeyParser};
 use crate::message::{CompressionAlgorithm, SyncerType};
 
 /// Upstream Felix's read timeout: a client that hears nothing (not even a
 /// ping) for this long gives the connection up.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Decides which keys a client hands to its application.
-///
-/// Upstream clients parse every key and drop (and log) those they cannot
-/// parse, keeping the connection: that is how mixed-version clusters stay
-/// up. Implement this to apply a parser of your own; the client reports
-/// every rejected key with a `Dropped` event.
-pub trait KeyFilter: Send + Sync + fmt::Debug {
-    /// `Ok` to deliver updates to `key`; `Err(reason)` to drop them.
-    fn check(&self, key: &str) -> Result<(), String>;
-}
-
-/// A [`KeyFilter`] that accepts every key.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AcceptAllKeys;
-
-impl KeyFilter for AcceptAllKeys {
-    fn check(&self, _key: &str) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 /// Everything a [`ClientConnection`](super::ClientConnection) needs to know
 /// before it starts. `ClientConfig::default()` behaves like a modern
-/// upstream Felix (syncer `felix`, modern policy keys, decoder restart).
+/// upstream Felix (syncer `felix`, modern policy keys, decoder restart with
+/// snappy, upstream's key grammar), speaking the native format.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Sent as `ClientHello.Hostname`.
@@ -63,8 +43,11 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// The largest message accepted from the server.
     pub max_message_len: usize,
-    /// Which keys to deliver; `None` delivers every key.
-    pub key_filter: Option<Arc<dyn KeyFilter>>,
+    /// Parses each update's key; an update whose key it rejects is dropped
+    /// and reported with a `Dropped` event, as upstream clients do (that is
+    /// how mixed-version clusters stay up). `None` delivers every key
+    /// unparsed. The default knows upstream's key grammar.
+    pub key_parser: Option<Arc<dyn KeyParser>>,
 }
 
 impl Default for ClientConfig {
@@ -76,13 +59,13 @@ impl Default for ClientConfig {
             syncer_type: SyncerType::Felix,
             wire_format: WireFormat::Native,
             supports_decoder_restart: true,
-            compression: Vec::new(),
+            compression: vec![CompressionAlgorithm::Snappy],
             supports_modern_policy_keys: true,
             require_node_resource_updates: false,
             connection_id: 0,
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_message_len: DEFAULT_MAX_SERVER_MESSAGE_LEN,
-            key_filter: None,
+            key_parser: Some(Arc::new(DefaultKeyParser)),
         }
     }
 }

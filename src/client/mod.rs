@@ -8,16 +8,17 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-pub use config::{AcceptAllKeys, ClientConfig, DEFAULT_READ_TIMEOUT, KeyFilter};
+pub use config::{ClientConfig, DEFAULT_READ_TIMEOUT};
 
 use crate::close::{CloseReason, TimeoutKind};
-use crate::codec::WireFormat;
 use crate::codec::native::NATIVE_PROTOCOL_VERSION;
+use crate::codec::{Direction, WireFormat};
+use crate::codec::{StreamDecoder, StreamEncoder};
 use crate::error::{ProtocolError, UsageError};
+use crate::key::KeyError;
 use crate::message::{
     ClientHello, DecoderRestart, Message, Pong, SerializedUpdate, ServerHello, SyncStatus,
 };
-use crate::stream::{StreamDecoder, StreamEncoder};
 use crate::time::Now;
 
 /// What a [`ClientConnection`] reports to its application.
@@ -29,15 +30,15 @@ pub enum ClientEvent {
     /// `Status(ResyncInProgress)`, as upstream clients report on start.
     Status(SyncStatus),
     /// One `KVs` message's updates, in order (possibly none), minus those
-    /// whose keys the key filter rejected.
+    /// whose keys the key parser rejected.
     Updates(Vec<SerializedUpdate>),
-    /// An update was dropped because its key was rejected; the connection
-    /// goes on.
+    /// An update was dropped because its key did not parse (upstream's
+    /// `ErrBadKey`); the connection goes on.
     Dropped {
         /// The rejected key.
         key: String,
-        /// Why the key filter rejected it.
-        reason: String,
+        /// Why the key parser rejected it.
+        reason: KeyError,
     },
     /// The connection is over; this is the last event.
     Closed(CloseReason),
@@ -86,8 +87,7 @@ impl ClientConnection {
     /// [`poll_transmit`](Self::poll_transmit) and the initial
     /// `Status(ResyncInProgress)` event, and arms the read timeout.
     ///
-    /// Fails if the configuration is unusable (a zero timeout or limit, a
-    /// wire format this build cannot speak).
+    /// Fails if the configuration is unusable (a zero timeout or limit).
     pub fn new(config: ClientConfig, now: Now) -> Result<ClientConnection, UsageError> {
         if config.read_timeout.is_zero() {
             return Err(UsageError::InvalidConfig("read_timeout must be positive"));
@@ -97,12 +97,16 @@ impl ClientConnection {
                 "max_message_len must be positive",
             ));
         }
-        let decoder = StreamDecoder::new(config.wire_format, config.max_message_len)?;
+        let decoder = StreamDecoder::new(
+            config.wire_format,
+            config.max_message_len,
+            Some(Direction::ServerToClient),
+        );
         // What the client sends is small; cap it at what upstream servers accept.
         let encoder = StreamEncoder::new(
             config.wire_format,
             crate::codec::DEFAULT_MAX_CLIENT_MESSAGE_LEN,
-        )?;
+        );
         let mut connection = ClientConnection {
             read_deadline: now.instant + config.read_timeout,
             state: State::AwaitingServerHello,
@@ -290,9 +294,9 @@ impl ClientConnection {
 
     /// Reports one `KVs` message, dropping updates whose keys are rejected.
     fn deliver(&mut self, mut updates: Vec<SerializedUpdate>) {
-        if let Some(filter) = &self.config.key_filter {
-            updates.retain(|update| match filter.check(&update.key) {
-                Ok(()) => true,
+        if let Some(parser) = &self.config.key_parser {
+            updates.retain(|update| match parser.parse(&update.key) {
+                Ok(_) => true,
                 Err(reason) => {
                     self.events.push_back(ClientEvent::Dropped {
                         key: update.key.clone(),

@@ -13,6 +13,10 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upstream's number of KVs per uncompressed snapshot message.
 pub const DEFAULT_SNAPSHOT_BATCH_SIZE: usize = 100;
+/// Upstream's number of KVs per message in a compressed snapshot.
+pub const DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE: usize = 1000;
+/// How long a client has to acknowledge a decoder restart.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many bytes of updates may wait for a client that does not read.
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 << 20;
 
@@ -34,9 +38,15 @@ pub struct ServerConfig {
     pub require_modern_policy_keys: bool,
     /// Sent as `ServerHello.SupportsNodeResourceUpdates`.
     pub supports_node_resource_updates: bool,
-    /// Compression algorithms this server may use for the snapshot, most
-    /// preferred first.
+    /// Compression algorithms this server may use, most preferred first.
+    /// When the client supports decoder restarts and offers one of them,
+    /// the snapshot and everything after it are compressed (upstream's
+    /// compressed-snapshot handshake). Only snappy is implemented.
     pub compression: Vec<CompressionAlgorithm>,
+    /// KVs per snapshot message when the snapshot is compressed.
+    pub compressed_snapshot_batch_size: usize,
+    /// How long a client has to acknowledge a decoder restart.
+    pub ack_timeout: Duration,
     /// Sent as `ServerHello.ServerConnID`.
     pub connection_id: u64,
     /// How long a client has to complete its `ClientHello`.
@@ -68,7 +78,9 @@ impl Default for ServerConfig {
             syncer_types: SyncerType::KNOWN.to_vec(),
             require_modern_policy_keys: false,
             supports_node_resource_updates: true,
-            compression: Vec::new(),
+            compression: vec![CompressionAlgorithm::Snappy],
+            compressed_snapshot_batch_size: DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
             connection_id: 0,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,

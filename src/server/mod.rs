@@ -11,31 +11,43 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 pub use config::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
-    DEFAULT_PONG_TIMEOUT, DEFAULT_SNAPSHOT_BATCH_SIZE, ServerConfig,
+    DEFAULT_ACK_TIMEOUT, DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
+    DEFAULT_SNAPSHOT_BATCH_SIZE, ServerConfig,
 };
 
 use self::pinger::Pinger;
-use self::send_queue::SendQueue;
+use self::send_queue::{Next, SendQueue};
 use crate::close::{CloseReason, TimeoutKind};
-use crate::codec::WireFormat;
 use crate::codec::native::NATIVE_PROTOCOL_VERSION;
+use crate::codec::{Direction, WireFormat};
+use crate::codec::{StreamDecoder, StreamEncoder};
 use crate::error::{ProtocolError, UsageError};
-use crate::message::{ClientHello, Message, Ping, SerializedUpdate, ServerHello, SyncStatus};
-use crate::stream::{StreamDecoder, StreamEncoder};
+use crate::message::{
+    ClientHello, CompressionAlgorithm, DecoderRestart, Message, Ping, SerializedUpdate,
+    ServerHello, SyncStatus,
+};
 use crate::time::Now;
+
+/// The restart that switches a client to the compressed snapshot (upstream's
+/// wording).
+pub const START_COMPRESSION_MESSAGE: &str = "enable compression: snappy;send binary snapshot";
+/// The restart that ends the compressed snapshot (upstream's wording).
+pub const END_OF_SNAPSHOT_MESSAGE: &str = "End of compressed snapshot.";
 
 /// What a [`ServerConnection`] reports to its application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
-    /// The client's hello was accepted and the `ServerHello` queued: give
-    /// the connection its snapshot (for `hello.syncer_type`) with
+    /// The client's hello was accepted and answered: give the connection
+    /// its snapshot (for `hello.syncer_type`) with
     /// [`ServerConnection::send_snapshot`].
     Connected {
         /// The client's hello.
         hello: ClientHello,
         /// The wire format the client speaks.
         wire_format: WireFormat,
+        /// The compression negotiated for the snapshot and what follows it.
+        compression: Option<CompressionAlgorithm>,
     },
     /// A ping was answered.
     Pong {
@@ -46,9 +58,24 @@ pub enum ServerEvent {
     Closed(CloseReason),
 }
 
+/// Which decoder restart the server is waiting to have acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AckPhase {
+    /// The switch to the compressed snapshot stream.
+    StartCompression,
+    /// The end of the compressed snapshot.
+    EndOfSnapshot,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitingHello,
+    /// A decoder restart was sent; nothing more is sent until the client
+    /// acknowledges it, so that it never reads past the restart point.
+    AwaitingAck {
+        phase: AckPhase,
+        deadline: Instant,
+    },
     Syncing,
     Closed,
 }
@@ -74,7 +101,9 @@ enum State {
 /// The snapshot is pulled from its iterator one batch at a time as the
 /// client reads, so a connection holds at most one batch of it. Live changes
 /// wait in a bounded queue: a client that stops reading is disconnected
-/// ([`CloseReason::SlowReader`]) rather than buffered without limit. Once it
+/// ([`CloseReason::SlowReader`]) rather than buffered without limit. When
+/// the client supports it, the snapshot and the stream after it are
+/// compressed, with upstream's two acknowledged decoder restarts. Once it
 /// has emitted [`ServerEvent::Closed`] the machine emits and transmits
 /// nothing more.
 #[derive(Debug)]
@@ -84,6 +113,7 @@ pub struct ServerConnection {
     wire_format: Option<WireFormat>,
     decoder: Option<StreamDecoder>,
     encoder: Option<StreamEncoder>,
+    compression: Option<CompressionAlgorithm>,
     input: BytesMut,
     ready: VecDeque<Bytes>,
     ready_bytes: usize,
@@ -91,6 +121,9 @@ pub struct ServerConnection {
     queue: SendQueue,
     pinger: Pinger,
     handshake_deadline: Instant,
+    /// The latest instant the caller passed in; deadlines armed from
+    /// `poll_transmit`, which takes no time, count from it.
+    last_instant: Instant,
     events: VecDeque<ServerEvent>,
     client_hello: Option<ClientHello>,
     close_reason: Option<CloseReason>,
@@ -118,6 +151,7 @@ impl ServerConnection {
             wire_format: None,
             decoder: None,
             encoder: None,
+            compression: None,
             input: BytesMut::new(),
             ready: VecDeque::new(),
             ready_bytes: 0,
@@ -125,6 +159,7 @@ impl ServerConnection {
             queue,
             pinger,
             handshake_deadline: now.instant + config.handshake_timeout,
+            last_instant: now.instant,
             events: VecDeque::new(),
             client_hello: None,
             close_reason: None,
@@ -136,6 +171,7 @@ impl ServerConnection {
     /// bytes decide the wire format when the config leaves it open. Ignored
     /// once closed.
     pub fn handle_input(&mut self, now: Now, data: &[u8]) {
+        self.last_instant = self.last_instant.max(now.instant);
         if self.state == State::Closed {
             return;
         }
@@ -145,6 +181,7 @@ impl ServerConnection {
 
     /// Tells the machine the client closed its side of the connection.
     pub fn handle_eof(&mut self, now: Now) {
+        self.last_instant = self.last_instant.max(now.instant);
         if self.state == State::Closed {
             return;
         }
@@ -154,38 +191,40 @@ impl ServerConnection {
         }
     }
 
-    /// Fires expired deadlines (handshake, pong) and sends a ping when one is
-    /// due. Call when the instant from [`poll_timeout`](Self::poll_timeout)
-    /// has passed; calling early, late or repeatedly is harmless.
+    /// Fires expired deadlines (handshake, acknowledgement, pong) and sends
+    /// a ping when one is due. Call when the instant from
+    /// [`poll_timeout`](Self::poll_timeout) has passed; calling early, late
+    /// or repeatedly is harmless.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.last_instant = self.last_instant.max(now.instant);
+        if let Some(reason) = self.expired(now.instant) {
+            self.finish(reason);
+            return;
+        }
+        if self.state == State::Syncing && self.pinger.ping_due(now.instant) {
+            self.pinger.ping_sent(now.instant, now.wall);
+            self.encode(&Message::Ping(Ping {
+                timestamp: now.wall,
+            }));
+        }
+    }
+
+    /// Which deadline, if any, has passed at `now`.
+    fn expired(&self, now: Instant) -> Option<CloseReason> {
+        let timed_out = |kind, after| Some(CloseReason::TimedOut { kind, after });
         match self.state {
-            State::Closed => {}
-            State::AwaitingHello => {
-                if now.instant >= self.handshake_deadline {
-                    self.finish(CloseReason::TimedOut {
-                        kind: TimeoutKind::Handshake,
-                        after: self.config.handshake_timeout,
-                    });
-                }
+            State::Closed => None,
+            State::AwaitingHello if now >= self.handshake_deadline => {
+                timed_out(TimeoutKind::Handshake, self.config.handshake_timeout)
             }
-            State::Syncing => {
-                if self
-                    .pinger
-                    .pong_deadline()
-                    .is_some_and(|due| now.instant >= due)
-                {
-                    self.finish(CloseReason::TimedOut {
-                        kind: TimeoutKind::Pong,
-                        after: self.config.pong_timeout,
-                    });
-                } else if self.pinger.ping_due(now.instant) {
-                    let ping = Message::Ping(Ping {
-                        timestamp: now.wall,
-                    });
-                    self.pinger.ping_sent(now.instant, now.wall);
-                    self.encode(&ping);
-                }
+            State::AwaitingHello => None,
+            _ if self.pinger.pong_deadline().is_some_and(|due| now >= due) => {
+                timed_out(TimeoutKind::Pong, self.config.pong_timeout)
             }
+            State::AwaitingAck { deadline, .. } if now >= deadline => {
+                timed_out(TimeoutKind::Ack, self.config.ack_timeout)
+            }
+            State::AwaitingAck { .. } | State::Syncing => None,
         }
     }
 
@@ -194,6 +233,11 @@ impl ServerConnection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::AwaitingHello => Some(self.handshake_deadline),
+            State::AwaitingAck { deadline, .. } => Some(
+                self.pinger
+                    .pong_deadline()
+                    .map_or(deadline, |pong| pong.min(deadline)),
+            ),
             State::Syncing => self.pinger.deadline(),
             State::Closed => None,
         }
@@ -210,11 +254,12 @@ impl ServerConnection {
     /// hands out at most one message, pulling the next snapshot batch or
     /// queued change only when the previous one has been taken.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.ready.is_empty()
-            && self.state == State::Syncing
-            && let Some(message) = self.queue.next_message()
-        {
-            self.encode(&message);
+        while self.ready.is_empty() && self.state == State::Syncing {
+            match self.queue.next() {
+                None => break,
+                Some(Next::Message(message)) => self.encode(&message),
+                Some(Next::EndOfSnapshot) => self.end_snapshot(),
+            }
         }
         let bytes = self.ready.pop_front()?;
         self.ready_bytes -= bytes.len();
@@ -283,6 +328,12 @@ impl ServerConnection {
         self.wire_format
     }
 
+    /// The compression negotiated with the client, once the handshake is
+    /// done.
+    pub fn compression(&self) -> Option<&CompressionAlgorithm> {
+        self.compression.as_ref()
+    }
+
     /// Bytes waiting to be sent: encoded output not yet taken plus queued
     /// live updates (the snapshot's remainder is not counted).
     pub fn queued_bytes(&self) -> usize {
@@ -324,25 +375,17 @@ impl ServerConnection {
         else {
             return false;
         };
-        let codecs =
-            StreamDecoder::new(format, self.config.max_client_message_len).and_then(|decoder| {
-                Ok((
-                    decoder,
-                    StreamEncoder::new(format, self.config.max_server_message_len)?,
-                ))
-            });
-        match codecs {
-            Ok((decoder, encoder)) => {
-                self.wire_format = Some(format);
-                self.decoder = Some(decoder);
-                self.encoder = Some(encoder);
-                true
-            }
-            Err(error) => {
-                self.finish(CloseReason::Usage(error));
-                false
-            }
-        }
+        self.wire_format = Some(format);
+        self.decoder = Some(StreamDecoder::new(
+            format,
+            self.config.max_client_message_len,
+            Some(Direction::ClientToServer),
+        ));
+        self.encoder = Some(StreamEncoder::new(
+            format,
+            self.config.max_server_message_len,
+        ));
+        true
     }
 
     fn process_input(&mut self, now: Now, at_eof: bool) {
@@ -377,7 +420,18 @@ impl ServerConnection {
                 expected: "waiting for the ClientHello",
                 got: other.kind(),
             }),
-            (State::Syncing, Message::Pong(pong)) => {
+            (State::AwaitingAck { phase, .. }, Message::Ack) => {
+                // Every restart this server sends switches to compression.
+                if let Some(encoder) = self.encoder.as_mut() {
+                    encoder.restart(true);
+                }
+                self.state = State::Syncing;
+                if phase == AckPhase::StartCompression {
+                    self.pinger.start(now.instant);
+                }
+                Ok(())
+            }
+            (State::Syncing | State::AwaitingAck { .. }, Message::Pong(pong)) => {
                 let round_trip = self
                     .pinger
                     .pong_received(now.instant, &pong.ping_timestamp)
@@ -392,7 +446,8 @@ impl ServerConnection {
         }
     }
 
-    /// Applies the negotiation policy to a client's hello and answers it.
+    /// Applies the negotiation policy to a client's hello and answers it,
+    /// starting the compressed-snapshot handshake when both sides can.
     fn accept_hello(&mut self, now: Now, hello: ClientHello) -> Result<(), ProtocolError> {
         if !self.config.syncer_types.contains(&hello.syncer_type) {
             return Err(ProtocolError::UnsupportedSyncerType(hello.syncer_type));
@@ -401,6 +456,15 @@ impl ServerConnection {
             return Err(ProtocolError::MissingFeature("modern policy keys"));
         }
         let wire_format = self.wire_format.unwrap_or(WireFormat::Native);
+        self.compression = self
+            .config
+            .compression
+            .iter()
+            .find(|algorithm| {
+                hello.supports_decoder_restart
+                    && hello.supported_compression_algorithms.contains(algorithm)
+            })
+            .cloned();
         let answer = ServerHello {
             version: self.config.version.clone(),
             syncer_type: hello.syncer_type.clone(),
@@ -412,12 +476,49 @@ impl ServerConnection {
             },
         };
         self.encode(&Message::ServerHello(answer));
-        self.state = State::Syncing;
-        self.pinger.start(now.instant);
+        match self.compression.clone() {
+            Some(algorithm) => {
+                self.queue
+                    .set_snapshot_batch_size(self.config.compressed_snapshot_batch_size);
+                self.encode(&Message::DecoderRestart(DecoderRestart {
+                    message: START_COMPRESSION_MESSAGE.to_owned(),
+                    compression_algorithm: Some(algorithm),
+                }));
+                self.await_ack(AckPhase::StartCompression, now.instant);
+            }
+            None => {
+                self.state = State::Syncing;
+                self.pinger.start(now.instant);
+            }
+        }
         self.client_hello = Some(hello.clone());
-        self.events
-            .push_back(ServerEvent::Connected { hello, wire_format });
+        self.events.push_back(ServerEvent::Connected {
+            hello,
+            wire_format,
+            compression: self.compression.clone(),
+        });
         Ok(())
+    }
+
+    /// Ends the snapshot: on a compressed stream, with the restart that
+    /// closes it (the snapshot's status follows on the next stream).
+    fn end_snapshot(&mut self) {
+        if let Some(algorithm) = self.compression.clone() {
+            self.encode(&Message::DecoderRestart(DecoderRestart {
+                message: END_OF_SNAPSHOT_MESSAGE.to_owned(),
+                compression_algorithm: Some(algorithm),
+            }));
+            self.await_ack(AckPhase::EndOfSnapshot, self.last_instant);
+        }
+    }
+
+    fn await_ack(&mut self, phase: AckPhase, now: Instant) {
+        if self.state != State::Closed {
+            self.state = State::AwaitingAck {
+                phase,
+                deadline: now + self.config.ack_timeout,
+            };
+        }
     }
 
     /// Encodes one message onto the end of the ready output.

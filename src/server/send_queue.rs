@@ -48,6 +48,16 @@ impl fmt::Debug for Snapshot {
     }
 }
 
+/// What a [`SendQueue`] hands out.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// A message to send.
+    Message(Message),
+    /// Every snapshot update has been handed out (the snapshot's status
+    /// comes next).
+    EndOfSnapshot,
+}
+
 #[derive(Debug)]
 enum Outgoing {
     Updates(Vec<SerializedUpdate>, usize),
@@ -77,6 +87,12 @@ impl SendQueue {
             batch_size,
             batch_bytes: batch_bytes.max(1),
         }
+    }
+
+    /// Changes how many updates a snapshot batch holds (upstream sends
+    /// larger batches in a compressed snapshot).
+    pub(crate) fn set_snapshot_batch_size(&mut self, batch_size: usize) {
+        self.batch_size = batch_size.max(1);
     }
 
     pub(crate) fn set_snapshot(
@@ -130,12 +146,12 @@ impl SendQueue {
         matches!(self.snapshot, Snapshot::Sent)
     }
 
-    /// The next message to send, if any: snapshot batches, then the
-    /// snapshot's status, then queued changes. Statuses equal to the last
-    /// one sent are skipped.
-    pub(crate) fn next_message(&mut self) -> Option<Message> {
-        if let Some(message) = self.next_snapshot_message() {
-            return Some(message);
+    /// What to send next, if anything: snapshot batches, the end of the
+    /// snapshot (once), its status, then queued changes. Statuses equal to
+    /// the last one sent are skipped.
+    pub(crate) fn next(&mut self) -> Option<Next> {
+        if let Some(next) = self.next_snapshot_item() {
+            return Some(next);
         }
         if !self.snapshot_sent() {
             return None;
@@ -144,11 +160,11 @@ impl SendQueue {
             match outgoing {
                 Outgoing::Updates(updates, bytes) => {
                     self.backlog_bytes -= bytes;
-                    return Some(Message::Kvs(updates));
+                    return Some(Next::Message(Message::Kvs(updates)));
                 }
                 Outgoing::Status(status) => {
                     if let Some(message) = self.status_message(status) {
-                        return Some(message);
+                        return Some(Next::Message(message));
                     }
                 }
             }
@@ -156,7 +172,7 @@ impl SendQueue {
         None
     }
 
-    fn next_snapshot_message(&mut self) -> Option<Message> {
+    fn next_snapshot_item(&mut self) -> Option<Next> {
         let (batch_size, batch_bytes) = (self.batch_size, self.batch_bytes);
         let Snapshot::Streaming {
             feed,
@@ -177,11 +193,14 @@ impl SendQueue {
             batch
         };
         if !batch.is_empty() {
-            return Some(Message::Kvs(batch));
+            return Some(Next::Message(Message::Kvs(batch)));
         }
         self.snapshot = Snapshot::Sent;
-        self.last_status = Some(status);
-        Some(Message::SyncStatus(status))
+        // The snapshot's status goes first among the queued changes; unlike
+        // later statuses it is sent even if unchanged, as upstream does.
+        self.backlog.push_front(Outgoing::Status(status));
+        self.last_status = None;
+        Some(Next::EndOfSnapshot)
     }
 
     fn status_message(&mut self, status: SyncStatus) -> Option<Message> {
