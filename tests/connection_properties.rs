@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::harness::{Link, Pair, apply_updates, decode_native};
+use common::harness::{Link, Pair, apply_updates, decode_server_output};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use syncproto::CloseReason;
 use syncproto::client::{ClientConfig, ClientEvent};
-use syncproto::message::{Message, SerializedUpdate, SyncStatus, UpdateType};
+use syncproto::codec::WireFormat;
+use syncproto::message::{CompressionAlgorithm, Message, SerializedUpdate, SyncStatus, UpdateType};
 use syncproto::server::{ServerConfig, ServerEvent};
 
 #[derive(Debug, Clone)]
@@ -98,7 +99,7 @@ fn check_event_discipline(pair: &Pair) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(160))]
 
     #[test]
     fn client_view_converges_to_the_server_datastore(
@@ -107,9 +108,16 @@ proptest! {
         link in link(),
         ending in ending(),
         seed in any::<u64>(),
+        format in prop_oneof![Just(WireFormat::Native), Just(WireFormat::Gob)],
+        compressed in any::<bool>(),
     ) {
         let server_config = ServerConfig { rng_seed: seed, ..ServerConfig::default() };
-        let mut pair = Pair::new(ClientConfig::default(), server_config, link);
+        let client_config = ClientConfig {
+            wire_format: format,
+            compression: if compressed { vec![CompressionAlgorithm::Snappy] } else { Vec::new() },
+            ..ClientConfig::default()
+        };
+        let mut pair = Pair::new(client_config, server_config, link);
         pair.settle();
 
         let mut datastore: BTreeMap<String, Bytes> =
@@ -158,7 +166,7 @@ proptest! {
             _ => None,
         });
         prop_assert_eq!(last_status, Some(status));
-        let pings = decode_native(&pair.server_wrote)
+        let pings = decode_server_output(&pair)
             .iter()
             .filter(|m| matches!(m, Message::Ping(_)))
             .count();
@@ -166,6 +174,8 @@ proptest! {
         prop_assert_eq!(pings, pongs);
         prop_assert_eq!(pair.server.unanswered_pings(), 0);
         prop_assert!(!pair.client.is_closed() && !pair.server.is_closed());
+        prop_assert_eq!(pair.server.wire_format(), Some(format));
+        prop_assert_eq!(pair.server.compression().is_some(), compressed);
 
         match ending {
             Ending::Healthy => {}

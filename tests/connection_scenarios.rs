@@ -7,12 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::harness::{Link, Pair, apply_updates, decode_native};
-use syncproto::client::{ClientConfig, ClientConnection, ClientEvent, KeyFilter};
+use common::harness::{Link, Pair, apply_updates, decode_server_output};
+use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
 use syncproto::codec::native::NativeEncoder;
 use syncproto::message::{
     ClientHello, DecoderRestart, Message, MessageKind, Ping, Pong, SerializedUpdate, ServerHello,
@@ -120,32 +120,62 @@ fn handshake_exchanges_hellos() {
     assert!(!pair.client.is_closed() && !pair.server.is_closed());
 }
 
+/// A pair whose client does not offer compression: the snapshot goes out
+/// uncompressed, in upstream's batches of 100.
+fn uncompressed_client() -> ClientConfig {
+    ClientConfig {
+        compression: Vec::new(),
+        ..client_config()
+    }
+}
+
 #[test]
 fn snapshots_of_every_size_arrive_whole_then_in_sync() {
-    for n in [0, 1, 100, 10_000] {
-        let snapshot = datastore(n);
-        let pair = synced_pair(snapshot.clone(), Link::default());
-        assert_eq!(client_view(&pair), as_map(&snapshot), "snapshot of {n}");
-        let messages = decode_native(&pair.server_wrote);
-        let batches = messages
-            .iter()
-            .filter(|m| matches!(m, Message::Kvs(_)))
-            .count();
-        assert_eq!(batches, n.div_ceil(100), "snapshot of {n}");
-        // InSync comes after every update, and only once.
-        let last_update = pair
-            .client_events
-            .iter()
-            .rposition(|e| matches!(e, ClientEvent::Updates(_)));
-        let in_sync = pair
-            .client_events
-            .iter()
-            .position(|e| *e == ClientEvent::Status(SyncStatus::InSync))
-            .expect("in-sync reported");
-        assert!(
-            last_update.is_none_or(|last| last < in_sync),
-            "snapshot of {n}"
-        );
+    for compressed in [false, true] {
+        for n in [0, 1, 100, 10_000] {
+            let snapshot = datastore(n);
+            let client = if compressed {
+                client_config()
+            } else {
+                uncompressed_client()
+            };
+            let mut pair = Pair::new(client, server_config(), Link::default());
+            pair.server
+                .send_snapshot(snapshot.clone(), SyncStatus::InSync)
+                .unwrap();
+            pair.settle();
+            let context = format!("snapshot of {n}, compressed: {compressed}");
+            assert_eq!(client_view(&pair), as_map(&snapshot), "{context}");
+            let messages = decode_server_output(&pair);
+            let batches = messages
+                .iter()
+                .filter(|m| matches!(m, Message::Kvs(_)))
+                .count();
+            let batch_size = if compressed { 1000 } else { 100 };
+            assert_eq!(batches, n.div_ceil(batch_size), "{context}");
+            let restarts = messages
+                .iter()
+                .filter(|m| matches!(m, Message::DecoderRestart(_)))
+                .count();
+            assert_eq!(restarts, if compressed { 2 } else { 0 }, "{context}");
+            // InSync comes after every update, and only once.
+            let last_update = pair
+                .client_events
+                .iter()
+                .rposition(|e| matches!(e, ClientEvent::Updates(_)));
+            let in_sync: Vec<_> = pair
+                .client_events
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| **e == ClientEvent::Status(SyncStatus::InSync))
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(in_sync.len(), 1, "{context}");
+            assert!(
+                last_update.is_none_or(|last| last < in_sync[0]),
+                "{context}"
+            );
+        }
     }
 }
 
@@ -202,7 +232,7 @@ fn pings_are_answered_and_the_connection_stays_up() {
         },
     );
     pair.run_for(Duration::from_secs(125));
-    let pings = decode_native(&pair.server_wrote)
+    let pings = decode_server_output(&pair)
         .iter()
         .filter(|m| matches!(m, Message::Ping(_)))
         .count();
@@ -370,46 +400,70 @@ fn server_policy_can_require_modern_policy_keys() {
     );
 }
 
-#[derive(Debug)]
-struct RejectBad;
-
-impl KeyFilter for RejectBad {
-    fn check(&self, key: &str) -> Result<(), String> {
-        match key.contains("bad") {
-            true => Err("contains 'bad'".into()),
-            false => Ok(()),
-        }
-    }
-}
-
 #[test]
-fn a_rejected_key_is_dropped_and_later_updates_still_arrive() {
-    let client = ClientConfig {
-        key_filter: Some(Arc::new(RejectBad)),
-        ..client_config()
-    };
-    let mut pair = Pair::new(client, server_config(), Link::default());
+fn a_key_the_parser_rejects_is_dropped_and_later_updates_still_arrive() {
+    let mut pair = Pair::new(client_config(), server_config(), Link::default());
     pair.settle();
     let snapshot = vec![
-        SerializedUpdate::upsert("/a", "1", "1"),
-        SerializedUpdate::upsert("/bad", "2", "2"),
-        SerializedUpdate::upsert("/c", "3", "3"),
+        SerializedUpdate::upsert("/calico/v1/config/A", "1", "1"),
+        SerializedUpdate::upsert("/calico/v1/no-such-kind/x", "2", "2"),
+        SerializedUpdate::upsert("/calico/v1/config/C", "3", "3"),
     ];
     pair.server
         .send_snapshot(snapshot, SyncStatus::InSync)
         .unwrap();
     pair.settle();
     pair.server
-        .send_updates(vec![SerializedUpdate::upsert("/d", "4", "4")])
+        .send_updates(vec![SerializedUpdate::upsert(
+            "/calico/v1/config/D",
+            "4",
+            "4",
+        )])
         .unwrap();
     pair.settle();
-    assert!(pair.client_events.contains(&ClientEvent::Dropped {
-        key: "/bad".into(),
-        reason: "contains 'bad'".into()
-    }));
+    let dropped: Vec<_> = pair
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Dropped { key, reason } => Some((key.clone(), reason.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0].0, "/calico/v1/no-such-kind/x");
+    assert!(
+        dropped[0].1.contains("/calico/v1/no-such-kind/x"),
+        "{}",
+        dropped[0].1
+    );
     let view = client_view(&pair);
-    assert_eq!(view.keys().collect::<Vec<_>>(), ["/a", "/c", "/d"]);
+    assert_eq!(
+        view.keys().collect::<Vec<_>>(),
+        [
+            "/calico/v1/config/A",
+            "/calico/v1/config/C",
+            "/calico/v1/config/D"
+        ]
+    );
     assert!(!pair.client.is_closed());
+}
+
+#[test]
+fn without_a_key_parser_every_key_is_delivered() {
+    let client = ClientConfig {
+        key_parser: None,
+        ..client_config()
+    };
+    let mut pair = Pair::new(client, server_config(), Link::default());
+    pair.settle();
+    pair.server
+        .send_snapshot(
+            vec![SerializedUpdate::upsert("/not/a/calico/key", "1", "1")],
+            SyncStatus::InSync,
+        )
+        .unwrap();
+    pair.settle();
+    assert!(client_view(&pair).contains_key("/not/a/calico/key"));
 }
 
 #[test]
@@ -461,7 +515,11 @@ fn decoder_restart_switches_streams_at_the_exact_byte() {
         .unwrap();
     first
         .encode(
-            &Message::Kvs(vec![SerializedUpdate::upsert("/a", "1", "1")]),
+            &Message::Kvs(vec![SerializedUpdate::upsert(
+                "/calico/v1/config/A",
+                "1",
+                "1",
+            )]),
             &mut bytes,
         )
         .unwrap();
@@ -474,7 +532,11 @@ fn decoder_restart_switches_streams_at_the_exact_byte() {
     let mut second = NativeEncoder::for_server();
     second
         .encode(
-            &Message::Kvs(vec![SerializedUpdate::upsert("/b", "2", "2")]),
+            &Message::Kvs(vec![SerializedUpdate::upsert(
+                "/calico/v1/config/B",
+                "2",
+                "2",
+            )]),
             &mut bytes,
         )
         .unwrap();
@@ -500,7 +562,11 @@ fn decoder_restart_switches_streams_at_the_exact_byte() {
             })
             .flatten()
             .collect();
-        assert_eq!(keys, ["/a", "/b"], "split {split:?}");
+        assert_eq!(
+            keys,
+            ["/calico/v1/config/A", "/calico/v1/config/B"],
+            "split {split:?}"
+        );
         assert_eq!(
             events.last(),
             Some(&ClientEvent::Status(SyncStatus::InSync))

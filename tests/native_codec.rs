@@ -26,7 +26,8 @@ fn encode(messages: &[Message]) -> BytesMut {
 /// Feeds `stream` to a fresh decoder in the pieces the cut points make,
 /// decoding everything available after each piece.
 fn decode_in_pieces(stream: &[u8], cuts: &[usize]) -> Vec<Message> {
-    let mut decoder = NativeDecoder::for_client();
+    // Both directions' messages are generated: accept either.
+    let mut decoder = NativeDecoder::new(syncproto::codec::DEFAULT_MAX_SERVER_MESSAGE_LEN);
     let mut buffer = BytesMut::new();
     let mut decoded = Vec::new();
     let mut start = 0;

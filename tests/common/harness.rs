@@ -290,12 +290,15 @@ pub fn apply_updates(view: &mut std::collections::BTreeMap<String, Bytes>, event
     }
 }
 
-/// Decodes everything a server wrote (native format) into messages.
-pub fn decode_native(stream: &[Bytes]) -> Vec<syncproto::Message> {
-    let mut decoder = syncproto::codec::native::NativeDecoder::for_client();
+/// Decodes everything a server wrote into messages, following its decoder
+/// restarts into compressed streams.
+pub fn decode_server_output(pair: &Pair) -> Vec<syncproto::Message> {
+    let format = pair.server.wire_format().expect("format known");
+    let mut decoder =
+        syncproto::codec::StreamDecoder::new(format, usize::MAX, None).following_restarts();
     let mut buffer = bytes::BytesMut::new();
     let mut messages = Vec::new();
-    for chunk in stream {
+    for chunk in &pair.server_wrote {
         buffer.extend_from_slice(chunk);
         while let Some(message) = decoder.decode(&mut buffer).expect("server output decodes") {
             messages.push(message);

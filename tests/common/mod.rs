@@ -2,5 +2,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod golden;
 pub mod harness;
 pub mod strategies;

@@ -1,0 +1,301 @@
+//! Property tests of the gob codec: every message round-trips through
+//! this crate's encoder and decoder, whatever the input splits, and the
+//! decoder refuses what it must.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bytes::{BufMut, BytesMut};
+use common::strategies::{message, split_points};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use syncproto::codec::gob::{GobDecoder, GobEncoder, GobError, GobLimits};
+use syncproto::codec::{Direction, StreamDecoder, StreamEncoder, WireFormat};
+use syncproto::message::{Message, SerializedUpdate};
+use syncproto::{DecodeError, message::MessageKind};
+
+fn encode(messages: &[Message]) -> BytesMut {
+    let mut encoder = GobEncoder::new(usize::MAX);
+    let mut out = BytesMut::new();
+    for message in messages {
+        encoder.encode(message, &mut out).unwrap();
+    }
+    out
+}
+
+fn decode_in_pieces(stream: &[u8], cuts: &[usize]) -> Vec<Message> {
+    let mut decoder = GobDecoder::new(GobLimits::default());
+    let mut buffer = BytesMut::new();
+    let mut decoded = Vec::new();
+    let mut start = 0;
+    for &end in cuts.iter().chain(std::iter::once(&stream.len())) {
+        buffer.extend_from_slice(&stream[start..end]);
+        start = end;
+        while let Some(message) = decoder.decode(&mut buffer).unwrap() {
+            decoded.push(message);
+        }
+    }
+    assert_eq!(decoder.decode_eof(&mut buffer), Ok(None));
+    decoded
+}
+
+/// What a message looks like after a trip through gob: the protocol version
+/// exists only in the native hellos.
+fn through_gob(message: &Message) -> Message {
+    match message.clone() {
+        Message::ClientHello(mut hello) => {
+            hello.protocol_version = 0;
+            Message::ClientHello(hello)
+        }
+        Message::ServerHello(mut hello) => {
+            hello.protocol_version = 0;
+            Message::ServerHello(hello)
+        }
+        other => other,
+    }
+}
+
+/// Messages other than `DecoderRestart`, which would restart the decoder
+/// where the encoder did not.
+fn not_a_restart() -> impl Strategy<Value = Message> {
+    message().prop_filter("no restarts", |m| !matches!(m, Message::DecoderRestart(_)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_message_round_trips(message in message()) {
+        let stream = encode(std::slice::from_ref(&message));
+        prop_assert_eq!(decode_in_pieces(&stream, &[]), vec![through_gob(&message)]);
+    }
+
+    #[test]
+    fn chunking_does_not_change_what_is_decoded(
+        messages in vec(message(), 1..8),
+        seeds in vec(any::<prop::sample::Index>(), 0..24),
+    ) {
+        let stream = encode(&messages);
+        let cuts = split_points(stream.len(), &seeds);
+        let expected: Vec<Message> = messages.iter().map(through_gob).collect();
+        prop_assert_eq!(decode_in_pieces(&stream, &cuts), expected);
+    }
+
+    #[test]
+    fn compressed_streams_round_trip_across_restarts(
+        before in vec(not_a_restart(), 0..4),
+        after in vec(not_a_restart(), 0..4),
+        format in prop_oneof![Just(WireFormat::Gob), Just(WireFormat::Native)],
+        seeds in vec(any::<prop::sample::Index>(), 0..16),
+    ) {
+        let restart = Message::DecoderRestart(syncproto::message::DecoderRestart {
+            message: "switch".into(),
+            compression_algorithm: Some(syncproto::message::CompressionAlgorithm::Snappy),
+        });
+        let mut encoder = StreamEncoder::new(format, usize::MAX);
+        let mut stream = BytesMut::new();
+        for message in &before {
+            encoder.encode(message, &mut stream).unwrap();
+        }
+        encoder.encode(&restart, &mut stream).unwrap();
+        encoder.restart(true);
+        for message in &after {
+            encoder.encode(message, &mut stream).unwrap();
+        }
+        let mut decoder = StreamDecoder::new(format, usize::MAX, None).following_restarts();
+        let mut buffer = BytesMut::new();
+        let mut decoded = Vec::new();
+        let mut start = 0;
+        for &end in split_points(stream.len(), &seeds).iter().chain(std::iter::once(&stream.len())) {
+            buffer.extend_from_slice(&stream[start..end]);
+            start = end;
+            while let Some(message) = decoder.decode(&mut buffer).unwrap() {
+                decoded.push(message);
+            }
+        }
+        let normalise = |m: &Message| if format == WireFormat::Gob { through_gob(m) } else { m.clone() };
+        let expected: Vec<Message> =
+            before.iter().chain([&restart]).chain(after.iter()).map(normalise).collect();
+        prop_assert_eq!(decoded, expected);
+    }
+}
+
+#[test]
+fn an_empty_value_stays_distinct_from_a_deletion() {
+    let updates = vec![
+        SerializedUpdate::upsert("/calico/v1/config/Empty", Vec::new(), "1"),
+        SerializedUpdate::deletion("/calico/v1/config/Gone", "2"),
+    ];
+    let stream = encode(&[Message::Kvs(updates.clone())]);
+    assert_eq!(decode_in_pieces(&stream, &[]), vec![Message::Kvs(updates)]);
+}
+
+#[test]
+fn decoded_values_share_the_input_buffer() {
+    let update = SerializedUpdate::upsert("/calico/v1/config/Big", vec![b'x'; 4096], "1");
+    let mut stream = encode(&[Message::Kvs(vec![update])]);
+    let input = stream.as_ptr_range();
+    let decoded = GobDecoder::new(GobLimits::default())
+        .decode(&mut stream)
+        .unwrap();
+    let Some(Message::Kvs(updates)) = decoded else {
+        panic!("{decoded:?}")
+    };
+    assert!(
+        input.contains(&updates[0].value.as_ref().unwrap().as_ptr()),
+        "value was copied"
+    );
+}
+
+#[test]
+fn oversize_messages_are_refused_from_their_length() {
+    let mut decoder = GobDecoder::new(GobLimits {
+        max_message_len: 1000,
+        ..GobLimits::default()
+    });
+    // uint 1001 = fe 03 e9, and nothing of the body yet.
+    let mut stream = BytesMut::from(&[0xfe, 0x03, 0xe9][..]);
+    assert_eq!(
+        decoder.decode(&mut stream),
+        Err(DecodeError::FrameTooLarge {
+            len: 1001,
+            max: 1000
+        })
+    );
+    assert_eq!(decoder.decode(&mut stream), Err(DecodeError::Failed));
+}
+
+#[test]
+fn truncated_streams_are_reported_at_end_of_stream() {
+    let stream = encode(&[Message::Ack]);
+    for cut in 1..stream.len() {
+        let mut decoder = GobDecoder::new(GobLimits::default());
+        let mut partial = BytesMut::from(&stream[..cut]);
+        let result = decoder.decode_eof(&mut partial);
+        assert!(
+            matches!(result, Err(DecodeError::Truncated { .. })),
+            "cut at {cut}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_decoder_refuses_server_messages_before_decoding_them() {
+    let stream = encode(&[Message::Kvs(vec![SerializedUpdate::upsert(
+        "/k",
+        vec![0; 100],
+        "1",
+    )])]);
+    let mut decoder = GobDecoder::for_server();
+    assert_eq!(
+        decoder.decode(&mut stream.clone()),
+        Err(DecodeError::WrongDirection(MessageKind::Kvs))
+    );
+    assert_eq!(
+        GobDecoder::for_server().direction(),
+        Some(Direction::ClientToServer)
+    );
+}
+
+/// A stream holding one hand-made message body after our definitions.
+fn with_body(body: &[u8]) -> BytesMut {
+    let mut stream = encode(&[Message::Ack]);
+    stream.put_u8(body.len() as u8);
+    stream.put_slice(body);
+    stream
+}
+
+fn decode_all(mut stream: BytesMut) -> Result<Vec<Message>, DecodeError> {
+    let mut decoder = GobDecoder::new(GobLimits::default());
+    let mut out = Vec::new();
+    while let Some(message) = decoder.decode(&mut stream)? {
+        out.push(message);
+    }
+    Ok(out)
+}
+
+#[test]
+fn malformed_streams_are_refused_with_the_reason() {
+    let gob = |error| Err(DecodeError::Gob(error));
+    // A definition for a predefined id.
+    assert_eq!(
+        decode_all(with_body(&[0x03, 0x01, 0x00])),
+        gob(GobError::BadTypeId(2))
+    );
+    // A value of an undefined user type (id 100, int 200: ff c8).
+    assert_eq!(
+        decode_all(with_body(&[0xff, 0xc8, 0x01])),
+        gob(GobError::UnknownType(100))
+    );
+    // A top-level basic value is not an Envelope.
+    assert_eq!(
+        decode_all(with_body(&[0x0c, 0x00, 0x01, b'x'])),
+        gob(GobError::NotAnEnvelope)
+    );
+    // A zero-length message.
+    assert_eq!(decode_all(with_body(&[])), gob(GobError::EmptyMessage));
+    // An integer announcing nine bytes.
+    assert_eq!(decode_all(with_body(&[0xf7])), gob(GobError::BadUint(0xf7)));
+    // An Envelope (id 65, int 130: ff 82) whose interface names an
+    // unregistered type.
+    let mut unregistered = vec![0xff, 0x82, 0x01, 0x05];
+    unregistered.extend_from_slice(b"MsgXY");
+    assert_eq!(
+        decode_all(with_body(&unregistered)),
+        gob(GobError::UnregisteredName("MsgXY".into()))
+    );
+    // An Envelope with a nil message.
+    assert_eq!(
+        decode_all(with_body(&[0xff, 0x82, 0x01, 0x00, 0x00])),
+        gob(GobError::NilMessage)
+    );
+    // A field delta past the Envelope's single field.
+    assert_eq!(
+        decode_all(with_body(&[0xff, 0x82, 0x02])),
+        gob(GobError::FieldOutOfRange)
+    );
+}
+
+#[test]
+fn interface_names_over_1024_bytes_are_refused() {
+    let mut decoder = GobDecoder::new(GobLimits::default());
+    let mut stream = encode(&[Message::Ack]);
+    let mut body = vec![0xff, 0x82, 0x01, 0xfe, 0x04, 0x01];
+    body.extend(std::iter::repeat_n(b'a', 1025));
+    stream.put_slice(&[0xfe, (body.len() >> 8) as u8, body.len() as u8]);
+    stream.put_slice(&body);
+    let mut out = Vec::new();
+    let error = loop {
+        match decoder.decode(&mut stream) {
+            Ok(Some(message)) => out.push(message),
+            Ok(None) => panic!("incomplete"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error, DecodeError::Gob(GobError::NameTooLong(1025)));
+}
+
+#[test]
+fn too_many_type_definitions_are_refused() {
+    // Our own stream defines 13 types; then define slices of string as
+    // ids 100.. until the limit of 20 trips.
+    let mut stream = encode(&[Message::Ack]);
+    for id in 100..120u8 {
+        // int(-id) is (id - 1) << 1 | 1, over 127 so sent as ff <byte>; then
+        // wireType{SliceT: sliceType{Elem: string}}.
+        let body = [0xff, ((id - 1) << 1) | 1, 0x02, 0x02, 0x0c, 0x00, 0x00];
+        stream.put_u8(body.len() as u8);
+        stream.put_slice(&body);
+    }
+    let mut decoder = GobDecoder::new(GobLimits {
+        max_types: 20,
+        ..GobLimits::default()
+    });
+    assert_eq!(decoder.decode(&mut stream), Ok(Some(Message::Ack)));
+    assert_eq!(
+        decoder.decode(&mut stream),
+        Err(DecodeError::Gob(GobError::TooManyTypes { max: 20 }))
+    );
+}
