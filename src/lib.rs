@@ -39,6 +39,7 @@ pub mod error;
 mod gofmt;
 pub mod key;
 pub mod message;
+pub mod records;
 pub mod server;
 mod time;
 

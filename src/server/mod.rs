@@ -340,6 +340,15 @@ impl ServerConnection {
         self.ready_bytes + self.queue.queued_bytes()
     }
 
+    /// Whether everything given to the connection has been handed out by
+    /// [`poll_transmit`](Self::poll_transmit): the snapshot (once given), its
+    /// status and every queued change, with no decoder restart awaiting its
+    /// acknowledgement. A driver shutting down gracefully waits for this
+    /// (and for its own buffers to drain) before closing the socket.
+    pub fn is_flushed(&self) -> bool {
+        self.state == State::Syncing && self.ready.is_empty() && self.queue.is_drained()
+    }
+
     /// How many pings are waiting for their pong.
     pub fn unanswered_pings(&self) -> usize {
         self.pinger.unanswered()

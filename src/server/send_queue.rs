@@ -141,6 +141,12 @@ impl SendQueue {
         self.backlog_bytes
     }
 
+    /// Whether the snapshot has been given and handed out, and nothing
+    /// queued after it remains.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.snapshot_sent() && self.backlog.is_empty()
+    }
+
     /// Whether the snapshot has been given and fully handed out.
     pub(crate) fn snapshot_sent(&self) -> bool {
         matches!(self.snapshot, Snapshot::Sent)
