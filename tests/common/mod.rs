@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod blocking;
+pub mod dataset;
 pub mod golden;
 pub mod harness;
 pub mod strategies;
