@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use arbitrary::Arbitrary;
+use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use syncproto::Now;
 use syncproto::codec::native::{NativeDecoder, NativeEncoder};
