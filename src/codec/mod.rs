@@ -5,6 +5,7 @@
 //! can tell them apart from a connection's first byte
 //! ([`WireFormat::detect`]).
 
+pub(crate) mod frames;
 pub mod gob;
 pub mod native;
 pub mod snappy;

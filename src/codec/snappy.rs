@@ -191,6 +191,16 @@ impl FrameEncoder {
         }
     }
 
+    /// An encoder for data that continues a stream whose identifier was
+    /// written elsewhere: its output is bare chunks, which can be spliced
+    /// into any snappy framing stream.
+    pub(crate) fn continuing() -> FrameEncoder {
+        FrameEncoder {
+            identifier_sent: true,
+            ..FrameEncoder::new()
+        }
+    }
+
     /// Appends `data` as chunks (compressed where that is smaller), preceded
     /// by the stream identifier the first time.
     pub(crate) fn encode(&mut self, data: &[u8], out: &mut BytesMut) {

@@ -254,6 +254,27 @@ impl StreamEncoder {
         Ok(())
     }
 
+    /// Writes the stream's header now (the native preamble or the gob type
+    /// definitions, behind the snappy stream identifier when compressed) if
+    /// it has not been written: for callers that append pre-encoded frames
+    /// after this encoder's output.
+    pub fn start_stream(&mut self, dst: &mut BytesMut) {
+        let target = match self.compression {
+            Some(_) => {
+                self.scratch.clear();
+                &mut self.scratch
+            }
+            None => &mut *dst,
+        };
+        match &mut self.encoder {
+            FormatEncoder::Native(encoder) => encoder.start_stream(target),
+            FormatEncoder::Gob(encoder) => encoder.start_stream(target),
+        }
+        if let Some(compression) = &mut self.compression {
+            compression.encode(&self.scratch, dst);
+        }
+    }
+
     /// Starts a new stream (call after encoding a `DecoderRestart`): a fresh
     /// encoder, behind a fresh snappy compressor when `compressed`.
     pub fn restart(&mut self, compressed: bool) {

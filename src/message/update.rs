@@ -99,6 +99,20 @@ impl SerializedUpdate {
         self.value.is_none()
     }
 
+    /// A rough size of this update once encoded (either wire format), for
+    /// batching and queue accounting.
+    pub(crate) fn estimated_encoded_len(&self) -> usize {
+        let revision = match &self.revision {
+            Revision::String(text) => text.len(),
+            _ => 16,
+        };
+        self.key.len()
+            + self.value.as_ref().map_or(0, |value| value.len())
+            + self.v3_resource_version.len()
+            + revision
+            + 24
+    }
+
     /// Whether sending this update to a peer that has already been sent
     /// `previous` (for the same key) would change nothing it holds:
     /// upstream's `WouldBeNoOp`, which a server uses to squash redundant

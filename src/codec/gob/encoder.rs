@@ -49,6 +49,16 @@ impl GobEncoder {
         GobEncoder::new(DEFAULT_MAX_SERVER_MESSAGE_LEN)
     }
 
+    /// Writes the type definitions now if they have not been written yet:
+    /// for callers that append pre-encoded messages after this encoder's
+    /// output.
+    pub fn start_stream(&mut self, dst: &mut BytesMut) {
+        if !self.definitions_sent {
+            put_all_definitions(dst);
+            self.definitions_sent = true;
+        }
+    }
+
     /// Appends `message` (preceded by the type definitions on the first
     /// call) to `dst`. On error nothing is appended.
     pub fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), UsageError> {
@@ -62,10 +72,7 @@ impl GobEncoder {
                 max: self.max_message_len,
             });
         }
-        if !self.definitions_sent {
-            put_all_definitions(dst);
-            self.definitions_sent = true;
-        }
+        self.start_stream(dst);
         put_uint(dst, len as u64);
         dst.put_slice(&self.scratch);
         Ok(())
@@ -202,6 +209,48 @@ fn put_message_struct(out: &mut BytesMut, message: &Message) {
         Message::Ack => {}
     }
     fields.end();
+}
+
+/// Appends one whole gob message holding `message`, without any type
+/// definitions (valid after [`put_all_definitions`]).
+pub(crate) fn put_message(out: &mut BytesMut, message: &Message) {
+    let mut body = BytesMut::new();
+    put_envelope(&mut body, message);
+    put_uint(out, body.len() as u64);
+    out.put_slice(&body);
+}
+
+/// Appends one whole gob message `Envelope{MsgKVs{KVs: units}}` from
+/// updates already encoded by [`put_update`]: the same bytes
+/// [`put_message`] would write for those updates, with a copy of each unit.
+pub(crate) fn put_kvs_message(out: &mut BytesMut, units: &[&[u8]]) {
+    let units_len: usize = units.iter().map(|unit| unit.len()).sum();
+    // MsgKVs's value: field 0 (delta 1), the count, the units, the end.
+    let value_len = if units.is_empty() {
+        1
+    } else {
+        1 + uint_len(units.len() as u64) + units_len + 1
+    };
+    let name = registered_name(MessageKind::Kvs).as_bytes();
+    let mut head = BytesMut::with_capacity(64 + name.len());
+    put_int(&mut head, schema::ENVELOPE);
+    put_uint(&mut head, 1);
+    put_bytes(&mut head, name);
+    put_int(&mut head, schema::KVS);
+    put_uint(&mut head, value_len as u64);
+    let body_len = head.len() + value_len + 1;
+    out.reserve(uint_len(body_len as u64) + body_len);
+    put_uint(out, body_len as u64);
+    out.put_slice(&head);
+    if !units.is_empty() {
+        put_uint(out, 1);
+        put_uint(out, units.len() as u64);
+        for unit in units {
+            out.put_slice(unit);
+        }
+    }
+    put_uint(out, 0); // end of MsgKVs
+    put_uint(out, 0); // end of Envelope
 }
 
 /// Appends one `SerializedUpdate` struct: the unit a `MsgKVs` slice repeats.

@@ -22,9 +22,9 @@
 //! length of an interface's type name.
 
 mod decoder;
-mod encoder;
+pub(crate) mod encoder;
 mod names;
-mod schema;
+pub(crate) mod schema;
 mod session;
 mod types;
 mod values;

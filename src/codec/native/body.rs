@@ -407,6 +407,29 @@ pub(crate) fn encode_update(update: &SerializedUpdate, out: &mut BytesMut) {
     );
 }
 
+/// Appends one whole frame (length prefix and body) holding `Kvs` of
+/// updates already encoded by [`encode_update`], copying each unit.
+pub(crate) fn put_kvs_frame(out: &mut BytesMut, units: &[&[u8]]) {
+    let units_len: usize = units.iter().map(|unit| unit.len()).sum();
+    let count = units.len() as u64;
+    let body_len = varint::len(tag::KVS) + varint::len(count) + units_len;
+    out.reserve(varint::len(body_len as u64) + body_len);
+    varint::write(out, body_len as u64);
+    varint::write(out, tag::KVS);
+    varint::write(out, count);
+    for unit in units {
+        out.put_slice(unit);
+    }
+}
+
+/// Appends one whole frame (length prefix and body) holding `message`.
+pub(crate) fn put_frame(out: &mut BytesMut, message: &Message) {
+    let mut body = BytesMut::new();
+    encode(message, &mut body);
+    varint::write(out, body.len() as u64);
+    out.put_slice(&body);
+}
+
 /// Appends the body of `message` (tag and fields) to `out`.
 pub(crate) fn encode(message: &Message, out: &mut BytesMut) {
     match message {

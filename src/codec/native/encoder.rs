@@ -41,6 +41,15 @@ impl NativeEncoder {
         NativeEncoder::new(DEFAULT_MAX_SERVER_MESSAGE_LEN)
     }
 
+    /// Writes the preamble now if it has not been written yet: for callers
+    /// that append pre-encoded frames after this encoder's output.
+    pub fn start_stream(&mut self, dst: &mut BytesMut) {
+        if !self.preamble_sent {
+            dst.put_slice(&PREAMBLE);
+            self.preamble_sent = true;
+        }
+    }
+
     /// Appends `message` (preceded by the preamble on the first call) to
     /// `dst`. On error nothing is appended and the encoder is unchanged.
     pub fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), UsageError> {
@@ -54,10 +63,7 @@ impl NativeEncoder {
                 max: self.max_frame_len,
             });
         }
-        if !self.preamble_sent {
-            dst.put_slice(&PREAMBLE);
-            self.preamble_sent = true;
-        }
+        self.start_stream(dst);
         dst.reserve(varint::len(len as u64) + len);
         varint::write(dst, len as u64);
         dst.put_slice(&self.scratch);

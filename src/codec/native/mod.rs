@@ -37,7 +37,7 @@
 //! knows them. The hellos themselves may grow new trailing fields, which
 //! older decoders skip; every other message must fill its frame exactly.
 
-mod body;
+pub(crate) mod body;
 mod decoder;
 mod encoder;
 mod varint;
