@@ -36,6 +36,7 @@ pub mod client;
 mod close;
 pub mod codec;
 pub mod error;
+pub mod fanout;
 mod gofmt;
 pub mod key;
 pub mod message;

@@ -1,0 +1,109 @@
+//! A snapshot generation: the datastore as of one sequence number, frozen,
+//! with its wire forms built once (on first use) and shared by every
+//! connection that starts from it.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+
+use super::entry::{CachedUpdate, format_index};
+use super::{Counters, Shape};
+use crate::codec::WireFormat;
+use crate::codec::frames;
+use crate::codec::snappy::STREAM_IDENTIFIER;
+use crate::message::{CompressionAlgorithm, DecoderRestart, Message, SyncStatus};
+use crate::server::END_OF_SNAPSHOT_MESSAGE;
+
+/// The datastore at sequence number `seq`, in key order.
+#[derive(Debug)]
+pub(crate) struct Generation {
+    pub(crate) seq: u64,
+    pub(crate) status: SyncStatus,
+    entries: Vec<Arc<CachedUpdate>>,
+    shape: Shape,
+    /// Uncompressed snapshot batches, per wire format.
+    batches: [OnceLock<Vec<Bytes>>; 2],
+    /// The compressed snapshot stream, per wire format: a fresh snappy
+    /// stream holding a fresh stream of `Kvs` batches and the restart that
+    /// ends it, as upstream sends it.
+    compressed: [OnceLock<Bytes>; 2],
+}
+
+impl Generation {
+    pub(crate) fn new(
+        seq: u64,
+        status: SyncStatus,
+        entries: Vec<Arc<CachedUpdate>>,
+        shape: Shape,
+    ) -> Generation {
+        Generation {
+            seq,
+            status,
+            entries,
+            shape,
+            batches: Default::default(),
+            compressed: Default::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The uncompressed snapshot as whole `Kvs` frames.
+    pub(crate) fn batches(&self, format: WireFormat, counters: &Counters) -> &[Bytes] {
+        self.batches[format_index(format)]
+            .get_or_init(|| self.build_batches(format, self.shape.batch_size, counters))
+    }
+
+    /// The compressed snapshot stream, from its snappy stream identifier to
+    /// the end-of-snapshot restart.
+    pub(crate) fn compressed(&self, format: WireFormat, counters: &Counters) -> &Bytes {
+        self.compressed[format_index(format)].get_or_init(|| {
+            let mut blob = BytesMut::from(&STREAM_IDENTIFIER[..]);
+            blob.extend_from_slice(&frames::compress(&frames::stream_header(format)));
+            for batch in self.build_batches(format, self.shape.compressed_batch_size, counters) {
+                blob.extend_from_slice(&frames::compress(&batch));
+            }
+            let end = Message::DecoderRestart(DecoderRestart {
+                message: END_OF_SNAPSHOT_MESSAGE.to_owned(),
+                compression_algorithm: Some(CompressionAlgorithm::Snappy),
+            });
+            blob.extend_from_slice(&frames::compress(&frames::message_frame(format, &end)));
+            counters.frames_built.fetch_add(1, Ordering::Relaxed);
+            blob.freeze()
+        })
+    }
+
+    /// Splits the entries into `Kvs` frames of at most `batch_size`
+    /// updates and about half the message limit in bytes.
+    fn build_batches(
+        &self,
+        format: WireFormat,
+        batch_size: usize,
+        counters: &Counters,
+    ) -> Vec<Bytes> {
+        let budget = self.shape.max_message_len / 2;
+        let mut batches = Vec::new();
+        let mut units: Vec<&[u8]> = Vec::new();
+        let mut bytes = 0;
+        for entry in &self.entries {
+            let unit = entry.unit(format, counters);
+            if !units.is_empty() && (units.len() >= batch_size || bytes + unit.len() > budget) {
+                batches.push(frames::kvs_frame(format, &units));
+                units.clear();
+                bytes = 0;
+            }
+            bytes += unit.len();
+            units.push(unit);
+        }
+        if !units.is_empty() {
+            batches.push(frames::kvs_frame(format, &units));
+        }
+        counters
+            .frames_built
+            .fetch_add(batches.len() as u64, Ordering::Relaxed);
+        batches
+    }
+}

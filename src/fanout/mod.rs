@@ -1,0 +1,166 @@
+//! Server fan-out: one datastore, encoded once, streamed to many clients.
+//!
+//! The application feeds a [`SnapshotCache`] with datastore changes. The
+//! cache keeps the current state in key order, drops changes that would
+//! not change what a client holds
+//! ([`SerializedUpdate::would_be_no_op`](crate::message::SerializedUpdate::would_be_no_op);
+//! deletions always pass, as upstream), and appends every accepted change
+//! to a change log with a sequence number. A
+//! [`ServerConnection`](crate::server::ServerConnection) attached to the
+//! cache with [`follow`](crate::server::ServerConnection::follow) sends a
+//! consistent snapshot at some sequence number N, then the log from N+1.
+//!
+//! Each update is encoded once per wire format in use, into `Bytes` that
+//! every connection sends as they are: a live update is one shared frame;
+//! snapshot batches and the compressed snapshot stream are built once per
+//! snapshot *generation* and shared by every client that starts from it. A
+//! connection that falls behind gets several log entries batched into one
+//! message, assembled from the shared encodings by copying. So a client
+//! costs roughly a reference count per message, and a memory copy when it
+//! lags.
+//!
+//! # Memory
+//!
+//! Generations are rebuilt (sharing every update, so at the cost of a
+//! vector of pointers) once [`CacheConfig::rebuild_after`] changes have
+//! accumulated since the last one, or when the oldest of them is older than
+//! the fall-behind limit. The log keeps only what some attached connection
+//! (or the latest generation) still needs, and never entries older than
+//! [`CacheConfig::max_fall_behind`]: a connection that needs a trimmed entry
+//! has fallen too far behind and is disconnected. A connection itself holds
+//! at most one message of output.
+//!
+//! # Threads
+//!
+//! `SnapshotCache` is a cheap handle (`Clone`, `Send`, `Sync`) on shared
+//! state behind one mutex, held only to apply changes or to copy a few
+//! reference-counted entries out of the log; encoding happens outside it,
+//! each encoding initialised exactly once however many threads race for
+//! it. Frozen generations and encoded frames are immutable and shared by
+//! `Arc`/`Bytes`. The same code serves a single-threaded poll loop (the
+//! mutex is then never contended) and a multi-threaded runtime.
+
+mod cache;
+mod entry;
+mod generation;
+mod log;
+mod subscription;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use cache::{ApplyOutcome, SnapshotCache};
+pub(crate) use subscription::Pull;
+pub use subscription::Subscription;
+
+use crate::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, WireFormat};
+use crate::server::{DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE, DEFAULT_SNAPSHOT_BATCH_SIZE};
+
+/// Upstream's limit on how far behind the datastore a client may fall.
+pub const DEFAULT_MAX_FALL_BEHIND: Duration = Duration::from_secs(300);
+/// Upstream's extra allowance for a client that just connected (it has a
+/// snapshot to read first).
+pub const DEFAULT_NEW_CLIENT_GRACE: Duration = Duration::from_secs(300);
+
+/// How a [`SnapshotCache`] batches, and how long it keeps history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Updates per uncompressed snapshot message (upstream: 100), and the
+    /// most log entries batched into one message for a lagging client.
+    pub batch_size: usize,
+    /// Updates per message in the compressed snapshot (upstream: 1000).
+    pub compressed_batch_size: usize,
+    /// The largest message clients accept; batches stay under half of it.
+    pub max_message_len: usize,
+    /// A client whose oldest unsent change is older than this is
+    /// disconnected, and the log keeps nothing older.
+    pub max_fall_behind: Duration,
+    /// How long after connecting a client is exempt from the fall-behind
+    /// limit.
+    pub new_client_grace: Duration,
+    /// Freeze a new snapshot generation once this many changes arrived
+    /// since the last one.
+    pub rebuild_after: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig {
+            batch_size: DEFAULT_SNAPSHOT_BATCH_SIZE,
+            compressed_batch_size: DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE,
+            max_message_len: DEFAULT_MAX_SERVER_MESSAGE_LEN,
+            max_fall_behind: DEFAULT_MAX_FALL_BEHIND,
+            new_client_grace: DEFAULT_NEW_CLIENT_GRACE,
+            rebuild_after: 1000,
+        }
+    }
+}
+
+/// The batching parameters a generation needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) batch_size: usize,
+    pub(crate) compressed_batch_size: usize,
+    pub(crate) max_message_len: usize,
+}
+
+/// How bytes go on the wire after a stream's header: the wire format, and
+/// whether the stream is snappy-compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Flavour {
+    pub(crate) format: WireFormat,
+    pub(crate) compressed: bool,
+}
+
+impl Flavour {
+    pub(crate) fn index(self) -> usize {
+        entry::format_index(self.format) * 2 + usize::from(self.compressed)
+    }
+}
+
+/// Work counters, shared by the cache and its subscriptions.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) updates_encoded: AtomicU64,
+    pub(crate) frames_built: AtomicU64,
+    pub(crate) generations_built: AtomicU64,
+    pub(crate) no_ops_skipped: AtomicU64,
+}
+
+/// What a [`SnapshotCache`] holds and how much work it has done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheStats {
+    /// The sequence number of the newest change.
+    pub sequence: u64,
+    /// Keys in the current state.
+    pub keys: usize,
+    /// Changes held in the log.
+    pub log_len: usize,
+    /// Live subscriptions.
+    pub subscriptions: usize,
+    /// Times an update was encoded (once per update per wire format, for
+    /// the log and again for a snapshot when its type differs): this does
+    /// not grow with the number of clients.
+    pub updates_encoded: u64,
+    /// Shared frames built from encoded updates (single-update frames,
+    /// snapshot batches, compressed snapshot streams).
+    pub frames_built: u64,
+    /// Snapshot generations frozen.
+    pub generations_built: u64,
+    /// Changes dropped because they would have been no-ops.
+    pub no_ops_skipped: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.updates_encoded.load(Ordering::Relaxed),
+            self.frames_built.load(Ordering::Relaxed),
+            self.generations_built.load(Ordering::Relaxed),
+            self.no_ops_skipped.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;
