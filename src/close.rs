@@ -47,6 +47,13 @@ pub enum CloseReason {
         /// The configured limit.
         limit: usize,
     },
+    /// A client following a snapshot cache fell further behind the
+    /// datastore than the cache allows.
+    #[error("client fell more than {limit:?} behind the datastore")]
+    FellBehind {
+        /// The cache's fall-behind limit.
+        limit: Duration,
+    },
     /// The machine could not send what the caller gave it (for example an
     /// update larger than the frame limit).
     #[error(transparent)]

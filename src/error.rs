@@ -166,6 +166,10 @@ pub enum UsageError {
     /// A server connection was given updates before its snapshot.
     #[error("updates must follow the snapshot")]
     SnapshotNotSent,
+    /// A server connection following a snapshot cache was handed data
+    /// directly; its data comes from the cache.
+    #[error("this connection follows a snapshot cache; apply changes to the cache")]
+    FollowingCache,
     /// The connection is closed; nothing more can be sent or received.
     #[error("connection is closed")]
     Closed,

@@ -23,6 +23,7 @@ use crate::codec::native::NATIVE_PROTOCOL_VERSION;
 use crate::codec::{Direction, WireFormat};
 use crate::codec::{StreamDecoder, StreamEncoder};
 use crate::error::{ProtocolError, UsageError};
+use crate::fanout::{Flavour, Pull, Subscription};
 use crate::message::{
     ClientHello, CompressionAlgorithm, DecoderRestart, Message, Ping, SerializedUpdate,
     ServerHello, SyncStatus,
@@ -65,6 +66,23 @@ enum AckPhase {
     StartCompression,
     /// The end of the compressed snapshot.
     EndOfSnapshot,
+}
+
+/// Where a connection's data comes from.
+#[derive(Debug)]
+enum Feed {
+    /// The caller hands it a snapshot and changes.
+    Manual(SendQueue),
+    /// It follows a shared snapshot cache.
+    Cache(Box<Subscription>),
+}
+
+/// One step of output production.
+enum Step {
+    Message(Message),
+    Frame(Bytes),
+    EndOfSnapshot,
+    Trimmed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +136,10 @@ pub struct ServerConnection {
     ready: VecDeque<Bytes>,
     ready_bytes: usize,
     scratch: BytesMut,
-    queue: SendQueue,
+    feed: Feed,
+    /// Whether the stream after the snapshot is compressed (set at the
+    /// second acknowledged restart).
+    stream_compressed: bool,
     pinger: Pinger,
     handshake_deadline: Instant,
     /// The latest instant the caller passed in; deadlines armed from
@@ -156,7 +177,8 @@ impl ServerConnection {
             ready: VecDeque::new(),
             ready_bytes: 0,
             scratch: BytesMut::new(),
-            queue,
+            feed: Feed::Manual(queue),
+            stream_compressed: false,
             pinger,
             handshake_deadline: now.instant + config.handshake_timeout,
             last_instant: now.instant,
@@ -224,6 +246,13 @@ impl ServerConnection {
             State::AwaitingAck { deadline, .. } if now >= deadline => {
                 timed_out(TimeoutKind::Ack, self.config.ack_timeout)
             }
+            _ if let Feed::Cache(subscription) = &self.feed
+                && subscription.fallen_behind(now).is_some() =>
+            {
+                Some(CloseReason::FellBehind {
+                    limit: subscription.max_fall_behind(),
+                })
+            }
             State::AwaitingAck { .. } | State::Syncing => None,
         }
     }
@@ -238,7 +267,16 @@ impl ServerConnection {
                     .pong_deadline()
                     .map_or(deadline, |pong| pong.min(deadline)),
             ),
-            State::Syncing => self.pinger.deadline(),
+            State::Syncing => {
+                let fall_behind = match &self.feed {
+                    Feed::Cache(subscription) => subscription.fall_behind_deadline(),
+                    Feed::Manual(_) => None,
+                };
+                match (self.pinger.deadline(), fall_behind) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             State::Closed => None,
         }
     }
@@ -255,15 +293,64 @@ impl ServerConnection {
     /// queued change only when the previous one has been taken.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         while self.ready.is_empty() && self.state == State::Syncing {
-            match self.queue.next() {
-                None => break,
-                Some(Next::Message(message)) => self.encode(&message),
-                Some(Next::EndOfSnapshot) => self.end_snapshot(),
+            let Some(step) = self.next_step() else { break };
+            match step {
+                Step::Message(message) => self.encode(&message),
+                Step::Frame(bytes) => self.push_ready(bytes),
+                Step::EndOfSnapshot => self.end_snapshot(),
+                Step::Trimmed => {
+                    let limit = match &self.feed {
+                        Feed::Cache(subscription) => subscription.max_fall_behind(),
+                        Feed::Manual(_) => Duration::ZERO,
+                    };
+                    self.finish(CloseReason::FellBehind { limit });
+                }
             }
         }
         let bytes = self.ready.pop_front()?;
         self.ready_bytes -= bytes.len();
         Some(bytes)
+    }
+
+    /// What the feed offers next, if anything.
+    fn next_step(&mut self) -> Option<Step> {
+        match &mut self.feed {
+            Feed::Manual(queue) => match queue.next()? {
+                Next::Message(message) => Some(Step::Message(message)),
+                Next::EndOfSnapshot => Some(Step::EndOfSnapshot),
+            },
+            Feed::Cache(subscription) => {
+                let flavour = Flavour {
+                    format: self.wire_format.unwrap_or(WireFormat::Native),
+                    compressed: self.stream_compressed,
+                };
+                match subscription.pull(flavour, self.compression.is_some()) {
+                    Pull::Frame(bytes) => Some(Step::Frame(bytes)),
+                    Pull::EndOfSnapshot => Some(Step::EndOfSnapshot),
+                    Pull::Idle => None,
+                    Pull::Trimmed => Some(Step::Trimmed),
+                }
+            }
+        }
+    }
+
+    /// Makes the connection follow a shared
+    /// [`SnapshotCache`](crate::fanout::SnapshotCache) instead of being
+    /// handed a snapshot: it sends the subscription's snapshot, then every
+    /// change the cache logs, from shared pre-encoded bytes. Call once,
+    /// instead of [`send_snapshot`](Self::send_snapshot), after
+    /// [`ServerEvent::Connected`] or before it. A client that falls more
+    /// than the cache's limit behind is disconnected
+    /// ([`CloseReason::FellBehind`]).
+    pub fn follow(&mut self, subscription: Subscription) -> Result<(), UsageError> {
+        self.check_open()?;
+        match &self.feed {
+            Feed::Manual(queue) if !queue.snapshot_given() => {
+                self.feed = Feed::Cache(Box::new(subscription));
+                Ok(())
+            }
+            _ => Err(UsageError::SnapshotAlreadySent),
+        }
     }
 
     /// Gives the connection the datastore snapshot to send (in key order),
@@ -277,7 +364,7 @@ impl ServerConnection {
         I::IntoIter: Send + 'static,
     {
         self.check_open()?;
-        self.queue
+        self.manual_queue()?
             .set_snapshot(Box::new(snapshot.into_iter()), status)
     }
 
@@ -287,7 +374,7 @@ impl ServerConnection {
     /// [`CloseReason::SlowReader`] (reported as an event, not an error).
     pub fn send_updates(&mut self, updates: Vec<SerializedUpdate>) -> Result<(), UsageError> {
         self.check_open()?;
-        self.queue.push_updates(updates)?;
+        self.manual_queue()?.push_updates(updates)?;
         self.enforce_queue_limit();
         Ok(())
     }
@@ -296,7 +383,7 @@ impl ServerConnection {
     /// last status sent when its turn comes.
     pub fn send_status(&mut self, status: SyncStatus) -> Result<(), UsageError> {
         self.check_open()?;
-        self.queue.push_status(status)
+        self.manual_queue()?.push_status(status)
     }
 
     /// Closes the connection from this side: queued output is discarded and
@@ -337,7 +424,11 @@ impl ServerConnection {
     /// Bytes waiting to be sent: encoded output not yet taken plus queued
     /// live updates (the snapshot's remainder is not counted).
     pub fn queued_bytes(&self) -> usize {
-        self.ready_bytes + self.queue.queued_bytes()
+        let queued = match &self.feed {
+            Feed::Manual(queue) => queue.queued_bytes(),
+            Feed::Cache(_) => 0,
+        };
+        self.ready_bytes + queued
     }
 
     /// Whether everything given to the connection has been handed out by
@@ -346,12 +437,23 @@ impl ServerConnection {
     /// acknowledgement. A driver shutting down gracefully waits for this
     /// (and for its own buffers to drain) before closing the socket.
     pub fn is_flushed(&self) -> bool {
-        self.state == State::Syncing && self.ready.is_empty() && self.queue.is_drained()
+        let drained = match &self.feed {
+            Feed::Manual(queue) => queue.is_drained(),
+            Feed::Cache(subscription) => subscription.is_caught_up(),
+        };
+        self.state == State::Syncing && self.ready.is_empty() && drained
     }
 
     /// How many pings are waiting for their pong.
     pub fn unanswered_pings(&self) -> usize {
         self.pinger.unanswered()
+    }
+
+    fn manual_queue(&mut self) -> Result<&mut SendQueue, UsageError> {
+        match &mut self.feed {
+            Feed::Manual(queue) => Ok(queue),
+            Feed::Cache(_) => Err(UsageError::FollowingCache),
+        }
     }
 
     fn check_open(&self) -> Result<(), UsageError> {
@@ -430,12 +532,21 @@ impl ServerConnection {
                 got: other.kind(),
             }),
             (State::AwaitingAck { phase, .. }, Message::Ack) => {
+                self.state = State::Syncing;
                 // Every restart this server sends switches to compression.
                 if let Some(encoder) = self.encoder.as_mut() {
                     encoder.restart(true);
+                    if phase == AckPhase::EndOfSnapshot {
+                        // Open the stream now: shared frames may follow.
+                        encoder.start_stream(&mut self.scratch);
+                    }
                 }
-                self.state = State::Syncing;
-                if phase == AckPhase::StartCompression {
+                if phase == AckPhase::EndOfSnapshot {
+                    self.stream_compressed = true;
+                    let header = self.scratch.split().freeze();
+                    self.push_ready(header);
+                    // Pings start only now: the compressed snapshot stream
+                    // holds nothing but the snapshot.
                     self.pinger.start(now.instant);
                 }
                 Ok(())
@@ -487,8 +598,9 @@ impl ServerConnection {
         self.encode(&Message::ServerHello(answer));
         match self.compression.clone() {
             Some(algorithm) => {
-                self.queue
-                    .set_snapshot_batch_size(self.config.compressed_snapshot_batch_size);
+                if let Feed::Manual(queue) = &mut self.feed {
+                    queue.set_snapshot_batch_size(self.config.compressed_snapshot_batch_size);
+                }
                 self.encode(&Message::DecoderRestart(DecoderRestart {
                     message: START_COMPRESSION_MESSAGE.to_owned(),
                     compression_algorithm: Some(algorithm),
@@ -510,15 +622,19 @@ impl ServerConnection {
     }
 
     /// Ends the snapshot: on a compressed stream, with the restart that
-    /// closes it (the snapshot's status follows on the next stream).
+    /// closes it (the snapshot's status follows on the next stream). A
+    /// cache's compressed snapshot already ends with that restart.
     fn end_snapshot(&mut self) {
-        if let Some(algorithm) = self.compression.clone() {
+        let Some(algorithm) = self.compression.clone() else {
+            return;
+        };
+        if let Feed::Manual(_) = self.feed {
             self.encode(&Message::DecoderRestart(DecoderRestart {
                 message: END_OF_SNAPSHOT_MESSAGE.to_owned(),
                 compression_algorithm: Some(algorithm),
             }));
-            self.await_ack(AckPhase::EndOfSnapshot, self.last_instant);
         }
+        self.await_ack(AckPhase::EndOfSnapshot, self.last_instant);
     }
 
     fn await_ack(&mut self, phase: AckPhase, now: Instant) {
@@ -538,10 +654,16 @@ impl ServerConnection {
         match encoder.encode(message, &mut self.scratch) {
             Ok(()) => {
                 let bytes = self.scratch.split().freeze();
-                self.ready_bytes += bytes.len();
-                self.ready.push_back(bytes);
+                self.push_ready(bytes);
             }
             Err(error) => self.finish(CloseReason::Usage(error)),
+        }
+    }
+
+    fn push_ready(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.ready_bytes += bytes.len();
+            self.ready.push_back(bytes);
         }
     }
 
@@ -551,7 +673,9 @@ impl ServerConnection {
         self.input = BytesMut::new();
         self.ready.clear();
         self.ready_bytes = 0;
-        self.queue = SendQueue::new(1, 1);
+        // Drop the snapshot source or subscription: a closed connection
+        // holds nothing back in the cache's log.
+        self.feed = Feed::Manual(SendQueue::new(1, 1));
         self.close_reason = Some(reason.clone());
         self.events.push_back(ServerEvent::Closed(reason));
     }

@@ -9,23 +9,10 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use crate::error::UsageError;
-use crate::message::{Message, Revision, SerializedUpdate, SyncStatus};
+use crate::message::{Message, SerializedUpdate, SyncStatus};
 
 /// A snapshot source: any iterator of updates, in key order.
 pub(crate) type SnapshotFeed = Box<dyn Iterator<Item = SerializedUpdate> + Send>;
-
-/// A rough encoded size of an update, for batching and queue accounting.
-pub(crate) fn estimated_len(update: &SerializedUpdate) -> usize {
-    let revision = match &update.revision {
-        Revision::String(text) => text.len(),
-        _ => 16,
-    };
-    update.key.len()
-        + update.value.as_ref().map_or(0, |value| value.len())
-        + update.v3_resource_version.len()
-        + revision
-        + 24
-}
 
 enum Snapshot {
     NotGiven,
@@ -147,6 +134,11 @@ impl SendQueue {
         self.snapshot_sent() && self.backlog.is_empty()
     }
 
+    /// Whether a snapshot has been given (sent or not).
+    pub(crate) fn snapshot_given(&self) -> bool {
+        !matches!(self.snapshot, Snapshot::NotGiven)
+    }
+
     /// Whether the snapshot has been given and fully handed out.
     pub(crate) fn snapshot_sent(&self) -> bool {
         matches!(self.snapshot, Snapshot::Sent)
@@ -230,7 +222,7 @@ fn take_batch(
     let mut bytes = 0;
     while batch.len() < max_count {
         let Some(next) = updates.peek() else { break };
-        let len = estimated_len(next);
+        let len = next.estimated_encoded_len();
         if !batch.is_empty() && bytes + len > max_bytes {
             break;
         }
