@@ -4,6 +4,7 @@
 
 pub mod blocking;
 pub mod dataset;
+pub mod fleet;
 pub mod golden;
 pub mod harness;
 pub mod strategies;
