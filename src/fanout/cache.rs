@@ -1,16 +1,16 @@
 //! The cache itself: current state, change log, latest generation.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use super::entry::CachedUpdate;
+use super::entry::{ByKey, CachedUpdate};
 use super::generation::Generation;
 use super::log::{Change, ChangeLog};
 use super::subscription::Subscription;
 use super::{CacheConfig, CacheStats, Counters, Shape};
-use crate::message::{SerializedUpdate, SyncStatus, UpdateType};
+use crate::message::{SerializedUpdate, SyncStatus};
 
 /// The shared datastore a server fans out: see the [module docs](super).
 ///
@@ -45,13 +45,17 @@ pub(crate) struct Cursor {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    /// The current state; entries carry update type `New`, as upstream
-    /// stores them: to a client starting from a snapshot every key is new.
-    state: BTreeMap<String, Arc<CachedUpdate>>,
+    /// The current state, by key (snapshots send each entry with update
+    /// type `New`, as upstream stores them).
+    state: BTreeSet<ByKey>,
     status: SyncStatus,
     pub(crate) log: ChangeLog,
     generation: Arc<Generation>,
     cursors: Vec<Weak<Cursor>>,
+    /// Trim again once the log is this long: trimming scans every
+    /// subscription, so it is done in proportion to the log's growth rather
+    /// than on every change.
+    trim_at: usize,
 }
 
 impl SnapshotCache {
@@ -59,7 +63,7 @@ impl SnapshotCache {
     pub fn new(config: CacheConfig) -> SnapshotCache {
         let shape = shape(&config);
         let inner = Inner {
-            state: BTreeMap::new(),
+            state: BTreeSet::new(),
             status: SyncStatus::WaitForDatastore,
             log: ChangeLog::new(),
             generation: Arc::new(Generation::new(
@@ -69,6 +73,7 @@ impl SnapshotCache {
                 shape,
             )),
             cursors: Vec::new(),
+            trim_at: 0,
         };
         SnapshotCache {
             shared: Arc::new(Shared {
@@ -98,7 +103,7 @@ impl SnapshotCache {
                 outcome.skipped += 1;
             }
         }
-        inner.maintain(now, &self.shared);
+        inner.maintain(now, &self.shared, false);
         outcome
     }
 
@@ -109,7 +114,7 @@ impl SnapshotCache {
         if inner.status != status {
             inner.status = status;
             inner.log.append(now, Change::Status(status));
-            inner.maintain(now, &self.shared);
+            inner.maintain(now, &self.shared, false);
         }
     }
 
@@ -121,7 +126,7 @@ impl SnapshotCache {
     /// [`ServerConnection::follow`](crate::server::ServerConnection::follow).
     pub fn subscribe(&self, now: Instant) -> Subscription {
         let mut inner = self.shared.lock();
-        inner.maintain(now, &self.shared);
+        inner.refresh_generation(&self.shared);
         let generation = Arc::clone(&inner.generation);
         let cursor = Arc::new(Cursor {
             next_seq: AtomicU64::new(generation.seq + 1),
@@ -135,7 +140,7 @@ impl SnapshotCache {
     /// than the fall-behind limit. `apply` does this too; call it on a
     /// timer if changes can stop for long.
     pub fn trim(&self, now: Instant) {
-        self.shared.lock().maintain(now, &self.shared);
+        self.shared.lock().maintain(now, &self.shared, true);
     }
 
     /// The current status.
@@ -148,8 +153,8 @@ impl SnapshotCache {
         self.shared
             .lock()
             .state
-            .values()
-            .map(|entry| entry.update.clone())
+            .iter()
+            .map(|entry| entry.0.update.clone())
             .collect()
     }
 
@@ -201,39 +206,30 @@ impl Shared {
 impl Inner {
     /// Applies one update; `false` if it was dropped as a no-op.
     fn apply_one(&mut self, now: Instant, update: SerializedUpdate, counters: &Counters) -> bool {
-        if update.value.is_none() {
+        let entry = Arc::new(CachedUpdate::new(update));
+        if entry.update.value.is_none() {
             // Deletions always pass, even of absent keys: clients count them.
-            self.state.remove(&update.key);
+            self.state.remove(entry.update.key.as_str());
         } else {
-            if let Some(existing) = self.state.get(&update.key)
-                && update.would_be_no_op(&existing.update)
+            if let Some(existing) = self.state.get(entry.update.key.as_str())
+                && entry.update.would_be_no_op(&existing.0.update)
             {
                 counters.no_ops_skipped.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
-            let stored = SerializedUpdate {
-                update_type: UpdateType::New,
-                ..update.clone()
-            };
-            let logged = Arc::new(CachedUpdate::new(update));
-            let snapshot_entry = match logged.update.update_type {
-                // Same bytes either way: share the encodings.
-                UpdateType::New => Arc::clone(&logged),
-                _ => Arc::new(CachedUpdate::new(stored)),
-            };
-            self.state
-                .insert(snapshot_entry.update.key.clone(), snapshot_entry);
-            self.log.append(now, Change::Update(logged));
-            return true;
+            self.state.replace(ByKey(Arc::clone(&entry)));
         }
-        self.log
-            .append(now, Change::Update(Arc::new(CachedUpdate::new(update))));
+        self.log.append(now, Change::Update(entry));
         true
     }
 
     /// Freezes the current state as the latest generation.
     fn freeze_generation(&mut self, shared: &Shared) {
-        let entries = self.state.values().cloned().collect();
+        let entries = self
+            .state
+            .iter()
+            .map(|entry| Arc::clone(&entry.0))
+            .collect();
         self.generation = Arc::new(Generation::new(
             self.log.last_seq(),
             self.status,
@@ -246,39 +242,40 @@ impl Inner {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Keeps the log bounded: freezes a new generation when many (or old)
-    /// changes have piled up since the last one, then drops entries that no
-    /// live subscription and no joiner can need, and entries past the
-    /// fall-behind limit.
-    fn maintain(&mut self, now: Instant, shared: &Shared) {
-        let config = &shared.config;
-        let oldest_allowed = now.checked_sub(config.max_fall_behind);
+    /// Freezes a new generation for a joiner when many changes have piled
+    /// up since the last one, or when the changes after it are no longer
+    /// all in the log (so a joiner could not replay them).
+    fn refresh_generation(&mut self, shared: &Shared) {
         let since_generation = self.log.last_seq() - self.generation.seq;
-        let stale = self
-            .log
-            .get(self.generation.seq + 1)
-            .is_some_and(|entry| oldest_allowed.is_some_and(|limit| entry.at < limit));
-        if since_generation > config.rebuild_after as u64 || stale {
+        let replayable = self.log.first_seq() <= self.generation.seq + 1;
+        if since_generation > shared.config.rebuild_after as u64 || !replayable {
             self.freeze_generation(shared);
         }
+    }
+
+    /// Keeps the log bounded: when forced, or once the log has grown
+    /// enough since the last trim, drops entries every live subscription
+    /// has passed, and entries past the fall-behind limit (a subscription
+    /// that still needs one has fallen too far behind). A joiner needs
+    /// nothing here: it gets a fresh generation if its replay was trimmed.
+    fn maintain(&mut self, now: Instant, shared: &Shared, force_trim: bool) {
+        if !force_trim && self.log.len() < self.trim_at {
+            return;
+        }
+        let oldest_allowed = now.checked_sub(shared.config.max_fall_behind);
         self.cursors.retain(|cursor| cursor.strong_count() > 0);
-        let needed_by_cursors = self
+        let keep_from = self
             .cursors
             .iter()
             .filter_map(Weak::upgrade)
             .map(|cursor| cursor.next_seq.load(Ordering::Acquire))
             .min()
             .unwrap_or(u64::MAX);
-        let keep_from = needed_by_cursors.min(self.generation.seq + 1);
-        let generation_seq = self.generation.seq;
         self.log.trim_front(|seq, entry| {
-            let unneeded = seq < keep_from;
-            // Past the limit, an entry goes even if a lagging subscription
-            // still needs it (that subscription has fallen too far behind),
-            // but never one a joiner would need after the latest generation.
-            let too_old =
-                seq <= generation_seq && oldest_allowed.is_some_and(|limit| entry.at < limit);
-            unneeded || too_old
+            seq < keep_from || oldest_allowed.is_some_and(|limit| entry.at < limit)
         });
+        // Scan again after as many changes as are held now (at least 64):
+        // the scans cost in proportion to the changes they follow.
+        self.trim_at = self.log.len() * 2 + 64;
     }
 }

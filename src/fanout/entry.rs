@@ -10,7 +10,7 @@ use super::Counters;
 use super::Flavour;
 use crate::codec::WireFormat;
 use crate::codec::frames;
-use crate::message::SerializedUpdate;
+use crate::message::{SerializedUpdate, UpdateType};
 
 /// An update plus its wire encodings, filled in lazily per format.
 #[derive(Debug)]
@@ -18,8 +18,43 @@ pub(crate) struct CachedUpdate {
     pub(crate) update: SerializedUpdate,
     /// The update as a `Kvs` element, per wire format.
     units: [OnceLock<Bytes>; 2],
+    /// The same with update type `New`, as snapshots carry it (upstream
+    /// stores snapshot entries so: to a client starting from a snapshot
+    /// every key is new); only made for updates of another type.
+    snapshot_units: [OnceLock<Bytes>; 2],
     /// A whole `Kvs` frame holding just this update, per flavour.
     frames: [OnceLock<Bytes>; 4],
+}
+
+/// A state entry: a cached update ordered and looked up by its key, so the
+/// key is stored once.
+#[derive(Debug, Clone)]
+pub(crate) struct ByKey(pub(crate) std::sync::Arc<CachedUpdate>);
+
+impl std::borrow::Borrow<str> for ByKey {
+    fn borrow(&self) -> &str {
+        &self.0.update.key
+    }
+}
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &ByKey) -> bool {
+        self.0.update.key == other.0.update.key
+    }
+}
+
+impl Eq for ByKey {}
+
+impl PartialOrd for ByKey {
+    fn partial_cmp(&self, other: &ByKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByKey {
+    fn cmp(&self, other: &ByKey) -> std::cmp::Ordering {
+        self.0.update.key.cmp(&other.0.update.key)
+    }
 }
 
 impl CachedUpdate {
@@ -27,6 +62,7 @@ impl CachedUpdate {
         CachedUpdate {
             update,
             units: Default::default(),
+            snapshot_units: Default::default(),
             frames: Default::default(),
         }
     }
@@ -37,6 +73,22 @@ impl CachedUpdate {
         self.units[format_index(format)].get_or_init(|| {
             counters.updates_encoded.fetch_add(1, Ordering::Relaxed);
             frames::update_unit(format, &self.update)
+        })
+    }
+
+    /// This update's element encoding as a snapshot carries it: with update
+    /// type `New`.
+    pub(crate) fn snapshot_unit(&self, format: WireFormat, counters: &Counters) -> &Bytes {
+        if self.update.update_type == UpdateType::New {
+            return self.unit(format, counters);
+        }
+        self.snapshot_units[format_index(format)].get_or_init(|| {
+            counters.updates_encoded.fetch_add(1, Ordering::Relaxed);
+            let as_new = SerializedUpdate {
+                update_type: UpdateType::New,
+                ..self.update.clone()
+            };
+            frames::update_unit(format, &as_new)
         })
     }
 

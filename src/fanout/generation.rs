@@ -89,7 +89,7 @@ impl Generation {
         let mut units: Vec<&[u8]> = Vec::new();
         let mut bytes = 0;
         for entry in &self.entries {
-            let unit = entry.unit(format, counters);
+            let unit = entry.snapshot_unit(format, counters);
             if !units.is_empty() && (units.len() >= batch_size || bytes + unit.len() > budget) {
                 batches.push(frames::kvs_frame(format, &units));
                 units.clear();

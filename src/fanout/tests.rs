@@ -116,8 +116,10 @@ fn a_subscription_whose_changes_were_trimmed_is_told_so() {
             .fallen_behind(start + Duration::from_secs(11))
             .is_some()
     );
-    // Later changes age the first one out of the log.
-    cache.apply(start + Duration::from_secs(20), [upsert(2)]);
+    // Later, the first change ages out of the log.
+    let later = start + Duration::from_secs(20);
+    cache.apply(later, [upsert(2)]);
+    cache.trim(later);
     assert_eq!(laggard.pull(NATIVE, false), Pull::Trimmed);
 }
 
