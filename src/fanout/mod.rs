@@ -21,11 +21,13 @@
 //!
 //! # Memory
 //!
-//! Generations are rebuilt (sharing every update, so at the cost of a
-//! vector of pointers) once [`CacheConfig::rebuild_after`] changes have
-//! accumulated since the last one, or when the oldest of them is older than
-//! the fall-behind limit. The log keeps only what some attached connection
-//! (or the latest generation) still needs, and never entries older than
+//! The current state holds each update once (the log shares it). A new
+//! generation is frozen (sharing every update, so at the cost of a vector
+//! of pointers) only for a joining client, and only when more than
+//! [`CacheConfig::rebuild_after`] changes followed the last one or the
+//! changes after it have left the log: clients joining close together
+//! share a generation and replay the few changes since. The log keeps only
+//! what some attached connection still needs, and never entries older than
 //! [`CacheConfig::max_fall_behind`]: a connection that needs a trimmed entry
 //! has fallen too far behind and is disconnected. A connection itself holds
 //! at most one message of output.
@@ -78,8 +80,9 @@ pub struct CacheConfig {
     /// How long after connecting a client is exempt from the fall-behind
     /// limit.
     pub new_client_grace: Duration,
-    /// Freeze a new snapshot generation once this many changes arrived
-    /// since the last one.
+    /// A joining client starts from the latest snapshot generation and
+    /// replays the changes since, unless more than this many: then a new
+    /// generation is frozen for it.
     pub rebuild_after: usize,
 }
 
