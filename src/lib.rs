@@ -42,6 +42,7 @@ pub mod key;
 pub mod message;
 pub mod records;
 pub mod server;
+pub mod synthetic;
 mod time;
 
 pub use close::{CloseReason, TimeoutKind};
