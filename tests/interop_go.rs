@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::blocking::{now, run_client, run_server};
-use common::dataset::{self, UNKNOWN_KEY, apply, comparable};
+use common::dataset::{self, apply, comparable};
 use serde_json::Value;
 use syncproto::CloseReason;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
@@ -27,6 +27,7 @@ use syncproto::codec::WireFormat;
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::records::{Record, parse_line, status_to_line, update_to_line};
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
+use syncproto::synthetic::UNKNOWN_KEY;
 
 const ENDPOINTS: usize = 10_000;
 const SEED: u64 = 20_261_126;

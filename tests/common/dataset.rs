@@ -7,8 +7,6 @@ use bytes::Bytes;
 use syncproto::message::SerializedUpdate;
 use syncproto::records::Record;
 
-pub use syncproto::synthetic::UNKNOWN_KEY;
-
 /// The synthetic snapshot the interop tests use.
 pub fn snapshot(endpoints: usize, seed: u64) -> Vec<SerializedUpdate> {
     syncproto::synthetic::snapshot(endpoints, seed)
