@@ -1,10 +1,42 @@
-//! tokio driver for the [`syncproto`] Sans-IO machines.
+//! tokio drivers for the [`syncproto`] Sans-IO machines, TLS as upstream
+//! deployments use it, and the `syncproto` command-line tool.
 //!
-//! This crate is a placeholder until the connection state machines land: it
-//! re-exports the core crate so that dependants can already name it. The
-//! async client, server, TLS support and the `syncproto` command-line tool
-//! will live here.
+//! The drivers are thin: read → `handle_input`, drain transmits → write,
+//! one timer from `poll_timeout`. All protocol logic stays in the core.
+//!
+//! - [`Client`]: one connection to a server, its events one at a time;
+//!   [`ReconnectingClient`] keeps a connection up with backoff and hides the
+//!   reconnects from the application (after a new snapshot it reports the
+//!   keys that did not come back as deletions and suppresses updates that
+//!   change nothing).
+//! - [`Server`]: an accept loop on a shared
+//!   [`SnapshotCache`](syncproto::fanout::SnapshotCache), one task per
+//!   connection, graceful shutdown, and a connection limit enforced by
+//!   shedding one random connection per second while over it, as upstream
+//!   Typha does.
+//! - [`tls`]: rustls configurations that check the peer's certificate
+//!   against a CA and, optionally, its Common Name or URI SAN.
 
 #![forbid(unsafe_code)]
 
+mod client;
+mod io;
+mod reconnect;
+mod server;
+pub mod tls;
+
+pub use client::{Client, ClientOptions, ConnectError};
+pub use reconnect::{Backoff, ReconnectingClient, SyncEvent};
+pub use server::{Server, ServerHandle, ServerOptions, ServerStats};
 pub use syncproto;
+
+use std::time::{Instant, SystemTime};
+
+use syncproto::Now;
+use syncproto::message::Timestamp;
+
+/// Reads both clocks, for the machines' `handle_*` calls.
+pub fn now() -> Now {
+    let wall = Timestamp::from_system_time(SystemTime::now()).unwrap_or(Timestamp::ZERO);
+    Now::new(Instant::now(), wall)
+}

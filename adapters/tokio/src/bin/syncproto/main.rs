@@ -1,0 +1,3 @@
+//! The `syncproto` command-line tool (filled in below).
+
+fn main() {}

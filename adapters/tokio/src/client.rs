@@ -1,0 +1,227 @@
+//! One client connection on tokio.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls_pki_types::ServerName;
+use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
+use syncproto::message::ServerHello;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::io::{BoxedTransport, READ_CHUNK};
+use crate::now;
+
+/// How a [`Client`] connects.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Give up connecting (TCP and TLS handshake together) after this long.
+    pub connect_timeout: Duration,
+    /// Fail the connection when a write makes no progress for this long
+    /// (upstream Felix: 10 s).
+    pub write_timeout: Duration,
+    /// TLS, if the server requires it: the configuration (see
+    /// [`tls::client_config`](crate::tls::client_config)) and the name to
+    /// present for SNI and, when no CN or URI SAN is required, to verify.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            tls: None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .finish()
+    }
+}
+
+/// Why a connection could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The TCP connection failed (refused, unreachable, …).
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// The address dialled.
+        address: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// Connecting (or the TLS handshake) took longer than allowed.
+    #[error("connecting to {address} timed out after {after:?}")]
+    Timeout {
+        /// The address dialled.
+        address: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The TLS handshake failed (certificate mismatch, unknown CA, …).
+    #[error("TLS handshake with {address} failed: {source}")]
+    Tls {
+        /// The address dialled.
+        address: String,
+        /// What rustls reported.
+        source: std::io::Error,
+    },
+    /// The client configuration is unusable.
+    #[error("invalid client configuration: {0}")]
+    Config(#[from] syncproto::UsageError),
+}
+
+/// A client connection driven on tokio: [`connect`](Self::connect), then
+/// call [`next_event`](Self::next_event) in a loop; it reads, writes and
+/// fires timers as needed between events.
+pub struct Client {
+    reader: ReadHalf<BoxedTransport>,
+    writer: WriteHalf<BoxedTransport>,
+    machine: ClientConnection,
+    buffer: Box<[u8]>,
+    pending: VecDeque<Bytes>,
+    write_timeout: Duration,
+    bytes_read: u64,
+    finished: bool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("machine", &self.machine)
+            .field("bytes_read", &self.bytes_read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to `address` (`host:port`), performs the TLS handshake if
+    /// configured, and starts the protocol (the hello is sent with the
+    /// first [`next_event`](Self::next_event) call).
+    pub async fn connect(
+        address: &str,
+        config: ClientConfig,
+        options: ClientOptions,
+    ) -> Result<Client, ConnectError> {
+        let setup = async {
+            let stream =
+                TcpStream::connect(address)
+                    .await
+                    .map_err(|source| ConnectError::Connect {
+                        address: address.to_owned(),
+                        source,
+                    })?;
+            // Small messages (pongs, acks) must not wait for Nagle.
+            let _ = stream.set_nodelay(true);
+            let transport: BoxedTransport = match &options.tls {
+                None => Box::new(stream),
+                Some((tls, name)) => Box::new(
+                    tokio_rustls::TlsConnector::from(Arc::clone(tls))
+                        .connect(name.clone(), stream)
+                        .await
+                        .map_err(|source| ConnectError::Tls {
+                            address: address.to_owned(),
+                            source,
+                        })?,
+                ),
+            };
+            Ok::<_, ConnectError>(transport)
+        };
+        let transport = timeout(options.connect_timeout, setup)
+            .await
+            .map_err(|_| ConnectError::Timeout {
+                address: address.to_owned(),
+                after: options.connect_timeout,
+            })??;
+        let machine = ClientConnection::new(config, now())?;
+        let (reader, writer) = tokio::io::split(transport);
+        Ok(Client {
+            reader,
+            writer,
+            machine,
+            buffer: vec![0; READ_CHUNK].into_boxed_slice(),
+            pending: VecDeque::new(),
+            write_timeout: options.write_timeout,
+            bytes_read: 0,
+            finished: false,
+        })
+    }
+
+    /// The next event, driving the connection until there is one.
+    /// `Ok(None)` once the final [`ClientEvent::Closed`] has been returned;
+    /// an `Err` is a socket error (the connection is then over).
+    pub async fn next_event(&mut self) -> std::io::Result<Option<ClientEvent>> {
+        loop {
+            if let Some(event) = self.machine.poll_event() {
+                if matches!(event, ClientEvent::Closed(_)) {
+                    self.finished = true;
+                    let _ = self.writer.shutdown().await;
+                }
+                return Ok(Some(event));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            self.pending
+                .extend(std::iter::from_fn(|| self.machine.poll_transmit()));
+            let deadline = self.machine.poll_timeout().map(Instant::from_std);
+            let write_deadline = Instant::now() + self.write_timeout;
+            tokio::select! {
+                written = self.writer.write(self.pending.front().map_or(&[][..], |b| &b[..])), if !self.pending.is_empty() => {
+                    let written = written?;
+                    if let Some(front) = self.pending.front_mut() {
+                        let _ = front.split_to(written.min(front.len()));
+                        if front.is_empty() {
+                            self.pending.pop_front();
+                        }
+                    }
+                }
+                _ = sleep_until(write_deadline), if !self.pending.is_empty() => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress"));
+                }
+                read = self.reader.read(&mut self.buffer) => match read? {
+                    0 => self.machine.handle_eof(now()),
+                    n => {
+                        self.bytes_read += n as u64;
+                        self.machine.handle_input(now(), &self.buffer[..n]);
+                    }
+                },
+                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                    self.machine.handle_timeout(now());
+                }
+            }
+        }
+    }
+
+    /// Closes the connection: the next [`next_event`](Self::next_event)
+    /// returns the final `Closed` event.
+    pub fn close(&mut self) {
+        self.machine.close();
+    }
+
+    /// Bytes received so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The server's hello, once connected.
+    pub fn server_hello(&self) -> Option<&ServerHello> {
+        self.machine.server_hello()
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}

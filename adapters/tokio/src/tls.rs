@@ -1,0 +1,294 @@
+//! TLS between clients and servers, as upstream deployments set it up: the
+//! server requires a client certificate signed by a configured CA and,
+//! optionally, a particular Common Name or URI SAN; the client verifies the
+//! server's certificate against a CA and, optionally, a Common Name or URI
+//! SAN (Typha's certificates need not carry the DNS name clients dial, so
+//! when a CN or URI SAN is configured it replaces the host name check).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, aws_lc_rs};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use x509_parser::extensions::GeneralName;
+
+/// What went wrong setting up or checking TLS.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A certificate, key or CA file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// rustls refused the configuration (for example a key that does not
+    /// match its certificate).
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    /// The certificate verifier could not be built from the CA.
+    #[error("TLS verifier: {0}")]
+    Verifier(String),
+    /// The peer's certificate is signed by the CA but is not the one
+    /// required.
+    #[error(
+        "peer certificate (CN {found_cn:?}, URI SANs {found_uris:?}) matches neither {required}"
+    )]
+    PeerIdentity {
+        /// What was required.
+        required: PeerRequirement,
+        /// The certificate's Common Name.
+        found_cn: Option<String>,
+        /// The certificate's URI SANs.
+        found_uris: Vec<String>,
+    },
+    /// The peer sent no certificate.
+    #[error("peer presented no certificate")]
+    NoPeerCertificate,
+}
+
+/// Which certificate the peer must present beyond being signed by the CA:
+/// upstream's `ClientCN`/`ClientURISAN` (server side) and
+/// `TyphaCN`/`TyphaURISAN` (client side). When both are set, matching
+/// either suffices; when neither is, any certificate the CA signed does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerRequirement {
+    /// The Common Name the certificate must carry.
+    pub common_name: Option<String>,
+    /// A URI Subject Alternative Name the certificate must carry.
+    pub uri_san: Option<String>,
+}
+
+impl PeerRequirement {
+    /// Whether anything beyond the CA signature is required.
+    pub fn is_set(&self) -> bool {
+        self.common_name.is_some() || self.uri_san.is_some()
+    }
+
+    /// Checks a DER certificate (already verified against the CA).
+    pub fn check(&self, certificate: &CertificateDer<'_>) -> Result<(), TlsError> {
+        if !self.is_set() {
+            return Ok(());
+        }
+        let (found_cn, found_uris) = identity(certificate);
+        let cn_ok = self
+            .common_name
+            .as_ref()
+            .is_some_and(|cn| found_cn.as_ref() == Some(cn));
+        let uri_ok = self
+            .uri_san
+            .as_ref()
+            .is_some_and(|uri| found_uris.contains(uri));
+        if cn_ok || uri_ok {
+            return Ok(());
+        }
+        Err(TlsError::PeerIdentity {
+            required: self.clone(),
+            found_cn,
+            found_uris,
+        })
+    }
+}
+
+impl fmt::Display for PeerRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.common_name, &self.uri_san) {
+            (Some(cn), Some(uri)) => write!(f, "CN {cn:?} or URI SAN {uri:?}"),
+            (Some(cn), None) => write!(f, "CN {cn:?}"),
+            (None, Some(uri)) => write!(f, "URI SAN {uri:?}"),
+            (None, None) => f.write_str("anything"),
+        }
+    }
+}
+
+/// The certificate's Common Name and URI SANs (empty if it does not parse).
+fn identity(certificate: &CertificateDer<'_>) -> (Option<String>, Vec<String>) {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate) else {
+        return (None, Vec::new());
+    };
+    let cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    let uris = match parsed.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::URI(uri) => Some((*uri).to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    (cn, uris)
+}
+
+/// A certificate chain and its private key, as this side presents them.
+#[derive(Debug)]
+pub struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// Loads a PEM certificate chain and a PEM private key.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
+        Ok(Identity {
+            chain: load_certificates(cert)?,
+            key: PrivateKeyDer::from_pem_file(key).map_err(|error| file_error(key, error))?,
+        })
+    }
+
+    /// Builds an identity from DER certificates and key (for example ones
+    /// generated in memory).
+    pub fn from_der(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Identity {
+        Identity { chain, key }
+    }
+}
+
+fn file_error(path: &Path, error: impl fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
+}
+
+/// Loads every certificate of a PEM file.
+pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|error| file_error(path, error))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| file_error(path, error))?;
+    if certificates.is_empty() {
+        return Err(file_error(path, "no PEM certificates found"));
+    }
+    Ok(certificates)
+}
+
+fn roots(ca: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut store = RootCertStore::empty();
+    for certificate in ca {
+        store.add(certificate.clone())?;
+    }
+    Ok(Arc::new(store))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(aws_lc_rs::default_provider())
+}
+
+/// A server configuration that requires a client certificate signed by one
+/// of `ca`. Check the client's identity after the handshake with
+/// [`PeerRequirement::check`] (the [`Server`](crate::Server) does).
+pub fn server_config(
+    identity: Identity,
+    ca: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
+        .build()
+        .map_err(|error| TlsError::Verifier(error.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain, identity.key)?;
+    Ok(Arc::new(config))
+}
+
+/// A client configuration that verifies the server against `ca` and, if
+/// `peer` is set, its CN or URI SAN instead of the dialled host name;
+/// presents `identity` when the server asks for a certificate.
+pub fn client_config(
+    identity: Option<Identity>,
+    ca: &[CertificateDer<'static>],
+    peer: PeerRequirement,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let inner = WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider())
+        .build()
+        .map_err(|error| TlsError::Verifier(error.to_string()))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TyphaVerifier { inner, peer }));
+    let config = match identity {
+        Some(identity) => builder.with_client_auth_cert(identity.chain, identity.key)?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Verifies the server's chain with webpki; when a CN or URI SAN is
+/// required, that check replaces the host name check (and must pass).
+#[derive(Debug)]
+struct TyphaVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    peer: PeerRequirement,
+}
+
+impl ServerCertVerifier for TyphaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if !self.peer.is_set() {
+            return chain;
+        }
+        match chain {
+            // The chain is good; only the dialled name did not match, and a
+            // required identity replaces that check.
+            Ok(_)
+            | Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => {}
+            Err(other) => return Err(other),
+        }
+        self.peer
+            .check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
+            .map_err(|error| rustls::Error::General(error.to_string()))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
