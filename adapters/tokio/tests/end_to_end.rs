@@ -1,0 +1,320 @@
+//! The tokio drivers end to end over loopback: snapshot, live updates,
+//! pings, shedding, graceful shutdown, and reconnects with resync
+//! deletions.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use syncproto::client::{ClientConfig, ClientEvent};
+use syncproto::codec::WireFormat;
+use syncproto::fanout::{CacheConfig, SnapshotCache};
+use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
+use syncproto::server::ServerConfig;
+use syncproto::{CloseReason, synthetic};
+use syncproto_tokio::{
+    Backoff, Client, ClientOptions, ReconnectingClient, Server, ServerHandle, ServerOptions,
+    SyncEvent,
+};
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn expected(cache: &SnapshotCache) -> BTreeMap<String, Bytes> {
+    cache
+        .snapshot_updates()
+        .into_iter()
+        .filter_map(|u| Some((u.key, u.value?)))
+        .collect()
+}
+
+async fn start(
+    options: ServerOptions,
+    endpoints: usize,
+) -> (String, ServerHandle, tokio::task::JoinHandle<()>) {
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let start = std::time::Instant::now();
+    cache.apply(start, synthetic::snapshot(endpoints, 1));
+    cache.set_status(start, SyncStatus::InSync);
+    let server = Server::bind("127.0.0.1:0", cache, options).await.unwrap();
+    let address = server.local_addr().unwrap().to_string();
+    let handle = server.handle();
+    let task = tokio::spawn(async move { server.run().await.unwrap() });
+    (address, handle, task)
+}
+
+fn client_config(format: WireFormat, compressed: bool) -> ClientConfig {
+    ClientConfig {
+        hostname: "test".into(),
+        wire_format: format,
+        compression: if compressed {
+            vec![CompressionAlgorithm::Snappy]
+        } else {
+            Vec::new()
+        },
+        key_parser: None,
+        ..ClientConfig::default()
+    }
+}
+
+/// Reads events until `done` says the view is complete.
+async fn run_until(
+    client: &mut Client,
+    view: &mut BTreeMap<String, Bytes>,
+    mut done: impl FnMut(&BTreeMap<String, Bytes>, Option<SyncStatus>) -> bool,
+) -> Option<SyncStatus> {
+    let mut status = None;
+    timeout(LIMIT, async {
+        loop {
+            if done(view, status) {
+                return;
+            }
+            match client.next_event().await.unwrap() {
+                Some(ClientEvent::Updates(updates)) => {
+                    for update in updates {
+                        match update.value {
+                            Some(value) => {
+                                view.insert(update.key, value);
+                            }
+                            None => {
+                                view.remove(&update.key);
+                            }
+                        }
+                    }
+                }
+                Some(ClientEvent::Status(new)) => status = Some(new),
+                Some(ClientEvent::Closed(reason)) => panic!("closed: {reason}"),
+                Some(_) => {}
+                None => panic!("client finished"),
+            }
+        }
+    })
+    .await
+    .expect("client did not get there in time");
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_every_format_sync_and_follow_live_updates() {
+    let options = ServerOptions {
+        config: ServerConfig {
+            ping_interval: Duration::from_millis(50),
+            ping_jitter: Duration::from_millis(5),
+            ..ServerConfig::default()
+        },
+        ..ServerOptions::default()
+    };
+    let (address, handle, task) = start(options, 2000).await;
+    let mut clients = Vec::new();
+    for (format, compressed) in [
+        (WireFormat::Native, false),
+        (WireFormat::Native, true),
+        (WireFormat::Gob, false),
+        (WireFormat::Gob, true),
+    ] {
+        let client = Client::connect(
+            &address,
+            client_config(format, compressed),
+            ClientOptions::default(),
+        )
+        .await
+        .unwrap();
+        clients.push((client, BTreeMap::new()));
+    }
+    let snapshot = expected(handle.cache());
+    for (client, view) in &mut clients {
+        let status = run_until(client, view, |view, status| {
+            status == Some(SyncStatus::InSync) && *view == snapshot
+        })
+        .await;
+        assert_eq!(status, Some(SyncStatus::InSync));
+        assert!(client.bytes_read() > 0);
+    }
+    // Live changes, including deletions and a status flip.
+    for record in synthetic::changes(2000, 100, 2) {
+        match record {
+            syncproto::records::Record::Update(update) => {
+                handle.apply([update]);
+            }
+            syncproto::records::Record::Status(status) => handle.set_status(status),
+        }
+    }
+    let after = expected(handle.cache());
+    for (client, view) in &mut clients {
+        run_until(client, view, |view, _| *view == after).await;
+    }
+    // Let some pings go by: the connections stay up and every one answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (client, view) in &mut clients {
+        handle.apply([SerializedUpdate::upsert("/calico/v1/config/Last", "1", "1")]);
+        run_until(client, view, |view, _| {
+            view.contains_key("/calico/v1/config/Last")
+        })
+        .await;
+    }
+    let stats = handle.stats();
+    assert_eq!(stats.handshakes, 4);
+    assert!(stats.pongs >= 4, "{stats:?}");
+    assert_eq!(handle.connection_count(), 4);
+
+    // Graceful shutdown: the server returns, clients see a clean close.
+    handle.shutdown();
+    timeout(LIMIT, task).await.unwrap().unwrap();
+    for (client, _) in &mut clients {
+        let last = timeout(LIMIT, async {
+            loop {
+                if let Some(ClientEvent::Closed(reason)) = client.next_event().await.unwrap() {
+                    return reason;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(last, CloseReason::PeerClosed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_over_its_limit_sheds_one_connection_a_tick() {
+    let options = ServerOptions {
+        max_connections: Some(2),
+        shed_interval: Duration::from_millis(100),
+        ..ServerOptions::default()
+    };
+    let (address, handle, _task) = start(options, 10).await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        let mut client = Client::connect(
+            &address,
+            client_config(WireFormat::Native, false),
+            ClientOptions::default(),
+        )
+        .await
+        .unwrap();
+        let mut view = BTreeMap::new();
+        run_until(&mut client, &mut view, |_, status| {
+            status == Some(SyncStatus::InSync)
+        })
+        .await;
+        clients.push(client);
+    }
+    timeout(LIMIT, async {
+        while handle.connection_count() > 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // One per tick: three ticks to shed three.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(handle.connection_count(), 2);
+    assert_eq!(handle.stats().shed, 3);
+    let mut closed = 0;
+    for client in &mut clients {
+        // A shed client sees the server close; the others see nothing more.
+        if let Ok(Ok(Some(ClientEvent::Closed(reason)))) =
+            timeout(Duration::from_millis(200), client.next_event()).await
+        {
+            assert_eq!(reason, CloseReason::PeerClosed);
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_is_hidden_behind_resync_deletions() {
+    let (address, handle, _task) = start(ServerOptions::default(), 50).await;
+    let backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+    };
+    let mut client = ReconnectingClient::new(
+        address,
+        client_config(WireFormat::Gob, true),
+        ClientOptions::default(),
+        backoff,
+    );
+    let snapshot = expected(handle.cache());
+    let mut view: BTreeMap<String, Bytes> = BTreeMap::new();
+    let mut statuses = Vec::new();
+    let apply = |view: &mut BTreeMap<String, Bytes>, updates: Vec<SerializedUpdate>| {
+        let count = updates.len();
+        for update in updates {
+            match update.value {
+                Some(value) => view.insert(update.key, value),
+                None => view.remove(&update.key),
+            };
+        }
+        count
+    };
+    timeout(LIMIT, async {
+        while view != snapshot {
+            match client.next_event().await {
+                SyncEvent::Updates(updates) => {
+                    apply(&mut view, updates);
+                }
+                SyncEvent::Status(status) => statuses.push(status),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    // While the client is away, two keys go and one changes.
+    let keys: Vec<String> = snapshot.keys().cloned().collect();
+    client.disconnect();
+    let mut reconnects = 0;
+    let mut delivered_during_resync = 0;
+    timeout(LIMIT, async {
+        loop {
+            match client.next_event().await {
+                SyncEvent::Reconnecting { .. } => {
+                    reconnects += 1;
+                    if reconnects == 1 {
+                        handle.apply([
+                            SerializedUpdate::deletion(keys[0].clone(), "d1"),
+                            SerializedUpdate::deletion(keys[1].clone(), "d2"),
+                            SerializedUpdate::upsert(keys[2].clone(), "changed", "c1"),
+                        ]);
+                    }
+                }
+                SyncEvent::Updates(updates) => delivered_during_resync += apply(&mut view, updates),
+                SyncEvent::Status(status) => statuses.push(status),
+                SyncEvent::Dropped { .. } => {}
+            }
+            if view == expected(handle.cache()) && reconnects > 0 {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(reconnects, 1);
+    // Only what changed was delivered: two deletions and one update, not
+    // the whole snapshot again.
+    assert_eq!(delivered_during_resync, 3);
+    assert!(!view.contains_key(&keys[0]));
+    assert_eq!(view[&keys[2]], Bytes::from_static(b"changed"));
+    // The application saw one continuous status history.
+    assert_eq!(statuses, [SyncStatus::ResyncInProgress, SyncStatus::InSync]);
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let error = Client::connect(&address, ClientConfig::default(), ClientOptions::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains(&address), "{error}");
+    assert!(matches!(
+        error,
+        syncproto_tokio::ConnectError::Connect { .. }
+    ));
+}
