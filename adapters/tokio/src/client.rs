@@ -95,6 +95,9 @@ pub struct Client {
     write_timeout: Duration,
     bytes_read: u64,
     finished: bool,
+    /// A write failed: the server is likely gone. What it sent before
+    /// going is still read (its close included) before this is reported.
+    write_error: Option<std::io::Error>,
 }
 
 impl fmt::Debug for Client {
@@ -156,6 +159,7 @@ impl Client {
             write_timeout: options.write_timeout,
             bytes_read: 0,
             finished: false,
+            write_error: None,
         })
     }
 
@@ -180,7 +184,13 @@ impl Client {
             let write_deadline = Instant::now() + self.write_timeout;
             tokio::select! {
                 written = self.writer.write(self.pending.front().map_or(&[][..], |b| &b[..])), if !self.pending.is_empty() => {
-                    let written = written?;
+                    let written = match written {
+                        Ok(written) => written,
+                        Err(error) => {
+                            self.write_error = Some(error);
+                            continue;
+                        }
+                    };
                     if let Some(front) = self.pending.front_mut() {
                         let _ = front.split_to(written.min(front.len()));
                         if front.is_empty() {
@@ -191,7 +201,7 @@ impl Client {
                 _ = sleep_until(write_deadline), if !self.pending.is_empty() => {
                     return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress"));
                 }
-                read = self.reader.read(&mut self.buffer) => match read? {
+                read = self.reader.read(&mut self.buffer) => match read.map_err(|error| self.write_error.take().unwrap_or(error))? {
                     0 => self.machine.handle_eof(now()),
                     n => {
                         self.bytes_read += n as u64;

@@ -359,7 +359,7 @@ async fn serve(shared: &Shared, id: u64, stream: TcpStream, close: &Notify) -> S
     if let Err(error) = machine.follow(shared.cache.subscribe(std::time::Instant::now())) {
         return format!("cannot follow the cache: {error}");
     }
-    match drive(shared, &mut machine, transport, close).await {
+    match drive(shared, id, &mut machine, transport, close).await {
         Ok(()) => machine
             .close_reason()
             .map_or_else(|| "closed".to_owned(), CloseReason::to_string),
@@ -370,6 +370,7 @@ async fn serve(shared: &Shared, id: u64, stream: TcpStream, close: &Notify) -> S
 /// The connection's loop: bytes in, bytes out, timers, wake-ups.
 async fn drive(
     shared: &Shared,
+    id: u64,
     machine: &mut ServerConnection,
     transport: BoxedTransport,
     close: &Notify,
@@ -395,7 +396,16 @@ async fn drive(
             pending = machine.poll_transmit();
         }
         if machine.is_closed() && pending.is_none() {
+            // No longer a live connection (for the limit), even while it
+            // lingers below.
+            shared.lock_connections().remove(&id);
+            // Close our side, then let the client's last writes (a pong in
+            // flight) land before the socket goes, so that the client sees
+            // a clean end of stream rather than a reset.
             let _ = writer.shutdown().await;
+            let linger =
+                async { while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {} };
+            let _ = timeout(LINGER, linger).await;
             return Ok(());
         }
         if pending.is_some() && stalled_since.is_none() {
@@ -430,6 +440,9 @@ async fn drive(
         }
     }
 }
+
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)

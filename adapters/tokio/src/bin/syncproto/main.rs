@@ -1,3 +1,67 @@
-//! The `syncproto` command-line tool (filled in below).
+//! `syncproto`: run a demo, serve a datastore from a file, dump a live
+//! server's stream, or decode a captured one.
 
-fn main() {}
+mod decode;
+mod demo;
+mod dump;
+mod failure;
+mod options;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::failure::Failure;
+
+/// The Calico Felix⇄Typha sync protocol, from the command line.
+///
+/// Exit codes: 0 success; 1 network, protocol or TLS failure; 2 bad command
+/// line; 3 unreadable or malformed input file; 4 the demo's verification
+/// failed.
+#[derive(Debug, Parser)]
+#[command(name = "syncproto", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a server with a synthetic cluster datastore, connect many
+    /// clients (gob and native), stream live updates, show progress, then
+    /// verify every client ended with the server's state.
+    Demo(demo::Args),
+    /// Serve a datastore read from a JSON-lines file.
+    Serve(serve::Args),
+    /// Connect as a client (by default as a modern Felix would) and print
+    /// the stream, or the final state, as JSON lines.
+    Dump(dump::Args),
+    /// Decode a captured server-to-client byte stream.
+    Decode(decode::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return Failure::runtime(format!("cannot start the runtime: {error}")).report();
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Dump(args) => dump::run(args).await,
+            Command::Decode(args) => decode::run(args),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

@@ -1,0 +1,291 @@
+//! `syncproto demo`: a self-contained run of server and clients.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use syncproto::client::{ClientConfig, ClientEvent};
+use syncproto::codec::WireFormat;
+use syncproto::fanout::{CacheConfig, SnapshotCache};
+use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
+use syncproto::records::Record;
+use syncproto::synthetic;
+use syncproto_tokio::{Client, ClientOptions, Server, ServerHandle, ServerOptions};
+
+use crate::failure::Failure;
+
+/// The update that tells a client the demo's changes are all out.
+const DONE_KEY: &str = "/calico/v1/config/SyncprotoDemoDone";
+
+/// Start a server on loopback with a synthetic cluster-like datastore,
+/// connect clients (half gob, half native; half compressed), stream live
+/// updates while they sync, then print a summary and verify that every
+/// client ended with exactly the server's state.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Workload endpoints in the datastore (a few config keys, a 300 KiB
+    /// policy and a key no parser knows come on top).
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    /// Clients to connect.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// Live changes to stream while the clients sync.
+    #[arg(long, default_value_t = 1_000)]
+    updates: usize,
+    /// Seed for the synthetic datastore.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Give up if the clients are not done after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+/// What one client saw.
+struct Report {
+    time_to_sync: Option<Duration>,
+    kvs: u64,
+    bytes: u64,
+    view: BTreeMap<String, Bytes>,
+}
+
+fn flavour(index: usize) -> (WireFormat, bool) {
+    match index % 4 {
+        0 => (WireFormat::Native, false),
+        1 => (WireFormat::Gob, false),
+        2 => (WireFormat::Native, true),
+        _ => (WireFormat::Gob, true),
+    }
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let snapshot = synthetic::snapshot(args.keys, args.seed);
+    let snapshot_bytes: usize = snapshot
+        .iter()
+        .map(|u| u.key.len() + u.value.as_ref().map_or(0, Bytes::len))
+        .sum();
+    cache.apply(Instant::now(), snapshot);
+    cache.set_status(Instant::now(), SyncStatus::InSync);
+    let server = Server::bind("127.0.0.1:0", cache, ServerOptions::default())
+        .await
+        .map_err(|error| Failure::runtime(format!("cannot listen on loopback: {error}")))?;
+    let address = server
+        .local_addr()
+        .map_err(|error| Failure::runtime(format!("cannot listen on loopback: {error}")))?
+        .to_string();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server.run());
+    let keys = handle.cache().stats().keys;
+    println!(
+        "serving {keys} keys ({:.1} MB) on {address}; connecting {} clients (gob and native, half compressed)",
+        snapshot_bytes as f64 / 1e6,
+        args.clients
+    );
+
+    let progress = ProgressBar::new(args.clients as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} clients in sync ({elapsed})")
+    {
+        progress.set_style(style.progress_chars("=> "));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.clients);
+    for index in 0..args.clients {
+        let address = address.clone();
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            run_client(index, &address, &progress).await
+        }));
+    }
+    stream_changes(&handle, &args).await;
+    let reports = tokio::time::timeout(Duration::from_secs(args.timeout), async {
+        let mut reports = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            reports.push(task.await);
+        }
+        reports
+    })
+    .await
+    .map_err(|_| {
+        Failure::runtime(format!(
+            "the clients were not done after {} s",
+            args.timeout
+        ))
+    })?;
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    handle.shutdown();
+    let _ = server_task.await;
+
+    let mut results = Vec::with_capacity(reports.len());
+    for (index, report) in reports.into_iter().enumerate() {
+        match report {
+            Ok(Ok(report)) => results.push(report),
+            Ok(Err(failure)) => return Err(failure),
+            Err(error) => return Err(Failure::runtime(format!("client {index} crashed: {error}"))),
+        }
+    }
+    summarize(&handle, &results, elapsed, args.updates)
+}
+
+/// Streams the synthetic changes in small batches, then the done marker.
+async fn stream_changes(handle: &ServerHandle, args: &Args) {
+    let changes = synthetic::changes(args.keys, args.updates, args.seed);
+    for chunk in changes.chunks(20) {
+        for record in chunk {
+            match record {
+                Record::Update(update) => {
+                    handle.apply([update.clone()]);
+                }
+                Record::Status(status) => handle.set_status(*status),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    handle.apply([SerializedUpdate::upsert(DONE_KEY, "done", "done")]);
+}
+
+/// One client: connect, follow, stop at the done marker.
+async fn run_client(
+    index: usize,
+    address: &str,
+    progress: &ProgressBar,
+) -> Result<Report, Failure> {
+    let (wire_format, compressed) = flavour(index);
+    let config = ClientConfig {
+        hostname: format!("demo-client-{index}"),
+        wire_format,
+        compression: if compressed {
+            vec![CompressionAlgorithm::Snappy]
+        } else {
+            Vec::new()
+        },
+        // The demo compares whole states, so it keeps every key.
+        key_parser: None,
+        ..ClientConfig::default()
+    };
+    let started = Instant::now();
+    let mut client = Client::connect(address, config, ClientOptions::default())
+        .await
+        .map_err(Failure::runtime)?;
+    let mut report = Report {
+        time_to_sync: None,
+        kvs: 0,
+        bytes: 0,
+        view: BTreeMap::new(),
+    };
+    loop {
+        let event = client
+            .next_event()
+            .await
+            .map_err(|error| Failure::runtime(format!("client {index}: {error}")))?;
+        match event {
+            Some(ClientEvent::Updates(updates)) => {
+                report.kvs += updates.len() as u64;
+                let mut done = false;
+                for update in updates {
+                    done |= update.key == DONE_KEY;
+                    match update.value {
+                        Some(value) => {
+                            report.view.insert(update.key, value);
+                        }
+                        None => {
+                            report.view.remove(&update.key);
+                        }
+                    }
+                }
+                if done {
+                    report.bytes = client.bytes_read();
+                    report.view.remove(DONE_KEY);
+                    return Ok(report);
+                }
+            }
+            Some(ClientEvent::Status(SyncStatus::InSync)) if report.time_to_sync.is_none() => {
+                report.time_to_sync = Some(started.elapsed());
+                progress.inc(1);
+            }
+            Some(ClientEvent::Closed(reason)) => {
+                return Err(Failure::runtime(format!(
+                    "client {index} disconnected: {reason}"
+                )));
+            }
+            Some(_) => {}
+            None => return Err(Failure::runtime(format!("client {index} finished early"))),
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+fn summarize(
+    handle: &ServerHandle,
+    results: &[Report],
+    elapsed: Duration,
+    updates: usize,
+) -> Result<(), Failure> {
+    let mut expected: BTreeMap<String, Bytes> = handle
+        .cache()
+        .snapshot_updates()
+        .into_iter()
+        .filter_map(|u| Some((u.key, u.value?)))
+        .collect();
+    expected.remove(DONE_KEY);
+    let mut sync_times: Vec<Duration> = results.iter().filter_map(|r| r.time_to_sync).collect();
+    sync_times.sort_unstable();
+    let kvs: u64 = results.iter().map(|r| r.kvs).sum();
+    let bytes: u64 = results.iter().map(|r| r.bytes).sum();
+    let mismatched: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.view != expected)
+        .map(|(index, _)| index)
+        .collect();
+    let stats = handle.stats();
+    println!(
+        "clients:           {} ({} reached in-sync)",
+        results.len(),
+        sync_times.len()
+    );
+    println!(
+        "time to in-sync:   p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        millis(percentile(&sync_times, 0.5)),
+        millis(percentile(&sync_times, 0.99)),
+        millis(sync_times.last().copied().unwrap_or_default())
+    );
+    println!("live changes:      {updates} applied while the clients synced");
+    println!("updates delivered: {kvs} KVs across all clients");
+    println!("bytes received:    {:.1} MB", bytes as f64 / 1e6);
+    println!(
+        "throughput:        {:.0} KVs/s, {:.1} MB/s over {:.2} s",
+        kvs as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / 1e6 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "server:            {} handshakes, {} pongs",
+        stats.handshakes, stats.pongs
+    );
+    if mismatched.is_empty() {
+        println!(
+            "verified:          every client holds the server's {} keys",
+            expected.len()
+        );
+        Ok(())
+    } else {
+        Err(Failure::verification(format!(
+            "{} of {} clients do not hold the server's state (clients {:?})",
+            mismatched.len(),
+            results.len(),
+            &mismatched[..mismatched.len().min(10)]
+        )))
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,132 @@
+//! Options shared by several commands: TLS files and durations.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rustls_pki_types::ServerName;
+use syncproto::codec::WireFormat;
+use syncproto_tokio::tls::{self, Identity, PeerRequirement};
+
+use crate::failure::Failure;
+
+/// TLS, as upstream deployments configure it.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TlsArgs {
+    /// This side's certificate (PEM); enables TLS.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// This side's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The CA (PEM) the peer's certificate must be signed by.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// Also require this Common Name in the peer's certificate.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_peer_cn: Option<String>,
+    /// Also require this URI SAN in the peer's certificate (either this or
+    /// the CN suffices when both are given).
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_peer_uri_san: Option<String>,
+}
+
+impl TlsArgs {
+    fn identity(
+        &self,
+    ) -> Result<Option<(Identity, Vec<rustls_pki_types::CertificateDer<'static>>)>, Failure> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca)
+        else {
+            return Ok(None);
+        };
+        let identity = Identity::from_pem_files(cert, key).map_err(Failure::input)?;
+        let ca = tls::load_certificates(ca).map_err(Failure::input)?;
+        Ok(Some((identity, ca)))
+    }
+
+    fn peer(&self) -> PeerRequirement {
+        PeerRequirement {
+            common_name: self.tls_peer_cn.clone(),
+            uri_san: self.tls_peer_uri_san.clone(),
+        }
+    }
+
+    /// The server side's TLS, if enabled.
+    pub(crate) fn server(
+        &self,
+    ) -> Result<Option<(std::sync::Arc<rustls::ServerConfig>, PeerRequirement)>, Failure> {
+        let Some((identity, ca)) = self.identity()? else {
+            return Ok(None);
+        };
+        let config = tls::server_config(identity, &ca).map_err(Failure::input)?;
+        Ok(Some((config, self.peer())))
+    }
+
+    /// The client side's TLS, if enabled, presenting `host` for SNI.
+    pub(crate) fn client(
+        &self,
+        host: &str,
+    ) -> Result<Option<(std::sync::Arc<rustls::ClientConfig>, ServerName<'static>)>, Failure> {
+        let Some((identity, ca)) = self.identity()? else {
+            return Ok(None);
+        };
+        let config =
+            tls::client_config(Some(identity), &ca, self.peer()).map_err(Failure::input)?;
+        let name = ServerName::try_from(host.to_owned()).map_err(|error| {
+            Failure::input(format!("{host:?} is not a valid TLS server name: {error}"))
+        })?;
+        Ok(Some((config, name)))
+    }
+}
+
+/// Parses a duration such as `500ms`, `10s`, `2m` or `1h`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 10s, 2m)"))?;
+    let unit = match unit {
+        "ms" => Duration::from_millis(1),
+        "s" | "" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (ms, s, m or h)")),
+    };
+    Ok(unit * u32::try_from(number).map_err(|_| format!("{text:?} is too long"))?)
+}
+
+/// A wire format named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Wire {
+    /// Go's encoding/gob, as upstream Typha and Felix speak.
+    Gob,
+    /// This crate's postcard-based format.
+    Native,
+}
+
+impl From<Wire> for WireFormat {
+    fn from(wire: Wire) -> WireFormat {
+        match wire {
+            Wire::Gob => WireFormat::Gob,
+            Wire::Native => WireFormat::Native,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

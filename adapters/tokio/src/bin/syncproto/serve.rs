@@ -1,0 +1,198 @@
+//! `syncproto serve`: serve a datastore from a JSON-lines file.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use syncproto::fanout::{CacheConfig, SnapshotCache};
+use syncproto::message::SyncStatus;
+use syncproto::records::{Record, parse_line};
+use syncproto::server::ServerConfig;
+use syncproto_tokio::{Server, ServerHandle, ServerOptions};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::failure::{Failure, note};
+use crate::options::{TlsArgs, Wire};
+
+/// Serve a datastore read from a JSON-lines file (one update per line:
+/// `key`, `value` as text or null (or `value_base64`), optional `revision`,
+/// `ttl_ns`, `type` new|updated|deleted; or a `{"status": ...}` line).
+/// Unless the file sets a status, the datastore is in-sync once loaded.
+/// Runs until interrupted.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on, e.g. 0.0.0.0:5473.
+    #[arg(long, default_value = "127.0.0.1:5473")]
+    listen: String,
+    /// The JSON-lines file holding the datastore.
+    #[arg(long)]
+    snapshot: PathBuf,
+    /// Keep reading lines appended to the file and serve them as updates.
+    #[arg(long)]
+    follow: bool,
+    /// Which wire format to accept: auto tells gob and native clients apart.
+    #[arg(long, value_enum, default_value_t = WireChoice::Auto)]
+    wire: WireChoice,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WireChoice {
+    Auto,
+    Gob,
+    Native,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    let text = tokio::fs::read(&args.snapshot)
+        .await
+        .map_err(|error| Failure::input(format!("{}: {error}", args.snapshot.display())))?;
+    let (records, _) = parse_records(&args.snapshot, &text, 1, false)?;
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let loaded = records.len();
+    let set_status = apply(&cache, records);
+    if !set_status {
+        cache.set_status(std::time::Instant::now(), SyncStatus::InSync);
+    }
+    let options = ServerOptions {
+        config: ServerConfig {
+            wire_format: match args.wire {
+                WireChoice::Auto => None,
+                WireChoice::Gob => Some(Wire::Gob.into()),
+                WireChoice::Native => Some(Wire::Native.into()),
+            },
+            ..ServerConfig::default()
+        },
+        tls: args.tls.server()?,
+        ..ServerOptions::default()
+    };
+    let server = Server::bind(&args.listen, cache, options)
+        .await
+        .map_err(|error| Failure::runtime(format!("cannot listen on {}: {error}", args.listen)))?;
+    let address = server
+        .local_addr()
+        .map_err(|error| Failure::runtime(format!("cannot listen on {}: {error}", args.listen)))?;
+    let handle = server.handle();
+    note(&format!(
+        "serving {} keys ({loaded} records from {}) on {address}",
+        handle.cache().stats().keys,
+        args.snapshot.display()
+    ));
+    if args.follow {
+        let handle = handle.clone();
+        let path = args.snapshot.clone();
+        let lines = text.iter().filter(|byte| **byte == b'\n').count() + 1;
+        tokio::spawn(async move {
+            if let Err(failure) = follow(&path, text.len() as u64, lines, &handle).await {
+                failure.report();
+                handle.shutdown();
+            }
+        });
+    }
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            note("shutting down");
+            stopper.shutdown();
+        }
+    });
+    server
+        .run()
+        .await
+        .map_err(|error| Failure::runtime(format!("server failed: {error}")))
+}
+
+/// Parses the lines of `text` (numbering from `first_line`); with
+/// `complete_only`, a last line without its newline is left for later.
+/// Returns the records and how many bytes were consumed.
+fn parse_records(
+    path: &Path,
+    text: &[u8],
+    first_line: usize,
+    complete_only: bool,
+) -> Result<(Vec<Record>, usize), Failure> {
+    let consumed = match complete_only {
+        true => text
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |at| at + 1),
+        false => text.len(),
+    };
+    let mut records = Vec::new();
+    for (index, line) in text[..consumed].split(|byte| *byte == b'\n').enumerate() {
+        let number = first_line + index;
+        let line = std::str::from_utf8(line)
+            .map_err(|_| Failure::input(format!("{}:{number}: not UTF-8", path.display())))?;
+        match parse_line(line) {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            Err(error) => {
+                return Err(Failure::input(format!(
+                    "{}:{number}: {error}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok((records, consumed))
+}
+
+/// Applies records to the cache in order; whether any set a status.
+fn apply(cache: &SnapshotCache, records: Vec<Record>) -> bool {
+    let now = std::time::Instant::now();
+    let mut set_status = false;
+    let mut batch = Vec::new();
+    for record in records {
+        match record {
+            Record::Update(update) => batch.push(update),
+            Record::Status(status) => {
+                cache.apply(now, std::mem::take(&mut batch));
+                cache.set_status(now, status);
+                set_status = true;
+            }
+        }
+    }
+    cache.apply(now, batch);
+    set_status
+}
+
+/// Tails the file from `offset`, serving each complete new line.
+async fn follow(
+    path: &Path,
+    mut offset: u64,
+    mut line: usize,
+    handle: &ServerHandle,
+) -> Result<(), Failure> {
+    let mut pending = Vec::new();
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|error| Failure::input(format!("{}: {error}", path.display())))?;
+    loop {
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(|error| Failure::input(format!("{}: {error}", path.display())))?;
+        let mut fresh = Vec::new();
+        let read = file
+            .read_to_end(&mut fresh)
+            .await
+            .map_err(|error| Failure::input(format!("{}: {error}", path.display())))?;
+        offset += read as u64;
+        pending.extend_from_slice(&fresh);
+        let complete = pending
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |at| at + 1);
+        if complete > 0 {
+            let (records, _) = parse_records(path, &pending[..complete], line, true)?;
+            line += pending[..complete]
+                .iter()
+                .filter(|byte| **byte == b'\n')
+                .count();
+            pending.drain(..complete);
+            apply(handle.cache(), records);
+            handle.notify();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,285 @@
+//! The `syncproto` binary, run as a user would.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use syncproto::message::{Revision, SerializedUpdate};
+use syncproto::records::update_to_line;
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_syncproto"))
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden/gob")
+        .join(name)
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `syncproto serve` on a free port; returns it and its address.
+fn serve(snapshot: &Path, extra: &[&str]) -> (Running, String) {
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--snapshot"])
+        .arg(snapshot)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some((_, address)) = line.split_once(") on ") {
+            break address.trim().to_owned();
+        }
+    };
+    // Keep draining the server's stderr so that it never writes to a
+    // closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (Running(child), address)
+}
+
+/// A datastore file in exactly the form `dump --state` prints: sorted by
+/// key, one state line each.
+fn state_file(dir: &Path) -> (PathBuf, String) {
+    let mut updates = vec![
+        SerializedUpdate::upsert("/calico/v1/config/LogSeverityScreen", "Info", "17"),
+        SerializedUpdate {
+            ttl_nanos: 90_000_000_000,
+            ..SerializedUpdate::upsert(
+                "/calico/v1/host/node-1/config/Foo",
+                "bar",
+                Revision::Int64(5),
+            )
+        },
+        SerializedUpdate::upsert("/calico/v1/Ready", "true", Revision::Uint8(7)),
+        SerializedUpdate::upsert(
+            "/calico/v1/config/Binary",
+            vec![0u8, 0xff, 0x80],
+            Revision::Nil,
+        ),
+        SerializedUpdate {
+            v3_resource_version: "123".into(),
+            ..SerializedUpdate::upsert(
+                "/calico/resources/v3/projectcalico.org/globalnetworkpolicies/allow-dns",
+                "{\"spec\":{\"order\":1}}",
+                "9",
+            )
+        },
+    ];
+    for index in 0..300 {
+        updates.push(SerializedUpdate::upsert(
+            syncproto::synthetic::endpoint_key(index),
+            format!("{{\"n\":{index}}}"),
+            format!("{index}"),
+        ));
+    }
+    updates.sort_by(|a, b| a.key.cmp(&b.key));
+    let text: String = updates
+        .iter()
+        .map(|u| update_to_line(u, false) + "\n")
+        .collect();
+    let path = dir.join("datastore.jsonl");
+    std::fs::write(&path, &text).unwrap();
+    (path, text)
+}
+
+fn run(args: &[&str]) -> Output {
+    binary().args(args).output().unwrap()
+}
+
+#[test]
+fn serve_then_dump_state_round_trips_a_file_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = state_file(dir.path());
+    let (_server, address) = serve(&path, &[]);
+    for wire in ["gob", "native"] {
+        let output = run(&["dump", "--connect", &address, "--wire", wire, "--state"]);
+        assert!(
+            output.status.success(),
+            "{wire}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8(output.stdout).unwrap(), text, "{wire}");
+    }
+}
+
+#[test]
+fn dump_prints_the_stream_with_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = state_file(dir.path());
+    let (_server, address) = serve(&path, &["--wire", "gob"]);
+    let output = run(&["dump", "--connect", &address]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    // The client's own "resync" on start, 305 updates, then in-sync.
+    assert_eq!(lines.first(), Some(&r#"{"status":"resync"}"#));
+    assert_eq!(lines.last(), Some(&r#"{"status":"in-sync"}"#));
+    assert_eq!(
+        lines.iter().filter(|line| line.contains("\"key\"")).count(),
+        305
+    );
+}
+
+#[test]
+fn a_native_only_server_refuses_gob() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = state_file(dir.path());
+    let (_server, address) = serve(&path, &["--wire", "native"]);
+    let output = run(&["dump", "--connect", &address, "--wire", "gob"]);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn serve_reports_a_malformed_line_with_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &path,
+        "{\"key\":\"/calico/v1/Ready\",\"value\":\"true\"}\n{\"key\":\n",
+    )
+    .unwrap();
+    let output = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--snapshot",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
+}
+
+#[test]
+fn serve_reports_an_address_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = state_file(dir.path());
+    let output = run(&[
+        "serve",
+        "--listen",
+        &address,
+        "--snapshot",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains(&address),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dump_reports_a_refused_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let output = run(&["dump", "--connect", &address]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn decode_reads_a_captured_compressed_session() {
+    let capture = golden("compressed_session.new.bin");
+    let expected: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(golden("compressed_session.new.json")).unwrap(),
+    )
+    .unwrap();
+    let kvs: usize = expected
+        .iter()
+        .filter_map(|m| m["KVs"].as_array().map(Vec::len))
+        .sum();
+    let output = run(&["decode", capture.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|line| line.contains("\"key\""))
+            .count(),
+        kvs
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|line| line.contains("DecoderRestart"))
+            .count(),
+        2
+    );
+
+    let output = run(&["decode", "--stats", capture.to_str().unwrap()]);
+    assert!(output.status.success());
+    let stats: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(stats["messages"].as_u64(), Some(expected.len() as u64));
+    assert_eq!(stats["kvs"].as_u64(), Some(kvs as u64));
+}
+
+#[test]
+fn decode_reports_a_truncated_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = std::fs::read(golden("server_session.new.bin")).unwrap();
+    let path = dir.path().join("cut.bin");
+    std::fs::write(&path, &capture[..capture.len() - 3]).unwrap();
+    let output = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("stream ended mid"));
+}
+
+#[test]
+fn a_small_demo_verifies() {
+    let output = run(&[
+        "demo",
+        "--keys",
+        "300",
+        "--clients",
+        "8",
+        "--updates",
+        "100",
+    ]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("verified:"), "{stdout}");
+    assert!(stdout.contains("8 (8 reached in-sync)"), "{stdout}");
+}
+
+#[test]
+fn help_lists_every_command_and_the_exit_codes() {
+    let output = run(&["--help"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for command in ["demo", "serve", "dump", "decode"] {
+        assert!(stdout.contains(command), "{stdout}");
+    }
+    assert!(stdout.contains("Exit codes"), "{stdout}");
+}
