@@ -1,6 +1,7 @@
-//! Arbitrary server bytes and time steps into a client machine: it must not
-//! panic, must keep its event discipline (one final event, then silence) and
-//! must not buffer beyond its message limit.
+//! Arbitrary server bytes and time steps into a client machine, in either
+//! wire format, with or without compression: it must not panic, must keep
+//! its event discipline (one final event, then silence) and must not buffer
+//! beyond its message limit.
 
 #![no_main]
 
@@ -11,8 +12,8 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use syncproto::Now;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
-use syncproto::codec::native::NativeEncoder;
-use syncproto::message::{Message, ServerHello, Timestamp};
+use syncproto::codec::{StreamEncoder, WireFormat};
+use syncproto::message::{CompressionAlgorithm, DecoderRestart, Message, ServerHello, Timestamp};
 
 const MAX_MESSAGE_LEN: usize = 16 * 1024;
 
@@ -27,7 +28,10 @@ enum Step {
 
 #[derive(Arbitrary, Debug)]
 struct Script {
-    /// Start the stream with a valid preamble and ServerHello, so that the
+    gob: bool,
+    /// Offer snappy (and switch to it after the handshake when `valid_handshake`).
+    compressed: bool,
+    /// Start the stream with a valid ServerHello (and restart), so that the
     /// fuzzer spends its time past the handshake.
     valid_handshake: bool,
     steps: Vec<Step>,
@@ -42,17 +46,38 @@ fuzz_target!(|script: Script| {
             Timestamp::from_unix(1_700_000_000, 0).expect("in range"),
         )
     };
+    let format = if script.gob {
+        WireFormat::Gob
+    } else {
+        WireFormat::Native
+    };
     let config = ClientConfig {
         max_message_len: MAX_MESSAGE_LEN,
+        wire_format: format,
+        compression: if script.compressed {
+            vec![CompressionAlgorithm::Snappy]
+        } else {
+            Vec::new()
+        },
         ..ClientConfig::default()
     };
     let mut client = ClientConnection::new(config, now(elapsed)).expect("valid config");
     if script.valid_handshake {
-        let mut hello = BytesMut::new();
-        NativeEncoder::for_server()
-            .encode(&Message::ServerHello(ServerHello::default()), &mut hello)
+        let mut encoder = StreamEncoder::new(format, MAX_MESSAGE_LEN);
+        let mut bytes = BytesMut::new();
+        encoder
+            .encode(&Message::ServerHello(ServerHello::default()), &mut bytes)
             .expect("encodes");
-        client.handle_input(now(elapsed), &hello);
+        if script.compressed {
+            let restart = DecoderRestart {
+                message: String::new(),
+                compression_algorithm: Some(CompressionAlgorithm::Snappy),
+            };
+            encoder
+                .encode(&Message::DecoderRestart(restart), &mut bytes)
+                .expect("encodes");
+        }
+        client.handle_input(now(elapsed), &bytes);
     }
     let mut closed = false;
     for step in script.steps {

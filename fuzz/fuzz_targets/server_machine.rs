@@ -1,6 +1,7 @@
-//! Arbitrary client bytes and time steps into a server machine that serves
-//! a small snapshot and live updates: no panic, one final event then
-//! silence, and output that always decodes.
+//! Arbitrary client bytes and time steps into a server machine serving a
+//! snapshot, either handed to it or from a shared cache, in whichever wire
+//! format the bytes start with: no panic, one final event then silence, and
+//! output that always decodes.
 
 #![no_main]
 
@@ -10,13 +11,18 @@ use arbitrary::Arbitrary;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use syncproto::Now;
-use syncproto::codec::native::{NativeDecoder, NativeEncoder};
-use syncproto::message::{ClientHello, Message, SerializedUpdate, SyncStatus, Timestamp};
+use syncproto::codec::{StreamDecoder, StreamEncoder, WireFormat};
+use syncproto::fanout::{CacheConfig, SnapshotCache};
+use syncproto::message::{
+    ClientHello, CompressionAlgorithm, Message, SerializedUpdate, SyncStatus, Timestamp,
+};
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
 
 #[derive(Arbitrary, Debug)]
 enum Step {
     Input(Vec<u8>),
+    /// A valid Ack (what a client sends after a restart).
+    Ack,
     AdvanceMillis(u16),
     AdvanceSeconds(u8),
     Update(u8, Vec<u8>),
@@ -28,8 +34,15 @@ enum Step {
 
 #[derive(Arbitrary, Debug)]
 struct Script {
-    valid_hello: bool,
+    /// Open with a valid hello in this format (none: raw bytes only).
+    hello: Option<bool>,
+    compressed: bool,
+    follow_cache: bool,
     steps: Vec<Step>,
+}
+
+fn update(key: u8, value: Vec<u8>) -> SerializedUpdate {
+    SerializedUpdate::upsert(format!("/calico/v1/config/K{key}"), value, "2")
 }
 
 fuzz_target!(|script: Script| {
@@ -46,35 +59,69 @@ fuzz_target!(|script: Script| {
         ..ServerConfig::default()
     };
     let mut server = ServerConnection::new(config, now(elapsed)).expect("valid config");
-    let snapshot: Vec<SerializedUpdate> = (0..150)
-        .map(|i| SerializedUpdate::upsert(format!("/k/{i:03}"), vec![b'v'; i], "1"))
-        .collect();
-    let _ = server.send_snapshot(snapshot, SyncStatus::InSync);
-    if script.valid_hello {
-        let mut hello = BytesMut::new();
-        NativeEncoder::for_client()
-            .encode(&Message::ClientHello(ClientHello::default()), &mut hello)
+    let cache = SnapshotCache::new(CacheConfig::default());
+    cache.apply(start, (0..150).map(|i| update(i as u8, vec![b'v'; i])));
+    cache.set_status(start, SyncStatus::InSync);
+    if script.follow_cache {
+        server
+            .follow(cache.subscribe(start))
+            .expect("fresh connection");
+    } else {
+        let _ = server.send_snapshot(cache.snapshot_updates(), SyncStatus::InSync);
+    }
+    let mut client_encoder = None;
+    if let Some(gob) = script.hello {
+        let format = if gob {
+            WireFormat::Gob
+        } else {
+            WireFormat::Native
+        };
+        let mut encoder = StreamEncoder::new(format, 4096);
+        let hello = ClientHello {
+            supports_decoder_restart: script.compressed,
+            supported_compression_algorithms: if script.compressed {
+                vec![CompressionAlgorithm::Snappy]
+            } else {
+                Vec::new()
+            },
+            ..ClientHello::default()
+        };
+        let mut bytes = BytesMut::new();
+        encoder
+            .encode(&Message::ClientHello(hello), &mut bytes)
             .expect("encodes");
-        server.handle_input(now(elapsed), &hello);
+        server.handle_input(now(elapsed), &bytes);
+        client_encoder = Some(encoder);
     }
     let mut output = BytesMut::new();
-    let mut decoder = NativeDecoder::for_client();
+    let mut decoder = None;
     let mut closed = false;
     for step in script.steps {
         match step {
             Step::Input(bytes) => server.handle_input(now(elapsed), &bytes),
+            Step::Ack => {
+                if let Some(encoder) = client_encoder.as_mut() {
+                    let mut bytes = BytesMut::new();
+                    encoder.encode(&Message::Ack, &mut bytes).expect("encodes");
+                    server.handle_input(now(elapsed), &bytes);
+                }
+            }
             Step::AdvanceMillis(ms) => elapsed += Duration::from_millis(u64::from(ms)),
             Step::AdvanceSeconds(s) => elapsed += Duration::from_secs(u64::from(s)),
             Step::Update(key, value) => {
-                let _ = server.send_updates(vec![SerializedUpdate::upsert(
-                    format!("/k/{key}"),
-                    value,
-                    "2",
-                )]);
+                if script.follow_cache {
+                    cache.apply(start + elapsed, [update(key, value)]);
+                } else {
+                    let _ = server.send_updates(vec![update(key, value)]);
+                }
             }
             Step::Status(status) => {
                 if let Some(status) = SyncStatus::from_wire(status % 3) {
-                    let _ = server.send_status(status);
+                    if script.follow_cache {
+                        cache.set_status(start + elapsed, status);
+                    } else {
+                        let _ = server.send_status(status);
+                    }
                 }
             }
             Step::ReadOutput => {
@@ -82,13 +129,21 @@ fuzz_target!(|script: Script| {
                     assert!(!closed, "transmit after close");
                     output.extend_from_slice(&bytes);
                 }
-                while let Some(message) =
-                    decoder.decode(&mut output).expect("server output decodes")
+                if decoder.is_none()
+                    && let Some(format) = server.wire_format()
                 {
-                    assert!(!matches!(
-                        message,
-                        Message::ClientHello(_) | Message::Pong(_) | Message::Ack
-                    ));
+                    decoder =
+                        Some(StreamDecoder::new(format, usize::MAX, None).following_restarts());
+                }
+                if let Some(decoder) = decoder.as_mut() {
+                    while let Some(message) =
+                        decoder.decode(&mut output).expect("server output decodes")
+                    {
+                        assert!(!matches!(
+                            message,
+                            Message::ClientHello(_) | Message::Pong(_) | Message::Ack
+                        ));
+                    }
                 }
             }
             Step::Eof => server.handle_eof(now(elapsed)),

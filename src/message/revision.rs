@@ -17,8 +17,10 @@ use crate::gofmt;
 ///
 /// The [`Display`](fmt::Display) rendering is Go's `%v`, which is what
 /// upstream's `ToUpdate` turns a revision into; `Nil` renders as `<nil>`.
-/// Floats compare by bit pattern, so every revision equals itself (NaN
-/// included) and a decoded revision equals the one that was encoded.
+/// Floats compare by bit pattern, except that every NaN equals every other
+/// NaN of the same type: so every revision equals itself, and a revision
+/// survives gob, which carries a `float32` as a `float64` (quieting a
+/// signalling NaN on the way, as Go does).
 #[derive(Debug, Clone, Default)]
 pub enum Revision {
     /// No revision (a nil interface on the wire).
@@ -117,20 +119,23 @@ impl PartialEq for Revision {
             (Uint8(a), Uint8(b)) => a == b,
             (Uint16(a), Uint16(b)) => a == b,
             (Uint32(a), Uint32(b)) => a == b,
-            (Float32(a), Float32(b)) => a.to_bits() == b.to_bits(),
-            (Float64(a), Float64(b)) => a.to_bits() == b.to_bits(),
+            (Float32(a), Float32(b)) => same_f64(f64::from(*a), f64::from(*b)),
+            (Float64(a), Float64(b)) => same_f64(*a, *b),
             (Complex64(ar, ai), Complex64(br, bi)) => {
-                ar.to_bits() == br.to_bits() && ai.to_bits() == bi.to_bits()
+                same_f64(f64::from(*ar), f64::from(*br)) && same_f64(f64::from(*ai), f64::from(*bi))
             }
-            (Complex128(ar, ai), Complex128(br, bi)) => {
-                ar.to_bits() == br.to_bits() && ai.to_bits() == bi.to_bits()
-            }
+            (Complex128(ar, ai), Complex128(br, bi)) => same_f64(*ar, *br) && same_f64(*ai, *bi),
             _ => false,
         }
     }
 }
 
 impl Eq for Revision {}
+
+/// Bit-for-bit equality, with all NaNs equal.
+fn same_f64(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
 
 impl From<String> for Revision {
     fn from(text: String) -> Revision {
@@ -227,6 +232,10 @@ mod tests {
         assert_ne!(Revision::from("5"), Revision::Int64(5));
         let nan = Revision::Float64(f64::NAN);
         assert_eq!(nan, nan.clone());
+        // Any NaN is NaN; but signed zeros differ, as their bits do.
+        let signalling = f32::from_bits(0x7f80_0001);
+        assert_eq!(Revision::Float32(signalling), Revision::Float32(f32::NAN));
+        assert_ne!(Revision::Float64(0.0), Revision::Float64(-0.0));
     }
 
     #[test]
