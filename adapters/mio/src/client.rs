@@ -99,7 +99,7 @@ impl ClientState {
 #[non_exhaustive]
 pub struct ClientsStats {
     /// Connections started.
-    pub connected: u64,
+    pub started: u64,
     /// Connections open now (connecting or connected).
     pub open: usize,
     /// Open connections whose last status is `InSync`.
@@ -215,7 +215,7 @@ impl Clients {
             return Err(error);
         }
         self.stats = stats;
-        self.stats.connected += 1;
+        self.stats.started += 1;
         self.stats.open += 1;
         let mut live = Live {
             socket,

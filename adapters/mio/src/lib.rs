@@ -11,6 +11,44 @@
 //! the socket would block (keeping only the unwritten remainder of one
 //! `Bytes`), and re-arms its timer from `poll_timeout`.
 //!
+//! # Example
+//!
+//! A server and a client in one thread (normally each runs its own loop):
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use syncproto::client::ClientConfig;
+//! use syncproto::fanout::{CacheConfig, SnapshotCache};
+//! use syncproto::message::{SerializedUpdate, SyncStatus};
+//! use syncproto::server::ServerConfig;
+//! use syncproto_mio::{Client, Server};
+//!
+//! let cache = SnapshotCache::new(CacheConfig::default());
+//! let key = "/calico/v1/config/LogSeverityScreen";
+//! cache.apply(Instant::now(), [SerializedUpdate::upsert(key, "Info", "1")]);
+//! cache.set_status(Instant::now(), SyncStatus::InSync);
+//!
+//! let mut server = Server::bind("127.0.0.1:0".parse()?, cache.clone(), ServerConfig::default())?;
+//! let notifier = server.notifier(); // for other threads that change the cache
+//! let mut client = Client::connect(server.local_addr(), ClientConfig::default())?;
+//! let give_up = Instant::now() + Duration::from_secs(10);
+//! while !client.state().is_in_sync() && Instant::now() < give_up {
+//!     server.run_once(Some(Duration::from_millis(1)))?;
+//!     client.run_once(Some(Duration::from_millis(1)))?;
+//! }
+//! assert_eq!(client.state().view()[key], "Info");
+//!
+//! // A live change: apply it to the cache, then wake the server's loop.
+//! cache.apply(Instant::now(), [SerializedUpdate::upsert(key, "Debug", "2")]);
+//! notifier.notify()?;
+//! while client.state().view()[key] != "Debug" && Instant::now() < give_up {
+//!     server.run_once(Some(Duration::from_millis(1)))?;
+//!     client.run_once(Some(Duration::from_millis(1)))?;
+//! }
+//! assert_eq!(client.state().view()[key], "Debug");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Timers
 //!
 //! Each loop keeps one binary heap of `(deadline, connection)` entries,

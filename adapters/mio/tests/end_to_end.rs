@@ -16,6 +16,8 @@ use support::{
     expected_view, run_clients_until, snapshot,
 };
 use syncproto::CloseReason;
+use syncproto::client::ClientConnection;
+use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{SerializedUpdate, SyncStatus};
 use syncproto::server::ServerConfig;
 use syncproto_mio::{Client, Clients, ConnectionId, Disconnect, Server};
@@ -329,4 +331,76 @@ fn misbehaving_peers_close_only_their_own_connection() {
     assert_eq!(clients.get(good).unwrap().view(), &expected_view(&cache));
     let server = server.stop().unwrap();
     assert_eq!(server.connection_count(), 1);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_the_others_carry_on() {
+    // A short fall-behind limit, so the stalled client is cut off quickly;
+    // pings keep its timer firing while its socket is full.
+    let cache = SnapshotCache::new(CacheConfig {
+        max_fall_behind: Duration::from_millis(300),
+        new_client_grace: Duration::from_millis(100),
+        ..CacheConfig::default()
+    });
+    cache.apply(Instant::now(), snapshot(1000, 4));
+    cache.set_status(Instant::now(), SyncStatus::InSync);
+    let server = RunningServer::start(cache.clone(), quick_pings(), true).unwrap();
+    let mut clients = Clients::new().unwrap();
+    let reader = clients
+        .connect(
+            server.addr,
+            client_config(FLAVOURS[2].0, false, "reader".into()),
+        )
+        .unwrap();
+
+    // The stalled client: a hello from a real machine, then never a read.
+    let mut machine = ClientConnection::new(
+        client_config(FLAVOURS[0].0, false, "stalled".into()),
+        syncproto_mio::now(),
+    )
+    .unwrap();
+    let mut stalled = TcpStream::connect(server.addr).unwrap();
+    while let Some(bytes) = machine.poll_transmit() {
+        stalled.write_all(&bytes).unwrap();
+    }
+    run_clients_until(&mut clients, LIMIT, "reader in sync", |c| {
+        c.stats().in_sync == 1
+    })
+    .unwrap();
+
+    // Megabytes of changes: far more than the stalled socket's buffers.
+    let mut rng = support::Rng::new(8);
+    for round in 0..40u64 {
+        let changes: Vec<_> = (0..1000)
+            .map(|index| {
+                SerializedUpdate::upsert(
+                    endpoint_key(index),
+                    endpoint_value(&mut rng, index, round + 1),
+                    format!("{round}"),
+                )
+            })
+            .collect();
+        cache.apply(Instant::now(), changes);
+        server.notifier.notify().unwrap();
+        clients.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+    let stalled_closed = |seen: &[Seen]| {
+        seen.iter().any(|event| {
+            matches!(event, Seen::Closed { reason, error: true, .. } if reason.contains("behind"))
+        })
+    };
+    run_clients_until(&mut clients, LIMIT, "stalled client cut off", |_| {
+        stalled_closed(&server.seen())
+    })
+    .unwrap();
+    let expected = expected_view(&cache);
+    run_clients_until(&mut clients, LIMIT, "reader keeps up", |c| {
+        c.get(reader).unwrap().view() == &expected
+    })
+    .unwrap();
+    assert!(clients.get(reader).unwrap().is_in_sync());
+    drop(stalled);
+    let server = server.stop().unwrap();
+    assert_eq!(server.connection_count(), 1);
+    assert_eq!(server.stats().closed_with_error, 1);
 }
