@@ -326,7 +326,11 @@ impl Server {
             self.accept_all(now);
         }
         for owner in std::mem::take(&mut self.again) {
-            if let Some(conn) = self.connections.get_mut(owner.slot) {
+            if let Some(conn) = self
+                .connections
+                .get_mut(owner.slot)
+                .filter(|conn| conn.id == owner.serial)
+            {
                 conn.queued = false;
             }
             self.service_slot(owner.slot, Some(owner.serial), now, true);
@@ -441,7 +445,13 @@ impl Server {
     }
 
     /// Asks every connection not blocked on its socket for output: the
-    /// cache changed.
+    /// cache changed. This visits every connection once per wake-up (however
+    /// many changes it covers): each one follows the cache, so each has
+    /// something to send. A blocked connection pulls the change when its
+    /// socket drains; its timer is not re-read here (that would take the
+    /// cache's lock once more per connection): the fall-behind deadline the
+    /// change may have added is armed when its live entry fires, by the
+    /// next ping at the latest (seconds, against a limit of minutes).
     fn pull_everywhere(&mut self, now: Now) {
         for slot in 0..self.connections.capacity() {
             if self
