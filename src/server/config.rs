@@ -96,8 +96,10 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Checks that the values can work together.
-    pub(crate) fn validate(&self) -> Result<(), crate::error::UsageError> {
+    /// Checks that the values can work together
+    /// ([`ServerConnection::new`](super::ServerConnection::new) does this
+    /// too); drivers can check a template once, up front.
+    pub fn validate(&self) -> Result<(), crate::error::UsageError> {
         use crate::error::UsageError::InvalidConfig;
         let checks = [
             (

@@ -291,6 +291,12 @@ impl ServerConnection {
     /// to send right now. Call whenever the socket can take more: each call
     /// hands out at most one message, pulling the next snapshot batch or
     /// queued change only when the previous one has been taken.
+    ///
+    /// Producing output can change the machine: the end of a compressed
+    /// snapshot arms the acknowledgement deadline, and a client that fell
+    /// out of a cache's log is closed. So after transmitting, too, drain
+    /// [`poll_event`](Self::poll_event) and re-read
+    /// [`poll_timeout`](Self::poll_timeout).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         while self.ready.is_empty() && self.state == State::Syncing {
             let Some(step) = self.next_step() else { break };
