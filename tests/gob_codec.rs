@@ -306,7 +306,11 @@ fn too_many_type_definitions_are_refused() {
 #[test]
 fn a_signalling_nan_revision_survives_gob_as_nan() {
     let signalling = f32::from_bits(0x7f80_0001);
-    let update = SerializedUpdate::upsert("`", Vec::new(), syncproto::message::Revision::Float32(signalling));
+    let update = SerializedUpdate::upsert(
+        "`",
+        Vec::new(),
+        syncproto::message::Revision::Float32(signalling),
+    );
     let message = Message::Kvs(vec![update]);
     let stream = encode(std::slice::from_ref(&message));
     assert_eq!(decode_in_pieces(&stream, &[]), vec![message]);
