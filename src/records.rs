@@ -129,7 +129,7 @@ pub fn parse_line(line: &str) -> Result<Option<Record>, RecordError> {
         Some(other) => return Err(RecordError::BadType(other.to_owned())),
     };
     Ok(Some(Record::Update(SerializedUpdate {
-        key,
+        key: key.into(),
         // A deletion carries no value, whatever the line says.
         value: if update_type == UpdateType::Deleted {
             None
@@ -137,7 +137,7 @@ pub fn parse_line(line: &str) -> Result<Option<Record>, RecordError> {
             value
         },
         revision: raw.revision.map_or(Ok(Revision::Nil), revision_from_json)?,
-        v3_resource_version: raw.v3_resource_version.unwrap_or_default(),
+        v3_resource_version: raw.v3_resource_version.unwrap_or_default().into(),
         ttl_nanos: raw.ttl_ns.unwrap_or(0),
         update_type,
     })))
@@ -154,7 +154,7 @@ fn revision_from_json(value: Value) -> Result<Revision, RecordError> {
     let bad = |why: &str| RecordError::BadRevision(why.to_owned());
     match value {
         Value::Null => Ok(Revision::Nil),
-        Value::String(text) => Ok(Revision::String(text)),
+        Value::String(text) => Ok(Revision::String(text.into())),
         Value::Number(number) => number
             .as_i64()
             .map(Revision::Int64)
@@ -178,7 +178,7 @@ fn revision_from_json(value: Value) -> Result<Revision, RecordError> {
 /// Parses `text` (Go's `%v` form) as the Go basic type `go_type`.
 fn typed_revision(go_type: &str, text: &str) -> Option<Revision> {
     Some(match go_type {
-        "string" => Revision::String(text.to_owned()),
+        "string" => Revision::String(text.into()),
         "bool" => Revision::Bool(text.parse().ok()?),
         "int" => Revision::Int(text.parse().ok()?),
         "int8" => Revision::Int8(text.parse().ok()?),
@@ -224,7 +224,7 @@ fn split_complex(text: &str) -> Option<(&str, &str)> {
 pub fn revision_to_json(revision: &Revision) -> Option<Value> {
     match revision {
         Revision::Nil => None,
-        Revision::String(text) => Some(Value::String(text.clone())),
+        Revision::String(text) => Some(Value::String(text.to_string())),
         Revision::Int64(value) => Some(json!(value)),
         other => Some(json!({"go_type": other.go_type_name(), "text": other.to_string()})),
     }
@@ -235,7 +235,7 @@ pub fn revision_to_json(revision: &Revision) -> Option<Value> {
 /// should not be rendered at all.
 pub fn update_to_line(update: &SerializedUpdate, with_type: bool) -> String {
     let mut object = Map::new();
-    object.insert("key".into(), Value::String(update.key.clone()));
+    object.insert("key".into(), Value::String(update.key.to_string()));
     match &update.value {
         None => {
             object.insert("value".into(), Value::Null);
@@ -256,7 +256,7 @@ pub fn update_to_line(update: &SerializedUpdate, with_type: bool) -> String {
     if !update.v3_resource_version.is_empty() {
         object.insert(
             "v3_resource_version".into(),
-            Value::String(update.v3_resource_version.clone()),
+            Value::String(update.v3_resource_version.to_string()),
         );
     }
     if with_type {

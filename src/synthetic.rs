@@ -71,7 +71,7 @@ pub fn endpoints(endpoints: usize, seed: u64) -> Vec<SerializedUpdate> {
     let mut updates: Vec<SerializedUpdate> = (0..endpoints)
         .map(|index| SerializedUpdate {
             update_type: UpdateType::New,
-            v3_resource_version: format!("{}", 1000 + index),
+            v3_resource_version: format!("{}", 1000 + index).into(),
             ..SerializedUpdate::upsert(
                 endpoint_key(index),
                 endpoint_value(&mut rng, index),
@@ -163,6 +163,53 @@ pub fn changes(endpoint_count: usize, count: usize, seed: u64) -> Vec<Record> {
         }
     }
     records
+}
+
+/// A server-to-client session as a benchmark would replay it: the hello,
+/// the snapshot of `endpoint_count` endpoints (plus a few values of 100 KiB
+/// and more) in batches of 100, in-sync, then `change_count` live changes
+/// (one message each, with deletions) and a ping every 50 messages.
+pub fn session(endpoint_count: usize, change_count: usize, seed: u64) -> Vec<crate::Message> {
+    use crate::Message;
+    use crate::message::{Ping, ServerHello, Timestamp};
+
+    let mut snapshot = snapshot(endpoint_count, seed);
+    for index in 0..4 {
+        let size = 100 * 1024 + index * 37 * 1024;
+        snapshot.push(SerializedUpdate {
+            update_type: UpdateType::New,
+            ..SerializedUpdate::upsert(
+                format!("/calico/v1/policy/tier/default/policy/large-{index}"),
+                format!("[{}]", "{\"rule\":\"allow\"}".repeat(size / 16)),
+                format!("{}", 7000 + index),
+            )
+        });
+    }
+    snapshot.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut messages = vec![Message::ServerHello(ServerHello {
+        version: "synthetic".into(),
+        ..ServerHello::default()
+    })];
+    messages.extend(
+        snapshot
+            .chunks(100)
+            .map(|batch| Message::Kvs(batch.to_vec())),
+    );
+    messages.push(Message::SyncStatus(SyncStatus::InSync));
+    let mut pings = 0;
+    for record in changes(endpoint_count, change_count, seed) {
+        messages.push(match record {
+            Record::Update(update) => Message::Kvs(vec![update]),
+            Record::Status(status) => Message::SyncStatus(status),
+        });
+        if messages.len() % 50 == 0 {
+            pings += 1;
+            let timestamp =
+                Timestamp::from_unix(1_700_000_000 + pings, 0).unwrap_or(Timestamp::ZERO);
+            messages.push(Message::Ping(Ping { timestamp }));
+        }
+    }
+    messages
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use common::harness::{Link, Pair, apply_updates, decode_server_output};
@@ -66,8 +67,8 @@ fn ending() -> impl Strategy<Value = Ending> {
     ]
 }
 
-fn key(index: u8) -> String {
-    format!("/calico/v1/host/node-{index:03}/config/Key")
+fn key(index: u8) -> ByteString {
+    format!("/calico/v1/host/node-{index:03}/config/Key").into()
 }
 
 /// Checks the invariants every run must keep, whatever its ending.
@@ -120,7 +121,7 @@ proptest! {
         let mut pair = Pair::new(client_config, server_config, link);
         pair.settle();
 
-        let mut datastore: BTreeMap<String, Bytes> =
+        let mut datastore: BTreeMap<ByteString, Bytes> =
             initial.into_iter().map(|(k, v)| (key(k), Bytes::from(v))).collect();
         let snapshot: Vec<SerializedUpdate> = datastore
             .iter()

@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use syncproto::message::ByteString;
 
 use std::time::Duration;
 
@@ -63,13 +64,13 @@ fn synced_pair(snapshot: Vec<SerializedUpdate>, link: Link) -> Pair {
     pair
 }
 
-fn client_view(pair: &Pair) -> BTreeMap<String, Bytes> {
+fn client_view(pair: &Pair) -> BTreeMap<ByteString, Bytes> {
     let mut view = BTreeMap::new();
     apply_updates(&mut view, &pair.client_events);
     view
 }
 
-fn as_map(updates: &[SerializedUpdate]) -> BTreeMap<String, Bytes> {
+fn as_map(updates: &[SerializedUpdate]) -> BTreeMap<ByteString, Bytes> {
     updates
         .iter()
         .filter_map(|u| Some((u.key.clone(), u.value.clone()?)))
@@ -203,7 +204,7 @@ fn live_updates_and_status_changes_follow_the_snapshot() {
         .send_status(SyncStatus::ResyncInProgress)
         .unwrap();
     pair.settle();
-    assert!(!client_view(&pair).contains_key(&key));
+    assert!(!client_view(&pair).contains_key(key.as_str()));
     let statuses: Vec<_> = pair
         .client_events
         .iter()
@@ -554,7 +555,7 @@ fn decoder_restart_switches_streams_at_the_exact_byte() {
                 .for_each(|piece| client.handle_input(now(), piece)),
         }
         let events = events(&mut client);
-        let keys: Vec<String> = events
+        let keys: Vec<ByteString> = events
             .iter()
             .filter_map(|e| match e {
                 ClientEvent::Updates(u) => Some(u.iter().map(|u| u.key.clone())),

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
+use syncproto::message::ByteString;
 
 use common::blocking::{now, run_client, run_server};
 use common::dataset::{self, apply, comparable};
@@ -95,7 +96,7 @@ fn write_dataset(dir: &Path) -> (Vec<SerializedUpdate>, Vec<Record>) {
 }
 
 /// A state file written by the Go peer, as key → update.
-fn read_state(path: &Path) -> BTreeMap<String, SerializedUpdate> {
+fn read_state(path: &Path) -> BTreeMap<ByteString, SerializedUpdate> {
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
         .filter_map(|line| match parse_line(line).unwrap() {
@@ -107,8 +108,8 @@ fn read_state(path: &Path) -> BTreeMap<String, SerializedUpdate> {
 }
 
 fn assert_same_state(
-    actual: &BTreeMap<String, SerializedUpdate>,
-    expected: &BTreeMap<String, SerializedUpdate>,
+    actual: &BTreeMap<ByteString, SerializedUpdate>,
+    expected: &BTreeMap<ByteString, SerializedUpdate>,
     context: &str,
 ) {
     assert_eq!(actual.len(), expected.len(), "{context}: key count");

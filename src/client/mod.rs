@@ -17,7 +17,8 @@ use crate::codec::{StreamDecoder, StreamEncoder};
 use crate::error::{ProtocolError, UsageError};
 use crate::key::KeyError;
 use crate::message::{
-    ClientHello, DecoderRestart, Message, Pong, SerializedUpdate, ServerHello, SyncStatus,
+    ByteString, ClientHello, DecoderRestart, Message, Pong, SerializedUpdate, ServerHello,
+    SyncStatus,
 };
 use crate::time::Now;
 
@@ -36,7 +37,7 @@ pub enum ClientEvent {
     /// `ErrBadKey`); the connection goes on.
     Dropped {
         /// The rejected key.
-        key: String,
+        key: ByteString,
         /// Why the key parser rejected it.
         reason: KeyError,
     },

@@ -209,9 +209,9 @@ impl Inner {
         let entry = Arc::new(CachedUpdate::new(update));
         if entry.update.value.is_none() {
             // Deletions always pass, even of absent keys: clients count them.
-            self.state.remove(entry.update.key.as_str());
+            self.state.remove(&*entry.update.key);
         } else {
-            if let Some(existing) = self.state.get(entry.update.key.as_str())
+            if let Some(existing) = self.state.get(&*entry.update.key)
                 && entry.update.would_be_no_op(&existing.0.update)
             {
                 counters.no_ops_skipped.fetch_add(1, Ordering::Relaxed);

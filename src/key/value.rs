@@ -145,7 +145,7 @@ impl ParsedUpdate {
             revision: update.revision.to_string(),
             key,
             value,
-            v3_resource_version: update.v3_resource_version,
+            v3_resource_version: update.v3_resource_version.to_string(),
             ttl_nanos: update.ttl_nanos,
             update_type: update.update_type,
         }

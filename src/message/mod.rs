@@ -15,6 +15,11 @@ mod update;
 
 use std::fmt;
 
+/// An immutable UTF-8 string sharing its bytes (`bytes::Bytes`): what keys,
+/// resource versions and string revisions are, so that decoding can hand
+/// them out as slices of the input buffer instead of copies.
+pub use bytestring::ByteString;
+
 pub use hello::{ClientHello, CompressionAlgorithm, ServerHello};
 pub use ping::{Ping, Pong};
 pub use restart::DecoderRestart;

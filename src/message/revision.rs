@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use bytestring::ByteString;
+
 use crate::gofmt;
 
 /// The revision of a key/value pair.
@@ -26,8 +28,8 @@ pub enum Revision {
     /// No revision (a nil interface on the wire).
     #[default]
     Nil,
-    /// Go `string`, the common case.
-    String(String),
+    /// Go `string`, the common case (sharing the input buffer when decoded).
+    String(ByteString),
     /// Go `bool`.
     Bool(bool),
     /// Go `int` (64-bit on every platform upstream ships for).
@@ -139,13 +141,19 @@ fn same_f64(a: f64, b: f64) -> bool {
 
 impl From<String> for Revision {
     fn from(text: String) -> Revision {
-        Revision::String(text)
+        Revision::String(text.into())
     }
 }
 
 impl From<&str> for Revision {
     fn from(text: &str) -> Revision {
-        Revision::String(text.to_owned())
+        Revision::String(text.into())
+    }
+}
+
+impl From<ByteString> for Revision {
+    fn from(text: ByteString) -> Revision {
+        Revision::String(text)
     }
 }
 

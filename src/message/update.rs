@@ -3,6 +3,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use super::Revision;
 use crate::gofmt;
@@ -53,7 +54,8 @@ impl UpdateType {
 pub struct SerializedUpdate {
     /// The key as a datastore default path, e.g.
     /// `/calico/v1/host/node-1/workload/kubernetes/ns%2fpod/endpoint/eth0`.
-    pub key: String,
+    /// When decoded, it shares the input buffer, like the value.
+    pub key: ByteString,
     /// The serialised value, `None` for a deletion.
     pub value: Option<Bytes>,
     /// The datastore revision of this change.
@@ -61,7 +63,7 @@ pub struct SerializedUpdate {
     /// The Kubernetes resource version of a v3 resource, moved out of the
     /// value so that identical resources serialise identically (empty when
     /// unused or sent by a v3.2.5 peer).
-    pub v3_resource_version: String,
+    pub v3_resource_version: ByteString,
     /// Time to live in nanoseconds (Go's `time.Duration`); 0 for none.
     pub ttl_nanos: i64,
     /// What kind of change this is.
@@ -71,7 +73,7 @@ pub struct SerializedUpdate {
 impl SerializedUpdate {
     /// An update that sets `key` to `value` (update type [`UpdateType::Updated`]).
     pub fn upsert(
-        key: impl Into<String>,
+        key: impl Into<ByteString>,
         value: impl Into<Bytes>,
         revision: impl Into<Revision>,
     ) -> Self {
@@ -85,7 +87,7 @@ impl SerializedUpdate {
     }
 
     /// An update that deletes `key` (no value, update type [`UpdateType::Deleted`]).
-    pub fn deletion(key: impl Into<String>, revision: impl Into<Revision>) -> Self {
+    pub fn deletion(key: impl Into<ByteString>, revision: impl Into<Revision>) -> Self {
         SerializedUpdate {
             key: key.into(),
             revision: revision.into(),
@@ -209,7 +211,7 @@ mod tests {
         let mut value = sample();
         value.value = Some(Bytes::from_static(b"Debug"));
         let mut key = sample();
-        key.key.push('X');
+        key.key = format!("{}X", key.key).into();
         let mut ttl = sample();
         ttl.ttl_nanos = 1;
         let mut kind = sample();

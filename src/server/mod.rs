@@ -72,7 +72,7 @@ enum AckPhase {
 #[derive(Debug)]
 enum Feed {
     /// The caller hands it a snapshot and changes.
-    Manual(SendQueue),
+    Manual(Box<SendQueue>),
     /// It follows a shared snapshot cache.
     Cache(Box<Subscription>),
 }
@@ -177,7 +177,7 @@ impl ServerConnection {
             ready: VecDeque::new(),
             ready_bytes: 0,
             scratch: BytesMut::new(),
-            feed: Feed::Manual(queue),
+            feed: Feed::Manual(Box::new(queue)),
             stream_compressed: false,
             pinger,
             handshake_deadline: now.instant + config.handshake_timeout,
@@ -681,7 +681,7 @@ impl ServerConnection {
         self.ready_bytes = 0;
         // Drop the snapshot source or subscription: a closed connection
         // holds nothing back in the cache's log.
-        self.feed = Feed::Manual(SendQueue::new(1, 1));
+        self.feed = Feed::Manual(Box::new(SendQueue::new(1, 1)));
         self.close_reason = Some(reason.clone());
         self.events.push_back(ServerEvent::Closed(reason));
     }

@@ -2,6 +2,7 @@
 //! applying changes to a key → update map and comparing states.
 
 use std::collections::BTreeMap;
+use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use syncproto::message::SerializedUpdate;
@@ -21,8 +22,8 @@ pub fn changes(endpoints: usize, seed: u64) -> Vec<Record> {
 pub fn final_state(
     snapshot: &[SerializedUpdate],
     changes: &[Record],
-) -> BTreeMap<String, SerializedUpdate> {
-    let mut state: BTreeMap<String, SerializedUpdate> = snapshot
+) -> BTreeMap<ByteString, SerializedUpdate> {
+    let mut state: BTreeMap<ByteString, SerializedUpdate> = snapshot
         .iter()
         .map(|u| (u.key.clone(), u.clone()))
         .collect();
@@ -35,7 +36,7 @@ pub fn final_state(
 }
 
 /// Applies one update to a key → update map (no value: the key goes).
-pub fn apply(state: &mut BTreeMap<String, SerializedUpdate>, update: &SerializedUpdate) {
+pub fn apply(state: &mut BTreeMap<ByteString, SerializedUpdate>, update: &SerializedUpdate) {
     match &update.value {
         Some(_) => {
             state.insert(update.key.clone(), update.clone());

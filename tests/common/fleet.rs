@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use syncproto::CloseReason;
@@ -17,7 +18,7 @@ use super::harness::Clock;
 pub struct Member {
     pub client: ClientConnection,
     pub server: ServerConnection,
-    pub view: BTreeMap<String, Bytes>,
+    pub view: BTreeMap<ByteString, Bytes>,
     pub status: Option<SyncStatus>,
     pub updates_events: usize,
     pub client_closed: Option<CloseReason>,
@@ -158,7 +159,7 @@ impl Fleet {
     }
 
     /// The cache's current state as key → value.
-    pub fn expected(&self) -> BTreeMap<String, Bytes> {
+    pub fn expected(&self) -> BTreeMap<ByteString, Bytes> {
         self.cache
             .snapshot_updates()
             .into_iter()

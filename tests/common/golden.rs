@@ -60,10 +60,10 @@ fn revision(revision: &Revision) -> Value {
 
 fn update(update: &SerializedUpdate) -> Value {
     json!({
-        "Key": update.key,
+        "Key": &*update.key,
         "Value": update.value.as_ref().map(|v| base64(v)),
         "Revision": revision(&update.revision),
-        "V3ResourceVersion": update.v3_resource_version,
+        "V3ResourceVersion": &*update.v3_resource_version,
         "TTL": update.ttl_nanos,
         "UpdateType": update.update_type.to_wire(),
     })

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use syncproto::Now;
@@ -273,7 +274,10 @@ impl Pair {
 }
 
 /// A client's view of the datastore, built by applying `Updates` events.
-pub fn apply_updates(view: &mut std::collections::BTreeMap<String, Bytes>, events: &[ClientEvent]) {
+pub fn apply_updates(
+    view: &mut std::collections::BTreeMap<ByteString, Bytes>,
+    events: &[ClientEvent],
+) {
     for event in events {
         if let ClientEvent::Updates(updates) = event {
             for update in updates {

@@ -39,7 +39,7 @@ pub fn compression() -> impl Strategy<Value = CompressionAlgorithm> {
 pub fn revision() -> impl Strategy<Value = Revision> {
     prop_oneof![
         Just(Revision::Nil),
-        text().prop_map(Revision::String),
+        text().prop_map(Revision::from),
         any::<bool>().prop_map(Revision::Bool),
         any::<i64>().prop_map(Revision::Int),
         any::<i8>().prop_map(Revision::Int8),
@@ -79,10 +79,10 @@ pub fn update() -> impl Strategy<Value = SerializedUpdate> {
         .prop_map(
             |(key, value, revision, v3_resource_version, ttl_nanos, update_type)| {
                 SerializedUpdate {
-                    key,
+                    key: key.into(),
                     value,
                     revision,
-                    v3_resource_version,
+                    v3_resource_version: v3_resource_version.into(),
                     ttl_nanos,
                     update_type,
                 }

@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use syncproto::CloseReason;
 use syncproto::Now;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
-use syncproto::message::{ServerHello, SyncStatus};
+use syncproto::message::{ByteString, ServerHello, SyncStatus};
 
 use crate::io::{Flush, READ_CHUNK, READ_CHUNKS_PER_TURN, ReadOutcome, flush, read_some};
 use crate::slab::Slab;
@@ -31,7 +31,7 @@ pub struct ClientId {
 /// the last sync status, the server's hello, and how it ended.
 #[derive(Debug, Default)]
 pub struct ClientState {
-    view: BTreeMap<String, Bytes>,
+    view: BTreeMap<ByteString, Bytes>,
     status: Option<SyncStatus>,
     server_hello: Option<ServerHello>,
     updates_messages: u64,
@@ -53,7 +53,7 @@ static NO_STATE: ClientState = ClientState {
 impl ClientState {
     /// The datastore as received: every key the updates set, with its
     /// value (an update with a value inserts, one without removes).
-    pub fn view(&self) -> &BTreeMap<String, Bytes> {
+    pub fn view(&self) -> &BTreeMap<ByteString, Bytes> {
         &self.view
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::key::KeyError;
-use syncproto::message::{Revision, SerializedUpdate, SyncStatus, UpdateType};
+use syncproto::message::{ByteString, Revision, SerializedUpdate, SyncStatus, UpdateType};
 
 use crate::client::{Client, ClientOptions};
 
@@ -20,7 +20,7 @@ pub enum SyncEvent {
     /// An update was dropped because its key did not parse.
     Dropped {
         /// The rejected key.
-        key: String,
+        key: ByteString,
         /// Why.
         reason: KeyError,
     },
@@ -77,7 +77,7 @@ enum Phase {
     /// never been told anything (then nothing is hidden).
     Starting { first: bool },
     /// Reconnected, receiving the new snapshot: the keys it held so far.
-    Resyncing(BTreeSet<String>),
+    Resyncing(BTreeSet<ByteString>),
     /// Past the snapshot (or on the first connection).
     Live,
 }
@@ -96,7 +96,7 @@ pub struct ReconnectingClient {
     current: Option<Client>,
     phase: Phase,
     /// What the application holds.
-    view: BTreeMap<String, SerializedUpdate>,
+    view: BTreeMap<ByteString, SerializedUpdate>,
     /// The last status the application was told.
     last_status: Option<SyncStatus>,
     /// Events decided but not yet returned.
@@ -145,7 +145,7 @@ impl ReconnectingClient {
     }
 
     /// The datastore as the application has been told it.
-    pub fn view(&self) -> &BTreeMap<String, SerializedUpdate> {
+    pub fn view(&self) -> &BTreeMap<ByteString, SerializedUpdate> {
         &self.view
     }
 
@@ -276,7 +276,7 @@ impl ReconnectingClient {
             }
             Phase::Starting { first: true } => self.phase = Phase::Starting { first: true },
             Phase::Resyncing(seen) => {
-                let gone: Vec<String> = self
+                let gone: Vec<ByteString> = self
                     .view
                     .keys()
                     .filter(|key| !seen.contains(*key))

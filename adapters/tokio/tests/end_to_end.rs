@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use syncproto::client::{ClientConfig, ClientEvent};
@@ -23,7 +24,7 @@ use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn expected(cache: &SnapshotCache) -> BTreeMap<String, Bytes> {
+fn expected(cache: &SnapshotCache) -> BTreeMap<ByteString, Bytes> {
     cache
         .snapshot_updates()
         .into_iter()
@@ -63,8 +64,8 @@ fn client_config(format: WireFormat, compressed: bool) -> ClientConfig {
 /// Reads events until `done` says the view is complete.
 async fn run_until(
     client: &mut Client,
-    view: &mut BTreeMap<String, Bytes>,
-    mut done: impl FnMut(&BTreeMap<String, Bytes>, Option<SyncStatus>) -> bool,
+    view: &mut BTreeMap<ByteString, Bytes>,
+    mut done: impl FnMut(&BTreeMap<ByteString, Bytes>, Option<SyncStatus>) -> bool,
 ) -> Option<SyncStatus> {
     let mut status = None;
     timeout(LIMIT, async {
@@ -239,9 +240,9 @@ async fn a_reconnect_is_hidden_behind_resync_deletions() {
         backoff,
     );
     let snapshot = expected(handle.cache());
-    let mut view: BTreeMap<String, Bytes> = BTreeMap::new();
+    let mut view: BTreeMap<ByteString, Bytes> = BTreeMap::new();
     let mut statuses = Vec::new();
-    let apply = |view: &mut BTreeMap<String, Bytes>, updates: Vec<SerializedUpdate>| {
+    let apply = |view: &mut BTreeMap<ByteString, Bytes>, updates: Vec<SerializedUpdate>| {
         let count = updates.len();
         for update in updates {
             match update.value {
@@ -266,7 +267,7 @@ async fn a_reconnect_is_hidden_behind_resync_deletions() {
     .unwrap();
 
     // While the client is away, two keys go and one changes.
-    let keys: Vec<String> = snapshot.keys().cloned().collect();
+    let keys: Vec<ByteString> = snapshot.keys().cloned().collect();
     client.disconnect();
     let mut reconnects = 0;
     let mut delivered_during_resync = 0;

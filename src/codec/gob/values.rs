@@ -3,6 +3,7 @@
 //! the `Revision` interface and `time.Time`.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use super::GobError;
 use super::names::message_kind_for_name;
@@ -451,11 +452,11 @@ fn decode_update(
     let mut update_type = 0u8;
     read_planned(session, plan, |session, field| {
         match field {
-            UpdateField::Key => update.key = session.reader.read_str()?.to_owned(),
+            UpdateField::Key => update.key = read_shared_str(session)?,
             UpdateField::Value => update.value = Some(session.reader.read_bytes()?),
             UpdateField::Revision => update.revision = decode_revision(session)?,
             UpdateField::ResourceVersion => {
-                update.v3_resource_version = session.reader.read_str()?.to_owned();
+                update.v3_resource_version = read_shared_str(session)?;
             }
             UpdateField::Ttl => update.ttl_nanos = session.reader.read_int()?,
             UpdateField::UpdateType => update_type = read_u8(session, "UpdateType")?,
@@ -561,7 +562,7 @@ fn read_basic(session: &mut Session<'_>, kind: Basic) -> Result<Revision, GobErr
         value,
     };
     Ok(match kind {
-        Basic::String => Revision::String(reader.read_str()?.to_owned()),
+        Basic::String => Revision::String(read_shared_str(session)?),
         Basic::Bool => Revision::Bool(reader.read_bool()?),
         Basic::Int => Revision::Int(reader.read_int()?),
         Basic::Int64 => Revision::Int64(reader.read_int()?),
@@ -608,6 +609,11 @@ fn read_basic(session: &mut Session<'_>, kind: Basic) -> Result<Revision, GobErr
             Revision::Complex64(narrow(re)?, narrow(im)?)
         }
     })
+}
+
+/// A string sharing the message's buffer, checked for UTF-8.
+fn read_shared_str(session: &mut Session<'_>) -> Result<ByteString, GobError> {
+    ByteString::try_from(session.reader.read_bytes()?).map_err(|_| GobError::InvalidUtf8)
 }
 
 /// Narrows to `f32` as Go's decoder does: finite values beyond `f32`'s range

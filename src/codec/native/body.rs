@@ -7,6 +7,7 @@
 //! strings, and values are handed out as slices of the frame's `Bytes`.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
 use super::varint::{self, VarintRead};
@@ -79,7 +80,8 @@ struct ServerHelloLayout<'a> {
 #[derive(Serialize, Deserialize)]
 enum RevisionLayout<'a> {
     Nil,
-    String(&'a str),
+    #[serde(borrow)]
+    String(RawBytes<'a>),
     Bool(bool),
     Int(i64),
     Int8(i8),
@@ -98,14 +100,19 @@ enum RevisionLayout<'a> {
     Complex128(f64, f64),
 }
 
+/// An update. Its strings are read as byte strings (the same bytes on the
+/// wire) and checked for UTF-8 once, as they become shared slices of the
+/// frame.
 #[derive(Serialize, Deserialize)]
 struct UpdateLayout<'a> {
-    key: &'a str,
+    #[serde(borrow)]
+    key: RawBytes<'a>,
     #[serde(borrow)]
     value: Option<RawBytes<'a>>,
     #[serde(borrow)]
     revision: RevisionLayout<'a>,
-    v3_resource_version: &'a str,
+    #[serde(borrow)]
+    v3_resource_version: RawBytes<'a>,
     ttl_nanos: i64,
     update_type: u8,
 }
@@ -285,20 +292,35 @@ fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, Decod
 
 fn update_from(frame: &Bytes, layout: UpdateLayout<'_>) -> Result<SerializedUpdate, DecodeError> {
     Ok(SerializedUpdate {
-        key: layout.key.to_owned(),
+        key: shared_str(frame, layout.key, "key")?,
         value: layout.value.map(|RawBytes(value)| frame.slice_ref(value)),
-        revision: revision_from(layout.revision),
-        v3_resource_version: layout.v3_resource_version.to_owned(),
+        revision: revision_from(frame, layout.revision)?,
+        v3_resource_version: shared_str(frame, layout.v3_resource_version, "resource version")?,
         ttl_nanos: layout.ttl_nanos,
         update_type: UpdateType::from_wire(layout.update_type)
             .ok_or(DecodeError::InvalidUpdateType(layout.update_type))?,
     })
 }
 
-fn revision_from(layout: RevisionLayout<'_>) -> Revision {
-    match layout {
+/// A string field as a shared slice of the frame, checked for UTF-8.
+fn shared_str(
+    frame: &Bytes,
+    RawBytes(bytes): RawBytes<'_>,
+    field: &str,
+) -> Result<ByteString, DecodeError> {
+    if bytes.is_empty() {
+        return Ok(ByteString::new());
+    }
+    ByteString::try_from(frame.slice_ref(bytes)).map_err(|_| DecodeError::MalformedBody {
+        message: MessageKind::Kvs,
+        reason: format!("{field} is not UTF-8"),
+    })
+}
+
+fn revision_from(frame: &Bytes, layout: RevisionLayout<'_>) -> Result<Revision, DecodeError> {
+    Ok(match layout {
         RevisionLayout::Nil => Revision::Nil,
-        RevisionLayout::String(text) => Revision::String(text.to_owned()),
+        RevisionLayout::String(text) => Revision::String(shared_str(frame, text, "revision")?),
         RevisionLayout::Bool(value) => Revision::Bool(value),
         RevisionLayout::Int(value) => Revision::Int(value),
         RevisionLayout::Int8(value) => Revision::Int8(value),
@@ -315,13 +337,13 @@ fn revision_from(layout: RevisionLayout<'_>) -> Revision {
         RevisionLayout::Float64(value) => Revision::Float64(value),
         RevisionLayout::Complex64(re, im) => Revision::Complex64(re, im),
         RevisionLayout::Complex128(re, im) => Revision::Complex128(re, im),
-    }
+    })
 }
 
 fn revision_layout(revision: &Revision) -> RevisionLayout<'_> {
     match revision {
         Revision::Nil => RevisionLayout::Nil,
-        Revision::String(text) => RevisionLayout::String(text),
+        Revision::String(text) => RevisionLayout::String(RawBytes(text.as_bytes())),
         Revision::Bool(value) => RevisionLayout::Bool(*value),
         Revision::Int(value) => RevisionLayout::Int(*value),
         Revision::Int8(value) => RevisionLayout::Int8(*value),
@@ -397,10 +419,10 @@ pub(crate) fn encode_update(update: &SerializedUpdate, out: &mut BytesMut) {
     append(
         out,
         &UpdateLayout {
-            key: &update.key,
+            key: RawBytes(update.key.as_bytes()),
             value: update.value.as_deref().map(RawBytes),
             revision: revision_layout(&update.revision),
-            v3_resource_version: &update.v3_resource_version,
+            v3_resource_version: RawBytes(update.v3_resource_version.as_bytes()),
             ttl_nanos: update.ttl_nanos,
             update_type: update.update_type.to_wire(),
         },

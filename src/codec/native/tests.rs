@@ -75,6 +75,10 @@ fn decoded_values_share_the_input_buffer() {
     let decoded = updates[0].value.as_ref().unwrap();
     assert_eq!(decoded, &value);
     assert!(input_range.contains(&decoded.as_ptr()), "value was copied");
+    assert!(
+        input_range.contains(&updates[0].key.as_ptr()),
+        "key was copied"
+    );
 }
 
 #[test]

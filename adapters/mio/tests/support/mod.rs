@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use syncproto::client::{ClientConfig, ClientEvent};
@@ -104,7 +105,7 @@ pub fn cache_with(updates: Vec<SerializedUpdate>) -> SnapshotCache {
 }
 
 /// The cache's state as a client view.
-pub fn expected_view(cache: &SnapshotCache) -> BTreeMap<String, Bytes> {
+pub fn expected_view(cache: &SnapshotCache) -> BTreeMap<ByteString, Bytes> {
     cache
         .snapshot_updates()
         .into_iter()

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -47,7 +48,7 @@ struct Report {
     time_to_sync: Option<Duration>,
     kvs: u64,
     bytes: u64,
-    view: BTreeMap<String, Bytes>,
+    view: BTreeMap<ByteString, Bytes>,
 }
 
 fn flavour(index: usize) -> (WireFormat, bool) {
@@ -228,7 +229,7 @@ fn summarize(
     elapsed: Duration,
     updates: usize,
 ) -> Result<(), Failure> {
-    let mut expected: BTreeMap<String, Bytes> = handle
+    let mut expected: BTreeMap<ByteString, Bytes> = handle
         .cache()
         .snapshot_updates()
         .into_iter()

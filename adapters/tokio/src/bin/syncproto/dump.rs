@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
+use syncproto::message::ByteString;
 
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
@@ -69,7 +70,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .map_err(Failure::runtime)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut state: BTreeMap<String, SerializedUpdate> = BTreeMap::new();
+    let mut state: BTreeMap<ByteString, SerializedUpdate> = BTreeMap::new();
     let mut stop_at: Option<Instant> = None;
     loop {
         let event = match stop_at {
