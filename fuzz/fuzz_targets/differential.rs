@@ -28,7 +28,7 @@ fn timestamp(u: &mut Unstructured<'_>) -> arbitrary::Result<Timestamp> {
 fn revision(u: &mut Unstructured<'_>) -> arbitrary::Result<Revision> {
     Ok(match u.int_in_range(0..=17)? {
         0 => Revision::Nil,
-        1 => Revision::String(u.arbitrary()?),
+        1 => Revision::String(u.arbitrary::<String>()?.into()),
         2 => Revision::Bool(u.arbitrary()?),
         3 => Revision::Int(u.arbitrary()?),
         4 => Revision::Int8(u.arbitrary()?),
@@ -51,10 +51,10 @@ fn revision(u: &mut Unstructured<'_>) -> arbitrary::Result<Revision> {
 fn update(u: &mut Unstructured<'_>) -> arbitrary::Result<SerializedUpdate> {
     let value: Option<Vec<u8>> = u.arbitrary()?;
     Ok(SerializedUpdate {
-        key: u.arbitrary()?,
+        key: u.arbitrary::<String>()?.into(),
         value: value.map(Bytes::from),
         revision: revision(u)?,
-        v3_resource_version: u.arbitrary()?,
+        v3_resource_version: u.arbitrary::<String>()?.into(),
         ttl_nanos: u.arbitrary()?,
         update_type: UpdateType::ALL[u.int_in_range(0..=3)?],
     })
