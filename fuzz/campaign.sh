@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A fuzzing campaign: every target for SECONDS (default 420) with memory
+# capped low, two at a time, then the corpora minimised. Prints, per target,
+# executions, coverage, and when coverage last grew (a plateau shows as a
+# "last new coverage" well before the end).
+#
+#   fuzz/campaign.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-420}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(cargo fuzz list)
+fi
+logs=$(mktemp -d)
+cargo fuzz build -s none >/dev/null 2>&1
+
+run() {
+    local target=$1
+    mkdir -p "corpus/$target"
+    # Stamp every line with the seconds elapsed, to see when coverage last grew.
+    cargo fuzz run -s none "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=64 -malloc_limit_mb=64 \
+        -print_final_stats=1 2>&1 |
+        while IFS= read -r line; do printf '%s %s\n' "$SECONDS" "$line"; done >"$logs/$target.log"
+}
+
+for ((i = 0; i < ${#targets[@]}; i += 2)); do
+    run "${targets[i]}" &
+    if [ $((i + 1)) -lt ${#targets[@]} ]; then run "${targets[i + 1]}" & fi
+    wait
+done
+
+printf '%-16s %12s %8s %8s %10s %s\n' target executions cov ft corpus "last new coverage"
+for target in "${targets[@]}"; do
+    log="$logs/$target.log"
+    if grep -qE 'ERROR|panicked|deadly signal|out-of-memory|malloc limit' "$log"; then
+        echo "$target: FAILED, see $log" >&2
+        grep -E 'ERROR|panicked|SUMMARY|Test unit' "$log" >&2 || true
+        continue
+    fi
+    execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$')
+    done_line=$(grep -E ' DONE ' "$log" | tail -1)
+    cov=$(grep -oE 'cov: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+')
+    ft=$(grep -oE 'ft: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+')
+    corpus=$(grep -oE 'corp: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+')
+    last_new=$(grep -E ' NEW ' "$log" | tail -1 | cut -d' ' -f1)
+    printf '%-16s %12s %8s %8s %10s %ss of %ss\n' "$target" "$execs" "$cov" "$ft" "$corpus" "${last_new:-0}" "$seconds"
+done
+for target in "${targets[@]}"; do
+    cargo fuzz cmin -s none "$target" "corpus/$target" >/dev/null 2>&1 || true
+done
+echo "corpora minimised; logs in $logs"
