@@ -6,30 +6,12 @@
 
 use crate::message::{Revision, SerializedUpdate, SyncStatus, UpdateType};
 use crate::records::Record;
+use crate::rng::SplitMix64 as Rng;
 
 /// A key upstream's grammar does not know: a client drops it.
 pub const UNKNOWN_KEY: &str = "/calico/v1/unknown-kind/mystery";
 /// The key holding the large (about 300 KiB) value.
 pub const LARGE_KEY: &str = "/calico/v1/policy/tier/default/policy/huge";
-
-/// A small seeded generator (SplitMix64): reproducible, no ambient
-/// randomness.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound.max(1) as u64) as usize
-    }
-}
 
 /// The key of workload endpoint number `index`.
 pub fn endpoint_key(index: usize) -> String {
@@ -67,7 +49,7 @@ fn endpoint_value(rng: &mut Rng, index: usize) -> String {
 /// `endpoints` workload endpoints, in key order, each new, with string
 /// revisions.
 pub fn endpoints(endpoints: usize, seed: u64) -> Vec<SerializedUpdate> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut updates: Vec<SerializedUpdate> = (0..endpoints)
         .map(|index| SerializedUpdate {
             update_type: UpdateType::New,
@@ -131,7 +113,7 @@ pub fn snapshot(endpoint_count: usize, seed: u64) -> Vec<SerializedUpdate> {
 /// deletions and new endpoints, with a resync/in-sync status flip in the
 /// middle.
 pub fn changes(endpoint_count: usize, count: usize, seed: u64) -> Vec<Record> {
-    let mut rng = Rng(seed ^ 0x5eed);
+    let mut rng = Rng::new(seed ^ 0x5eed);
     let mut records = Vec::new();
     for step in 0..count {
         let index = rng.below(endpoint_count.max(1));

@@ -4,21 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::message::Timestamp;
-
-/// A tiny seeded generator (SplitMix64) for ping jitter: deterministic for a
-/// given seed, which keeps the core free of ambient randomness.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+use crate::rng::SplitMix64;
 
 /// A ping still waiting for its pong.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +39,7 @@ impl Pinger {
             interval,
             jitter,
             pong_timeout,
-            rng: SplitMix64(seed),
+            rng: SplitMix64::new(seed),
             next_ping: None,
             outstanding: VecDeque::new(),
         }
