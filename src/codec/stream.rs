@@ -237,21 +237,10 @@ impl StreamEncoder {
     /// Appends `message` to `dst` (compressed, when the stream is). On
     /// error nothing is appended.
     pub fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), UsageError> {
-        let target = match self.compression {
-            Some(_) => {
-                self.scratch.clear();
-                &mut self.scratch
-            }
-            None => &mut *dst,
-        };
-        match &mut self.encoder {
-            FormatEncoder::Native(encoder) => encoder.encode(message, target)?,
-            FormatEncoder::Gob(encoder) => encoder.encode(message, target)?,
-        }
-        if let Some(compression) = &mut self.compression {
-            compression.encode(&self.scratch, dst);
-        }
-        Ok(())
+        self.write(dst, |encoder, target| match encoder {
+            FormatEncoder::Native(encoder) => encoder.encode(message, target),
+            FormatEncoder::Gob(encoder) => encoder.encode(message, target),
+        })
     }
 
     /// Writes the stream's header now (the native preamble or the gob type
@@ -259,20 +248,29 @@ impl StreamEncoder {
     /// it has not been written: for callers that append pre-encoded frames
     /// after this encoder's output.
     pub fn start_stream(&mut self, dst: &mut BytesMut) {
-        let target = match self.compression {
-            Some(_) => {
-                self.scratch.clear();
-                &mut self.scratch
+        let _infallible = self.write(dst, |encoder, target| {
+            match encoder {
+                FormatEncoder::Native(encoder) => encoder.start_stream(target),
+                FormatEncoder::Gob(encoder) => encoder.start_stream(target),
             }
-            None => &mut *dst,
+            Ok(())
+        });
+    }
+
+    /// Runs `produce` on the format encoder, straight into `dst`, or into
+    /// scratch space compressed into `dst` when the stream is compressed.
+    fn write(
+        &mut self,
+        dst: &mut BytesMut,
+        produce: impl FnOnce(&mut FormatEncoder, &mut BytesMut) -> Result<(), UsageError>,
+    ) -> Result<(), UsageError> {
+        let Some(compression) = &mut self.compression else {
+            return produce(&mut self.encoder, dst);
         };
-        match &mut self.encoder {
-            FormatEncoder::Native(encoder) => encoder.start_stream(target),
-            FormatEncoder::Gob(encoder) => encoder.start_stream(target),
-        }
-        if let Some(compression) = &mut self.compression {
-            compression.encode(&self.scratch, dst);
-        }
+        self.scratch.clear();
+        produce(&mut self.encoder, &mut self.scratch)?;
+        compression.encode(&self.scratch, dst);
+        Ok(())
     }
 
     /// Starts a new stream (call after encoding a `DecoderRestart`): a fresh
