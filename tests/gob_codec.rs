@@ -26,19 +26,7 @@ fn encode(messages: &[Message]) -> BytesMut {
 }
 
 fn decode_in_pieces(stream: &[u8], cuts: &[usize]) -> Vec<Message> {
-    let mut decoder = GobDecoder::new(GobLimits::default());
-    let mut buffer = BytesMut::new();
-    let mut decoded = Vec::new();
-    let mut start = 0;
-    for &end in cuts.iter().chain(std::iter::once(&stream.len())) {
-        buffer.extend_from_slice(&stream[start..end]);
-        start = end;
-        while let Some(message) = decoder.decode(&mut buffer).unwrap() {
-            decoded.push(message);
-        }
-    }
-    assert_eq!(decoder.decode_eof(&mut buffer), Ok(None));
-    decoded
+    common::pieces::decode_in_pieces(&mut GobDecoder::new(GobLimits::default()), stream, cuts)
 }
 
 /// What a message looks like after a trip through gob: the protocol version
@@ -105,16 +93,8 @@ proptest! {
             encoder.encode(message, &mut stream).unwrap();
         }
         let mut decoder = StreamDecoder::new(format, usize::MAX, None).following_restarts();
-        let mut buffer = BytesMut::new();
-        let mut decoded = Vec::new();
-        let mut start = 0;
-        for &end in split_points(stream.len(), &seeds).iter().chain(std::iter::once(&stream.len())) {
-            buffer.extend_from_slice(&stream[start..end]);
-            start = end;
-            while let Some(message) = decoder.decode(&mut buffer).unwrap() {
-                decoded.push(message);
-            }
-        }
+        let cuts = split_points(stream.len(), &seeds);
+        let decoded = common::pieces::decode_in_pieces(&mut decoder, &stream, &cuts);
         let normalise = |m: &Message| if format == WireFormat::Gob { through_gob(m) } else { m.clone() };
         let expected: Vec<Message> =
             before.iter().chain([&restart]).chain(after.iter()).map(normalise).collect();

@@ -23,24 +23,11 @@ fn encode(messages: &[Message]) -> BytesMut {
     out
 }
 
-/// Feeds `stream` to a fresh decoder in the pieces the cut points make,
-/// decoding everything available after each piece.
+/// Decodes `stream` fed in the pieces the cut points make (both
+/// directions' messages are generated, so either is accepted).
 fn decode_in_pieces(stream: &[u8], cuts: &[usize]) -> Vec<Message> {
-    // Both directions' messages are generated: accept either.
     let mut decoder = NativeDecoder::new(syncproto::codec::DEFAULT_MAX_SERVER_MESSAGE_LEN);
-    let mut buffer = BytesMut::new();
-    let mut decoded = Vec::new();
-    let mut start = 0;
-    for &end in cuts.iter().chain(std::iter::once(&stream.len())) {
-        buffer.extend_from_slice(&stream[start..end]);
-        start = end;
-        while let Some(message) = decoder.decode(&mut buffer).unwrap() {
-            decoded.push(message);
-        }
-    }
-    assert!(buffer.is_empty(), "{} bytes left undecoded", buffer.len());
-    assert_eq!(decoder.decode_eof(&mut buffer), Ok(None));
-    decoded
+    common::pieces::decode_in_pieces(&mut decoder, stream, cuts)
 }
 
 proptest! {

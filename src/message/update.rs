@@ -101,6 +101,20 @@ impl SerializedUpdate {
         self.value.is_none()
     }
 
+    /// Applies this update to a key → value view of the datastore (what a
+    /// client builds from its `Updates` events): a value sets its key, no
+    /// value deletes it.
+    pub fn apply_to(&self, view: &mut std::collections::BTreeMap<ByteString, Bytes>) {
+        match &self.value {
+            Some(value) => {
+                view.insert(self.key.clone(), value.clone());
+            }
+            None => {
+                view.remove(&self.key);
+            }
+        }
+    }
+
     /// A rough size of this update once encoded (either wire format), for
     /// batching and queue accounting.
     pub(crate) fn estimated_encoded_len(&self) -> usize {

@@ -108,14 +108,7 @@ impl Fleet {
                     ClientEvent::Updates(updates) => {
                         member.updates_events += 1;
                         for update in updates {
-                            match update.value {
-                                Some(value) => {
-                                    member.view.insert(update.key, value);
-                                }
-                                None => {
-                                    member.view.remove(&update.key);
-                                }
-                            }
+                            update.apply_to(&mut member.view);
                         }
                     }
                     ClientEvent::Status(status) => member.status = Some(status),

@@ -281,14 +281,7 @@ pub fn apply_updates(
     for event in events {
         if let ClientEvent::Updates(updates) = event {
             for update in updates {
-                match &update.value {
-                    Some(value) => {
-                        view.insert(update.key.clone(), value.clone());
-                    }
-                    None => {
-                        view.remove(&update.key);
-                    }
-                }
+                update.apply_to(view);
             }
         }
     }

@@ -7,4 +7,5 @@ pub mod dataset;
 pub mod fleet;
 pub mod golden;
 pub mod harness;
+pub mod pieces;
 pub mod strategies;

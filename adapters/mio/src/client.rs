@@ -561,14 +561,7 @@ fn record(state: &mut ClientState, event: &ClientEvent, stats: &mut ClientsStats
         ClientEvent::Updates(updates) => {
             state.updates_messages += 1;
             for update in updates {
-                match &update.value {
-                    Some(value) => {
-                        state.view.insert(update.key.clone(), value.clone());
-                    }
-                    None => {
-                        state.view.remove(&update.key);
-                    }
-                }
+                update.apply_to(&mut state.view);
             }
         }
         ClientEvent::Status(status) => {

@@ -76,14 +76,7 @@ async fn run_until(
             match client.next_event().await.unwrap() {
                 Some(ClientEvent::Updates(updates)) => {
                     for update in updates {
-                        match update.value {
-                            Some(value) => {
-                                view.insert(update.key, value);
-                            }
-                            None => {
-                                view.remove(&update.key);
-                            }
-                        }
+                        update.apply_to(view);
                     }
                 }
                 Some(ClientEvent::Status(new)) => status = Some(new),
@@ -245,10 +238,7 @@ async fn a_reconnect_is_hidden_behind_resync_deletions() {
     let apply = |view: &mut BTreeMap<ByteString, Bytes>, updates: Vec<SerializedUpdate>| {
         let count = updates.len();
         for update in updates {
-            match update.value {
-                Some(value) => view.insert(update.key, value),
-                None => view.remove(&update.key),
-            };
+            update.apply_to(view);
         }
         count
     };

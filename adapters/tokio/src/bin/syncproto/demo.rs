@@ -188,14 +188,7 @@ async fn run_client(
                 let mut done = false;
                 for update in updates {
                     done |= update.key == DONE_KEY;
-                    match update.value {
-                        Some(value) => {
-                            report.view.insert(update.key, value);
-                        }
-                        None => {
-                            report.view.remove(&update.key);
-                        }
-                    }
+                    update.apply_to(&mut report.view);
                 }
                 if done {
                     report.bytes = client.bytes_read();
