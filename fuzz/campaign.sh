@@ -19,7 +19,9 @@ cargo fuzz build -s none >/dev/null 2>&1
 run() {
     local target=$1
     mkdir -p "corpus/$target"
-    # Stamp every line with the seconds elapsed, to see when coverage last grew.
+    # Stamp every line with the seconds since this target started, to see
+    # when coverage last grew.
+    SECONDS=0
     cargo fuzz run -s none "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=64 -malloc_limit_mb=64 \
         -print_final_stats=1 2>&1 |
@@ -35,17 +37,19 @@ done
 printf '%-16s %12s %8s %8s %10s %s\n' target executions cov ft corpus "last new coverage"
 for target in "${targets[@]}"; do
     log="$logs/$target.log"
-    if grep -qE 'ERROR|panicked|deadly signal|out-of-memory|malloc limit' "$log"; then
+    if grep -aqE 'ERROR|panicked|deadly signal|out-of-memory|malloc limit' "$log"; then
         echo "$target: FAILED, see $log" >&2
         grep -E 'ERROR|panicked|SUMMARY|Test unit' "$log" >&2 || true
         continue
     fi
-    execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$')
-    done_line=$(grep -E ' DONE ' "$log" | tail -1)
-    cov=$(grep -oE 'cov: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+')
-    ft=$(grep -oE 'ft: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+')
-    corpus=$(grep -oE 'corp: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+')
-    last_new=$(grep -E ' NEW ' "$log" | tail -1 | cut -d' ' -f1)
+    # libFuzzer separates its status words with tabs; a missing line is a blank
+    # column, not a failed script.
+    execs=$(grep -aoE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || true)
+    done_line=$(grep -aE '[[:space:]]DONE[[:space:]]' "$log" | tail -1 || true)
+    cov=$(grep -oE 'cov: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+' || true)
+    ft=$(grep -oE 'ft: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+' || true)
+    corpus=$(grep -oE 'corp: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+' || true)
+    last_new=$(grep -aE '[[:space:]]NEW[[:space:]]' "$log" | tail -1 | cut -d' ' -f1 || true)
     printf '%-16s %12s %8s %8s %10s %ss of %ss\n' "$target" "$execs" "$cov" "$ft" "$corpus" "${last_new:-0}" "$seconds"
 done
 for target in "${targets[@]}"; do
