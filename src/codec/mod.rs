@@ -8,6 +8,7 @@
 pub(crate) mod frames;
 pub mod gob;
 pub mod native;
+mod read_ahead;
 pub mod snappy;
 mod stream;
 

@@ -9,6 +9,7 @@ use super::GobError;
 use super::names::message_kind_for_name;
 use super::session::{Session, Stop};
 use super::types::{OpaqueKind, TypeId, WireType, id};
+use crate::codec::read_ahead::ReadAhead;
 use crate::error::DecodeError;
 use crate::message::{
     ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
@@ -438,7 +439,9 @@ fn decode_update_slice(
     let count = session.read_count()?;
     // Grow with what actually arrives rather than with what the count says.
     let mut updates = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1024));
+    let mut read_ahead = ReadAhead::new(session.reader.unread());
     for _ in 0..count {
+        read_ahead.touch(session.reader.unread());
         updates.push(session.nested(|session| decode_update(session, &plan))?);
     }
     Ok(updates)

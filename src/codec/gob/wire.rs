@@ -28,6 +28,11 @@ impl Reader {
         self.message.len() - self.position
     }
 
+    /// The bytes not yet read.
+    pub(crate) fn unread(&self) -> &[u8] {
+        self.message.get(self.position..).unwrap_or_default()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.remaining() == 0
     }

@@ -3,8 +3,8 @@
 //! A body is a varint message tag followed by the message's fields in
 //! postcard's encoding; together that is exactly postcard's encoding of an
 //! enum whose variants are the messages in tag order. The layout structs
-//! below borrow from the frame, so decoding copies nothing but keys and
-//! strings, and values are handed out as slices of the frame's `Bytes`.
+//! below borrow from the frame, so decoding copies nothing: keys, strings and
+//! values are handed out as slices of the frame's `Bytes`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::varint::{self, VarintRead};
 use crate::codec::Direction;
+use crate::codec::read_ahead::ReadAhead;
 use crate::error::DecodeError;
 use crate::message::{
     ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
@@ -275,7 +276,9 @@ fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, Decod
         .unwrap_or(usize::MAX)
         .min(rest.len() / MIN_UPDATE_LEN);
     let mut updates = Vec::with_capacity(plausible);
+    let mut read_ahead = ReadAhead::new(rest);
     for _ in 0..count {
+        read_ahead.touch(rest);
         let (layout, after) = postcard::take_from_bytes::<UpdateLayout<'_>>(rest)
             .map_err(malformed(MessageKind::Kvs))?;
         rest = after;
