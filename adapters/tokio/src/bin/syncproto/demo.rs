@@ -177,7 +177,11 @@ async fn run_client(
         bytes: 0,
         view: BTreeMap::new(),
     };
-    loop {
+    // The done marker can come inside the snapshot (a client that connects
+    // late), and the rest of the snapshot still follows it; only the marker
+    // and in-sync together mean the client has everything.
+    let mut done = false;
+    while !(done && report.time_to_sync.is_some()) {
         let event = client
             .next_event()
             .await
@@ -185,15 +189,9 @@ async fn run_client(
         match event {
             Some(ClientEvent::Updates(updates)) => {
                 report.kvs += updates.len() as u64;
-                let mut done = false;
                 for update in updates {
                     done |= update.key == DONE_KEY;
                     update.apply_to(&mut report.view);
-                }
-                if done {
-                    report.bytes = client.bytes_read();
-                    report.view.remove(DONE_KEY);
-                    return Ok(report);
                 }
             }
             Some(ClientEvent::Status(SyncStatus::InSync)) if report.time_to_sync.is_none() => {
@@ -209,6 +207,9 @@ async fn run_client(
             None => return Err(Failure::runtime(format!("client {index} finished early"))),
         }
     }
+    report.bytes = client.bytes_read();
+    report.view.remove(DONE_KEY);
+    Ok(report)
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
