@@ -46,6 +46,19 @@ fn endpoint_value(rng: &mut Rng, index: usize) -> String {
     )
 }
 
+/// Workload endpoint number `index` on its own, with a value drawn from
+/// `seed`: the same key with another seed is a changed value, for tests and
+/// benchmarks that write their own change streams.
+pub fn endpoint(index: usize, seed: u64) -> SerializedUpdate {
+    // Mix the index in so that neighbouring endpoints differ.
+    let mut rng = Rng::new(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    SerializedUpdate::upsert(
+        endpoint_key(index),
+        endpoint_value(&mut rng, index),
+        format!("{seed}-{index}"),
+    )
+}
+
 /// `endpoints` workload endpoints, in key order, each new, with string
 /// revisions.
 pub fn endpoints(endpoints: usize, seed: u64) -> Vec<SerializedUpdate> {

@@ -12,14 +12,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use support::{
-    FLAVOURS, RunningServer, Seen, cache_with, client_config, endpoint_key, endpoint_value,
-    expected_view, run_clients_until, snapshot,
+    FLAVOURS, RunningServer, Seen, cache_with, client_config, expected_view, run_clients_until,
+    snapshot,
 };
 use syncproto::CloseReason;
 use syncproto::client::ClientConnection;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{SerializedUpdate, SyncStatus};
 use syncproto::server::ServerConfig;
+use syncproto::synthetic::{endpoint, endpoint_key};
 use syncproto_mio::{Client, Clients, ConnectionId, Disconnect, Server};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -61,7 +62,6 @@ fn every_flavour_syncs_follows_changes_answers_pings_and_closes() {
 
     // Live changes, from this thread, announced with the notifier: updates,
     // deletions, new keys and a status dip.
-    let mut rng = support::Rng::new(5);
     for round in 0..5u64 {
         let now = Instant::now();
         if round == 2 {
@@ -69,12 +69,9 @@ fn every_flavour_syncs_follows_changes_answers_pings_and_closes() {
         }
         let base = round as usize * 40;
         let mut changes: Vec<SerializedUpdate> = (base..base + 20)
-            .map(|index| {
-                SerializedUpdate::upsert(
-                    endpoint_key(index),
-                    endpoint_value(&mut rng, index, round + 1),
-                    format!("r{round}"),
-                )
+            .map(|index| SerializedUpdate {
+                revision: format!("r{round}").into(),
+                ..endpoint(index, round + 1)
             })
             .collect();
         changes.extend(
@@ -83,11 +80,10 @@ fn every_flavour_syncs_follows_changes_answers_pings_and_closes() {
         );
         changes.extend((0..10).map(|n| {
             let index = 10_000 + base + n;
-            SerializedUpdate::upsert(
-                endpoint_key(index),
-                endpoint_value(&mut rng, index, 0),
-                "new",
-            )
+            SerializedUpdate {
+                revision: "new".into(),
+                ..endpoint(index, 0)
+            }
         }));
         cache.apply(now, changes);
         if round == 3 {
@@ -369,15 +365,11 @@ fn a_client_that_stops_reading_is_cut_off_and_the_others_carry_on() {
     .unwrap();
 
     // Megabytes of changes: far more than the stalled socket's buffers.
-    let mut rng = support::Rng::new(8);
     for round in 0..40u64 {
         let changes: Vec<_> = (0..1000)
-            .map(|index| {
-                SerializedUpdate::upsert(
-                    endpoint_key(index),
-                    endpoint_value(&mut rng, index, round + 1),
-                    format!("{round}"),
-                )
+            .map(|index| SerializedUpdate {
+                revision: format!("{round}").into(),
+                ..endpoint(index, round + 1)
             })
             .collect();
         cache.apply(Instant::now(), changes);

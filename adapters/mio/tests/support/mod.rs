@@ -26,73 +26,10 @@ use syncproto_mio::{ClientId, Clients, ConnectionId, Notifier, Server, ServerLoo
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// A seeded xorshift generator.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-}
-
-/// A workload endpoint key upstream's key grammar accepts.
-pub fn endpoint_key(index: usize) -> String {
-    format!(
-        "/calico/v1/host/node-{:03}/workload/kubernetes/ns-{}%2fpod-{index:05}/endpoint/eth0",
-        index % 200,
-        index % 17
-    )
-}
-
-/// A workload endpoint's JSON, between 300 and 800 bytes long.
-pub fn endpoint_value(rng: &mut Rng, index: usize, generation: u64) -> String {
-    let target = 300 + rng.below(500) as usize;
-    let mut value = format!(
-        "{{\"state\":\"active\",\"name\":\"cali{index:011x}\",\"mac\":\"ee:ee:ee:ee:ee:ee\",\
-         \"profile_ids\":[\"kns.ns-{}\"],\"ipv4_nets\":[\"10.{}.{}.{}/32\"],\
-         \"generation\":{generation},\"labels\":{{",
-        index % 17,
-        index / 65536 % 256,
-        index / 256 % 256,
-        index % 256,
-    );
-    let mut label = 0;
-    // Labels until the value reaches its target length (the closing
-    // braces add two bytes).
-    while value.len() + 2 < target {
-        if label > 0 {
-            value.push(',');
-        }
-        value.push_str(&format!("\"label-{label}\":\"v{}\"", rng.below(1_000_000)));
-        label += 1;
-    }
-    value.push_str("}}");
-    value
-}
-
-/// A snapshot of `keys` workload endpoints.
+/// A snapshot of `keys` workload endpoints (the crate's shared synthetic
+/// data: 300–800-byte JSON values).
 pub fn snapshot(keys: usize, seed: u64) -> Vec<SerializedUpdate> {
-    let mut rng = Rng::new(seed);
-    (0..keys)
-        .map(|index| {
-            SerializedUpdate::upsert(
-                endpoint_key(index),
-                endpoint_value(&mut rng, index, 0),
-                format!("{}", 1000 + index),
-            )
-        })
-        .collect()
+    syncproto::synthetic::endpoints(keys, seed)
 }
 
 /// A cache holding `updates`, in sync.
@@ -432,8 +369,10 @@ const CHILD_PREFIX: &str = "scale-child:";
 
 /// The one change the run sends live, after every client is in sync.
 fn live_change() -> SerializedUpdate {
-    let mut rng = Rng::new(99);
-    SerializedUpdate::upsert(endpoint_key(0), endpoint_value(&mut rng, 0, 1), "live")
+    SerializedUpdate {
+        revision: "live".into(),
+        ..syncproto::synthetic::endpoint(0, 99)
+    }
 }
 
 /// Opens `params.clients` connections to one server, waits for every one
