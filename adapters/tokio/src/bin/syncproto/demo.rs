@@ -44,11 +44,50 @@ pub(crate) struct Args {
 }
 
 /// What one client saw.
+#[derive(Default)]
 struct Report {
     time_to_sync: Option<Duration>,
     kvs: u64,
     bytes: u64,
     view: BTreeMap<ByteString, Bytes>,
+    saw_done_marker: bool,
+}
+
+impl Report {
+    /// Takes in one event the client reported `elapsed` after it started;
+    /// a close is the client's failure, described.
+    fn observe(&mut self, event: ClientEvent, elapsed: Duration) -> Result<(), String> {
+        match event {
+            ClientEvent::Updates(updates) => {
+                self.kvs += updates.len() as u64;
+                for update in updates {
+                    self.saw_done_marker |= update.key == DONE_KEY;
+                    update.apply_to(&mut self.view);
+                }
+            }
+            ClientEvent::Status(SyncStatus::InSync) if self.time_to_sync.is_none() => {
+                self.time_to_sync = Some(elapsed);
+            }
+            ClientEvent::Closed(reason) => return Err(format!("disconnected: {reason}")),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the client holds everything: the done marker can come inside
+    /// the snapshot (a client that connects late) with the rest of the
+    /// snapshot still to follow, so only the marker and in-sync together
+    /// say so.
+    fn is_complete(&self) -> bool {
+        self.saw_done_marker && self.time_to_sync.is_some()
+    }
+
+    /// The datastore as the client holds it, without the demo's marker.
+    fn finish(mut self, bytes_read: u64) -> Report {
+        self.bytes = bytes_read;
+        self.view.remove(DONE_KEY);
+        self
+    }
 }
 
 fn flavour(index: usize) -> (WireFormat, bool) {
@@ -171,45 +210,22 @@ async fn run_client(
     let mut client = Client::connect(address, config, ClientOptions::default())
         .await
         .map_err(Failure::runtime)?;
-    let mut report = Report {
-        time_to_sync: None,
-        kvs: 0,
-        bytes: 0,
-        view: BTreeMap::new(),
-    };
-    // The done marker can come inside the snapshot (a client that connects
-    // late), and the rest of the snapshot still follows it; only the marker
-    // and in-sync together mean the client has everything.
-    let mut done = false;
-    while !(done && report.time_to_sync.is_some()) {
+    let mut report = Report::default();
+    while !report.is_complete() {
         let event = client
             .next_event()
             .await
-            .map_err(|error| Failure::runtime(format!("client {index}: {error}")))?;
-        match event {
-            Some(ClientEvent::Updates(updates)) => {
-                report.kvs += updates.len() as u64;
-                for update in updates {
-                    done |= update.key == DONE_KEY;
-                    update.apply_to(&mut report.view);
-                }
-            }
-            Some(ClientEvent::Status(SyncStatus::InSync)) if report.time_to_sync.is_none() => {
-                report.time_to_sync = Some(started.elapsed());
-                progress.inc(1);
-            }
-            Some(ClientEvent::Closed(reason)) => {
-                return Err(Failure::runtime(format!(
-                    "client {index} disconnected: {reason}"
-                )));
-            }
-            Some(_) => {}
-            None => return Err(Failure::runtime(format!("client {index} finished early"))),
+            .map_err(|error| Failure::runtime(format!("client {index}: {error}")))?
+            .ok_or_else(|| Failure::runtime(format!("client {index} finished early")))?;
+        let was_in_sync = report.time_to_sync.is_some();
+        report
+            .observe(event, started.elapsed())
+            .map_err(|error| Failure::runtime(format!("client {index} {error}")))?;
+        if !was_in_sync && report.time_to_sync.is_some() {
+            progress.inc(1);
         }
     }
-    report.bytes = client.bytes_read();
-    report.view.remove(DONE_KEY);
-    Ok(report)
+    Ok(report.finish(client.bytes_read()))
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -298,4 +314,54 @@ fn peak_resident_bytes() -> Option<u64> {
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert(key: &str) -> SerializedUpdate {
+        SerializedUpdate::upsert(key, "v", "1")
+    }
+
+    #[test]
+    fn a_done_marker_inside_the_snapshot_waits_for_in_sync() {
+        let mut report = Report::default();
+        let second = Duration::from_secs(1);
+        report
+            .observe(
+                ClientEvent::Updates(vec![upsert(DONE_KEY), upsert("/a")]),
+                second,
+            )
+            .unwrap();
+        assert!(!report.is_complete());
+        report
+            .observe(ClientEvent::Updates(vec![upsert("/b")]), second)
+            .unwrap();
+        report
+            .observe(ClientEvent::Status(SyncStatus::InSync), 2 * second)
+            .unwrap();
+        assert!(report.is_complete());
+        let report = report.finish(10);
+        assert_eq!(report.time_to_sync, Some(2 * second));
+        assert_eq!(report.kvs, 3);
+        let keys: Vec<&str> = report.view.keys().map(|key| &key[..]).collect();
+        assert_eq!(keys, ["/a", "/b"]);
+    }
+
+    #[test]
+    fn in_sync_alone_is_not_complete() {
+        let mut report = Report::default();
+        report
+            .observe(ClientEvent::Status(SyncStatus::InSync), Duration::ZERO)
+            .unwrap();
+        report
+            .observe(ClientEvent::Updates(vec![upsert("/a")]), Duration::ZERO)
+            .unwrap();
+        assert!(!report.is_complete());
+        report
+            .observe(ClientEvent::Updates(vec![upsert(DONE_KEY)]), Duration::ZERO)
+            .unwrap();
+        assert!(report.is_complete());
+    }
 }
