@@ -18,7 +18,9 @@ pub(super) fn parse(path: &str) -> Result<Key, KeyError> {
             path: path.to_owned(),
         });
     };
-    let segs: Vec<&str> = rest.splitn(MAX_SPLIT, '/').collect();
+    // Sized up front: collecting from `splitn` grows the vector twice.
+    let mut segs: Vec<&str> = Vec::with_capacity(MAX_SPLIT);
+    segs.extend(rest.splitn(MAX_SPLIT, '/'));
     let p = Path {
         path,
         rest,
