@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A fuzzing campaign: every target for SECONDS (default 420) with memory
 # capped low, two at a time, then the corpora minimised. Prints, per target,
-# executions, coverage, and when coverage last grew (a plateau shows as a
-# "last new coverage" well before the end).
+# executions, coverage, and when edge coverage (cov) and features (ft) last
+# grew, in seconds since the target started: a plateau shows as growth that
+# stopped well before the end.
 #
 #   fuzz/campaign.sh [SECONDS] [TARGET...]
 set -euo pipefail
@@ -34,7 +35,7 @@ for ((i = 0; i < ${#targets[@]}; i += 2)); do
     wait
 done
 
-printf '%-16s %12s %8s %8s %10s %s\n' target executions cov ft corpus "last new coverage"
+printf '%-16s %12s %8s %8s %10s %10s %10s\n' target executions cov ft corpus "cov grew" "ft grew"
 for target in "${targets[@]}"; do
     log="$logs/$target.log"
     if grep -aqE 'ERROR|panicked|deadly signal|out-of-memory|malloc limit' "$log"; then
@@ -49,8 +50,13 @@ for target in "${targets[@]}"; do
     cov=$(grep -oE 'cov: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+' || true)
     ft=$(grep -oE 'ft: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+' || true)
     corpus=$(grep -oE 'corp: [0-9]+' <<<"$done_line" | grep -oE '[0-9]+' || true)
+    # When edge coverage (cov) last grew, and when any new feature (ft, which
+    # keeps creeping up with rare counts long after cov is flat) was found.
+    cov_grew=$(awk '{ for (i = 1; i < NF; i++) if ($i == "cov:" && $(i + 1) + 0 > best) { best = $(i + 1) + 0; at = $1 } }
+        END { print at + 0 }' "$log")
     last_new=$(grep -aE '[[:space:]]NEW[[:space:]]' "$log" | tail -1 | cut -d' ' -f1 || true)
-    printf '%-16s %12s %8s %8s %10s %ss of %ss\n' "$target" "$execs" "$cov" "$ft" "$corpus" "${last_new:-0}" "$seconds"
+    printf '%-16s %12s %8s %8s %10s %9ss %9ss of %ss\n' "$target" "$execs" "$cov" "$ft" "$corpus" \
+        "$cov_grew" "${last_new:-0}" "$seconds"
 done
 for target in "${targets[@]}"; do
     cargo fuzz cmin -s none "$target" "corpus/$target" >/dev/null 2>&1 || true
