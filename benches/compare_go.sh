@@ -5,7 +5,7 @@
 #   benches/compare_go.sh [MEGABYTES]      (default 64; needs Go)
 #
 # Writes the capture in gob, gob behind snappy and native (same content),
-# decodes each three times with each tool (the file already in memory; only
+# decodes each five times with each tool (the file already in memory; only
 # the decode loop is timed), and prints the best runs and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +18,10 @@ cargo build --release --quiet -p syncproto-tokio --bin syncproto
 interop/go/build.sh "$out/go" >/dev/null
 target/release/examples/write_capture "$megabytes" "$out"
 
-# best RUNS... : the --stats line with the highest MB/s of three runs
+# best COMMAND...: the --stats line with the highest MB/s of five runs (the
+# best run is the one least disturbed by the rest of the machine)
 best() {
-    for _ in 1 2 3; do "$@"; done |
+    for _ in 1 2 3 4 5; do "$@"; done |
         python3 -c 'import json,sys; print(max((json.loads(l) for l in sys.stdin), key=lambda s: s["mb_per_s"]))' |
         tr "'" '"'
 }
