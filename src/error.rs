@@ -29,8 +29,8 @@ pub enum DecodeError {
     /// The preamble names a framing version this crate does not implement.
     #[error("unsupported native framing version {0}")]
     UnsupportedFramingVersion(u8),
-    /// A frame's length prefix is not a valid varint (over 5 bytes or over
-    /// `u32::MAX`).
+    /// A frame's length prefix is not a valid varint of at most 5 bytes.
+    /// (A valid prefix over the frame limit is [`FrameTooLarge`](Self::FrameTooLarge).)
     #[error("malformed frame length prefix")]
     MalformedLength,
     /// A frame is longer than the configured maximum; rejected from its
@@ -66,6 +66,17 @@ pub enum DecodeError {
         message: MessageKind,
         /// What the body parser reported.
         reason: String,
+    },
+    /// A `KVs` message claims more updates than any sender batches
+    /// ([`MAX_UPDATES_PER_MESSAGE`](crate::codec::MAX_UPDATES_PER_MESSAGE)):
+    /// refused before decoding them, as each decoded update takes far more
+    /// memory than its smallest encoding.
+    #[error("a KVs message of {count} updates, over the limit of {max}")]
+    TooManyUpdates {
+        /// The count the message claims.
+        count: u64,
+        /// The limit.
+        max: usize,
     },
     /// A message's body parsed but bytes were left over in its frame.
     #[error("{count} unexpected trailing bytes after {message}")]

@@ -12,8 +12,10 @@ use common::strategies::{message, split_points};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use syncproto::codec::gob::{GobDecoder, GobEncoder, GobError, GobLimits};
-use syncproto::codec::{Direction, StreamDecoder, StreamEncoder, WireFormat};
-use syncproto::message::{Message, SerializedUpdate};
+use syncproto::codec::{
+    Direction, MAX_UPDATES_PER_MESSAGE, StreamDecoder, StreamEncoder, WireFormat,
+};
+use syncproto::message::{ClientHello, CompressionAlgorithm, Message, SerializedUpdate};
 use syncproto::{DecodeError, message::MessageKind};
 
 fn encode(messages: &[Message]) -> BytesMut {
@@ -294,4 +296,224 @@ fn a_signalling_nan_revision_survives_gob_as_nan() {
     let message = Message::Kvs(vec![update]);
     let stream = encode(std::slice::from_ref(&message));
     assert_eq!(decode_in_pieces(&stream, &[]), vec![message]);
+}
+
+/// gob's signed integer, as `wire::put_int` writes it.
+fn gob_int(value: i64) -> Vec<u8> {
+    let unsigned = if value < 0 {
+        (!(value as u64) << 1) | 1
+    } else {
+        (value as u64) << 1
+    };
+    gob_uint(unsigned)
+}
+
+fn gob_uint(value: u64) -> Vec<u8> {
+    if value < 0x80 {
+        return vec![value as u8];
+    }
+    let bytes: Vec<u8> = value
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|byte| *byte == 0)
+        .collect();
+    let mut out = vec![(bytes.len() as u8).wrapping_neg()];
+    out.extend(bytes);
+    out
+}
+
+fn put_message(stream: &mut BytesMut, body: &[u8]) {
+    stream.put_slice(&gob_uint(body.len() as u64));
+    stream.put_slice(body);
+}
+
+/// The definition of type `id` as `[]string`, filling its message.
+fn slice_of_string_definition(id: i64) -> Vec<u8> {
+    let mut body = gob_int(-id);
+    // wireType{SliceT: sliceType{Elem: string (id 6)}}
+    body.extend([0x02, 0x02, 0x0c, 0x00, 0x00]);
+    body
+}
+
+fn first_error(decoder: &mut GobDecoder, stream: &mut BytesMut) -> DecodeError {
+    loop {
+        match decoder.decode(stream) {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream decoded without an error"),
+            Err(error) => return error,
+        }
+    }
+}
+
+/// The body of the value message our encoder writes for an Ack, and where
+/// its interface's type name ends.
+fn ack_value_body() -> (Vec<u8>, usize) {
+    let mut definitions = BytesMut::new();
+    GobEncoder::for_server().start_stream(&mut definitions);
+    let stream = encode(&[Message::Ack]);
+    let value = &stream[definitions.len()..];
+    // One message: a one-byte length, then the body.
+    let body = value[1..].to_vec();
+    assert_eq!(usize::from(value[0]), body.len());
+    let name = b"syncproto.MsgACK";
+    let name_end = body
+        .windows(name.len())
+        .position(|window| window == name)
+        .expect("the Ack value names its type")
+        + name.len();
+    (body, name_end)
+}
+
+#[test]
+fn a_value_may_not_continue_into_the_next_message_without_a_definition() {
+    let (body, name_end) = ack_value_body();
+    let mut definitions = BytesMut::new();
+    GobEncoder::for_server().start_stream(&mut definitions);
+    // Whole, the value decodes.
+    let mut whole = definitions.clone();
+    put_message(&mut whole, &body);
+    assert_eq!(decode_all(whole), Ok(vec![Message::Ack]));
+    // Cut after the interface's name, as Go's encoder never cuts it (it
+    // cuts only after a type definition), it is refused.
+    let mut split = definitions;
+    put_message(&mut split, &body[..name_end]);
+    put_message(&mut split, &body[name_end..]);
+    assert_eq!(
+        decode_all(split),
+        Err(DecodeError::Gob(GobError::UnexpectedEnd))
+    );
+}
+
+#[test]
+fn a_value_split_by_too_many_definitions_is_refused() {
+    let (body, name_end) = ack_value_body();
+    let mut stream = BytesMut::new();
+    GobEncoder::for_server().start_stream(&mut stream);
+    // The value's first message ends with a definition, and each of the
+    // next 32 holds one more: the value would span 34 messages.
+    let mut first = body[..name_end].to_vec();
+    first.extend(slice_of_string_definition(200));
+    put_message(&mut stream, &first);
+    for id in 201..233 {
+        put_message(&mut stream, &slice_of_string_definition(id));
+    }
+    put_message(&mut stream, &body[name_end..]);
+    let mut decoder = GobDecoder::new(GobLimits::default());
+    assert!(matches!(
+        first_error(&mut decoder, &mut stream),
+        DecodeError::Gob(GobError::ValueTooLarge {
+            messages: 33,
+            max_messages: 32,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_value_split_by_a_few_definitions_decodes() {
+    let (body, name_end) = ack_value_body();
+    let mut stream = BytesMut::new();
+    GobEncoder::for_server().start_stream(&mut stream);
+    let mut first = body[..name_end].to_vec();
+    first.extend(slice_of_string_definition(200));
+    put_message(&mut stream, &first);
+    put_message(&mut stream, &slice_of_string_definition(201));
+    put_message(&mut stream, &body[name_end..]);
+    assert_eq!(decode_all(stream), Ok(vec![Message::Ack]));
+}
+
+#[test]
+fn type_definitions_past_their_byte_budget_are_refused() {
+    let mut stream = encode(&[Message::Ack]);
+    for id in 100..400 {
+        put_message(&mut stream, &slice_of_string_definition(id));
+    }
+    let mut decoder = GobDecoder::new(GobLimits {
+        max_types: 1000,
+        max_definition_bytes: 2048,
+        ..GobLimits::default()
+    });
+    assert_eq!(
+        first_error(&mut decoder, &mut stream),
+        DecodeError::Gob(GobError::DefinitionsTooLarge { max: 2048 })
+    );
+}
+
+#[test]
+fn struct_fields_cut_off_by_the_end_of_the_message_are_refused() {
+    // wireType{StructT: structType{Field: [2]fieldType}} where the first
+    // field (an empty name, unterminated) uses up the message: the second
+    // would take no bytes at all.
+    let mut body = gob_int(-100);
+    body.extend([0x03, 0x02, 0x02, 0x01, 0x00]);
+    let mut stream = encode(&[Message::Ack]);
+    put_message(&mut stream, &body);
+    assert_eq!(
+        decode_all(stream),
+        Err(DecodeError::Gob(GobError::UnexpectedEnd))
+    );
+}
+
+/// Decodes `message` as a client and a server would, from a stream our
+/// encoder wrote.
+fn decode_from_encoder(message: &Message) -> Result<Vec<Message>, DecodeError> {
+    let mut stream = BytesMut::new();
+    let mut encoder = GobEncoder::new(usize::MAX);
+    encoder.start_stream(&mut stream);
+    encoder.encode(message, &mut stream).unwrap();
+    decode_all(stream)
+}
+
+#[test]
+fn a_kvs_message_over_the_update_limit_is_refused() {
+    let updates = |count: usize| Message::Kvs(vec![SerializedUpdate::deletion("", "1"); count]);
+    assert!(decode_from_encoder(&updates(MAX_UPDATES_PER_MESSAGE)).is_ok());
+    assert_eq!(
+        decode_from_encoder(&updates(MAX_UPDATES_PER_MESSAGE + 1)),
+        Err(DecodeError::TooManyUpdates {
+            count: MAX_UPDATES_PER_MESSAGE as u64 + 1,
+            max: MAX_UPDATES_PER_MESSAGE,
+        })
+    );
+}
+
+#[test]
+fn a_hello_offering_too_many_compression_algorithms_is_refused() {
+    let hello = |count: usize| {
+        Message::ClientHello(ClientHello {
+            supported_compression_algorithms: vec![CompressionAlgorithm::Snappy; count],
+            ..ClientHello::default()
+        })
+    };
+    assert!(decode_from_encoder(&hello(16)).is_ok());
+    match decode_from_encoder(&hello(17)) {
+        Err(DecodeError::MalformedBody { message, reason }) => {
+            assert_eq!(message, MessageKind::ClientHello);
+            assert!(reason.contains("compression algorithms"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_stream_decoder_stays_failed_after_an_error() {
+    for format in [WireFormat::Gob, WireFormat::Native] {
+        let restart = Message::DecoderRestart(syncproto::message::DecoderRestart {
+            message: String::new(),
+            compression_algorithm: Some(CompressionAlgorithm::Other("zstd".into())),
+        });
+        let mut stream = BytesMut::new();
+        let mut encoder = StreamEncoder::new(format, usize::MAX);
+        encoder.encode(&restart, &mut stream).unwrap();
+        encoder.encode(&Message::Ack, &mut stream).unwrap();
+        let mut decoder = StreamDecoder::new(format, usize::MAX, None).following_restarts();
+        // The restart itself decodes; following it to an unknown algorithm
+        // fails, and the Ack behind it is never handed out.
+        assert!(matches!(
+            decoder.decode(&mut stream),
+            Err(DecodeError::Restart(_))
+        ));
+        assert_eq!(decoder.decode(&mut stream), Err(DecodeError::Failed));
+        assert_eq!(decoder.decode_eof(&mut stream), Err(DecodeError::Failed));
+    }
 }

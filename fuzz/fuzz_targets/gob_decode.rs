@@ -12,6 +12,7 @@ const LIMITS: GobLimits = GobLimits {
     max_message_len: 64 * 1024,
     max_types: 64,
     max_depth: 16,
+    max_definition_bytes: 16 * 1024,
 };
 
 fuzz_target!(|data: &[u8]| {

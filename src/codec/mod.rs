@@ -25,6 +25,16 @@ pub const DEFAULT_MAX_CLIENT_MESSAGE_LEN: usize = 1 << 20;
 /// bound on what a broken or hostile server can make a client buffer.
 pub const DEFAULT_MAX_SERVER_MESSAGE_LEN: usize = 64 << 20;
 
+/// The most updates one `KVs` message may carry: a thousand times
+/// upstream's batch of 100, and a hundred times this crate's largest
+/// (compressed snapshots batch 1 000). Each decoded update takes about 150
+/// bytes however few it took on the wire, so without this a 64 MiB message
+/// of near-empty updates would decode into gigabytes.
+pub const MAX_UPDATES_PER_MESSAGE: usize = 100_000;
+
+/// The most compression algorithms a hello may offer (there are two).
+pub(crate) const MAX_COMPRESSION_ALGORITHMS: usize = 16;
+
 /// The encoding of a byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WireFormat {

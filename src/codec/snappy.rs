@@ -136,9 +136,11 @@ impl FrameDecoder {
                         return Err(SnappyError::ChunkTooLarge(decompressed_len));
                     }
                     out.resize(start + decompressed_len, 0);
-                    self.block
-                        .decompress(data, &mut out[start..])
-                        .map_err(|error| SnappyError::Corrupt(error.to_string()))?;
+                    if let Err(error) = self.block.decompress(data, &mut out[start..]) {
+                        // Leave no zero-filled bytes behind for a decoder.
+                        out.truncate(start);
+                        return Err(SnappyError::Corrupt(error.to_string()));
+                    }
                 } else {
                     out.extend_from_slice(data);
                 }

@@ -58,6 +58,8 @@ pub struct StreamDecoder {
     decoder: FormatDecoder,
     decompression: Option<Decompression>,
     follow_restarts: bool,
+    /// An error was returned: the stream is out of step for good.
+    failed: bool,
 }
 
 impl StreamDecoder {
@@ -76,6 +78,7 @@ impl StreamDecoder {
             decoder: Self::fresh(format, max_message_len, direction),
             decompression: None,
             follow_restarts: false,
+            failed: false,
         }
     }
 
@@ -120,7 +123,18 @@ impl StreamDecoder {
     /// Takes the next complete message off the front of `src` (the raw
     /// bytes of the connection), as the format decoders do: `Ok(None)` until
     /// a whole message has arrived, and bytes past it left in `src`.
+    ///
+    /// After an error every call returns [`DecodeError::Failed`].
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        if self.failed {
+            return Err(DecodeError::Failed);
+        }
+        let result = self.decode_following(src);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn decode_following(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         let message = self.decode_next(src)?;
         if self.follow_restarts
             && let Some(Message::DecoderRestart(restart)) = &message
@@ -154,7 +168,7 @@ impl StreamDecoder {
         if let Some(message) = self.decode(src)? {
             return Ok(Some(message));
         }
-        match &mut self.decompression {
+        let result = match &mut self.decompression {
             None => self.decoder.decode_eof(src),
             Some(decompression) if src.is_empty() => {
                 self.decoder.decode_eof(&mut decompression.plain)
@@ -162,7 +176,9 @@ impl StreamDecoder {
             Some(_) => Err(DecodeError::Truncated {
                 buffered: src.len(),
             }),
-        }
+        };
+        self.failed = result.is_err();
+        result
     }
 
     /// Replaces the decoder with a fresh one for the stream that starts

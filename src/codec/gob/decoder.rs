@@ -13,6 +13,10 @@ use crate::codec::Direction;
 use crate::error::DecodeError;
 use crate::message::Message;
 
+/// The most messages one value may span: one more than the new types a
+/// value of this protocol can carry, with room to spare.
+const MAX_MESSAGES_PER_VALUE: usize = 32;
+
 /// Decodes a gob byte stream, as Go's `gob.Decoder` would, into
 /// [`Message`]s.
 ///
@@ -41,7 +45,7 @@ impl GobDecoder {
     /// A decoder with the given limits that accepts every message kind.
     pub fn new(limits: GobLimits) -> GobDecoder {
         GobDecoder {
-            types: TypeRegistry::new(limits.max_types),
+            types: TypeRegistry::new(limits.max_types, limits.max_definition_bytes),
             messages: VecDeque::new(),
             limits,
             direction: None,
@@ -131,7 +135,10 @@ impl GobDecoder {
                 }
             }
             match self.split_message(src)? {
-                Some(message) => self.messages.push_back(message),
+                Some(message) => {
+                    self.check_span(&message)?;
+                    self.messages.push_back(message);
+                }
                 None => return Ok(None),
             }
         }
@@ -158,11 +165,41 @@ impl GobDecoder {
         };
         self.definitions_pending = outcome.is_none();
         let used = session.messages_used();
-        for (id, wire) in session.into_staged() {
+        let (staged, staged_bytes) = session.into_staged();
+        for (id, wire) in staged {
             self.types.insert(id, wire);
         }
+        self.types.add_definition_bytes(staged_bytes);
         self.messages.drain(..used);
         Ok(outcome)
+    }
+
+    /// Refuses to queue `next` for a value already spanning too much.
+    ///
+    /// Go's encoder splits a value only after each new type definition it
+    /// carries, so a value spans one message more than it has new types.
+    /// Every queued message costs a retry of the whole value, so this keeps
+    /// both the memory and the work a value can cause bounded.
+    fn check_span(&self, next: &Bytes) -> Result<(), DecodeError> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        let messages = self.messages.len() + 1;
+        let bytes = self.messages.iter().map(Bytes::len).sum::<usize>() + next.len();
+        let max_bytes = self
+            .limits
+            .max_message_len
+            .saturating_add(self.limits.max_definition_bytes);
+        if messages > MAX_MESSAGES_PER_VALUE || bytes > max_bytes {
+            return Err(GobError::ValueTooLarge {
+                messages,
+                bytes,
+                max_messages: MAX_MESSAGES_PER_VALUE,
+                max_bytes,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Splits the next whole gob message (`uint(length)` then the body) off

@@ -44,6 +44,10 @@ pub struct GobLimits {
     pub max_types: usize,
     /// How deeply values may nest (structs in slices in structs…).
     pub max_depth: usize,
+    /// How many bytes all of a stream's type definitions may take together
+    /// (upstream's take about 2 KiB): definitions are kept for the life of
+    /// the stream, so this bounds what a peer can make the decoder hold.
+    pub max_definition_bytes: usize,
 }
 
 impl GobLimits {
@@ -62,13 +66,15 @@ impl GobLimits {
 }
 
 impl Default for GobLimits {
-    /// 64 MiB messages, 256 type definitions (upstream uses about a dozen),
-    /// nesting 32 deep (the protocol needs 4).
+    /// 64 MiB messages, 256 type definitions taking at most 64 KiB
+    /// (upstream sends about a dozen, about 2 KiB), nesting 32 deep (the
+    /// protocol needs 4).
     fn default() -> GobLimits {
         GobLimits {
             max_message_len: DEFAULT_MAX_SERVER_MESSAGE_LEN,
             max_types: 256,
             max_depth: 32,
+            max_definition_bytes: 64 * 1024,
         }
     }
 }
@@ -115,6 +121,27 @@ pub enum GobError {
     /// A second definition for the same id.
     #[error("type {0} defined twice")]
     DuplicateType(i64),
+    /// The stream's type definitions take more bytes than the limit.
+    #[error("type definitions take more than {max} bytes")]
+    DefinitionsTooLarge {
+        /// The configured budget.
+        max: usize,
+    },
+    /// One value spans more messages or bytes than allowed (a value is
+    /// split only where it carries new type definitions).
+    #[error(
+        "a value spans {messages} messages and {bytes} bytes, over the limit of {max_messages} messages or {max_bytes} bytes"
+    )]
+    ValueTooLarge {
+        /// Messages the value has taken so far.
+        messages: usize,
+        /// Bytes the value has taken so far.
+        bytes: usize,
+        /// The most messages one value may span.
+        max_messages: usize,
+        /// The most bytes one value may take.
+        max_bytes: usize,
+    },
     /// More type definitions than the limit.
     #[error("more than {max} type definitions")]
     TooManyTypes {
@@ -177,6 +204,3 @@ pub enum GobError {
     #[error("non-zero delta before a singleton value")]
     NonZeroSingletonDelta,
 }
-
-#[cfg(test)]
-mod tests;

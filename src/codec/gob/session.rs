@@ -10,6 +10,7 @@
 //! an attempt succeeds, so retries are exact.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -59,7 +60,9 @@ pub(crate) struct Session<'a> {
     next_message: usize,
     pub(crate) reader: Reader,
     committed: &'a TypeRegistry,
-    staged: Vec<(TypeId, WireType)>,
+    staged: Vec<(TypeId, Arc<WireType>)>,
+    /// Wire bytes of the staged definitions.
+    staged_bytes: usize,
     limits: Limits,
     depth: usize,
 }
@@ -78,6 +81,7 @@ impl<'a> Session<'a> {
             reader: Reader::new(first),
             committed,
             staged: Vec::new(),
+            staged_bytes: 0,
             limits,
             depth: 0,
         })
@@ -88,9 +92,10 @@ impl<'a> Session<'a> {
         self.next_message
     }
 
-    /// The definitions received during this attempt, to commit on success.
-    pub(crate) fn into_staged(self) -> Vec<(TypeId, WireType)> {
-        self.staged
+    /// The definitions received during this attempt, with their wire
+    /// sizes, to commit on success.
+    pub(crate) fn into_staged(self) -> (Vec<(TypeId, Arc<WireType>)>, usize) {
+        (self.staged, self.staged_bytes)
     }
 
     /// Moves to the next message; the current one must be used up.
@@ -105,6 +110,10 @@ impl<'a> Session<'a> {
     }
 
     pub(crate) fn lookup(&self, id: TypeId) -> Option<&WireType> {
+        self.lookup_shared(id).map(|wire| &**wire)
+    }
+
+    fn lookup_shared(&self, id: TypeId) -> Option<&Arc<WireType>> {
         self.committed.get(id).or_else(|| {
             self.staged
                 .iter()
@@ -129,8 +138,16 @@ impl<'a> Session<'a> {
         if self.committed.len() + self.staged.len() >= max {
             return Err(GobError::TooManyTypes { max }.into());
         }
+        let before = self.reader.remaining();
         let wire = read_wire_type(&mut self.reader)?;
-        self.staged.push((id, wire));
+        let wire_bytes = before - self.reader.remaining();
+        let total = self.committed.definition_bytes() + self.staged_bytes + wire_bytes;
+        let max = self.committed.max_definition_bytes();
+        if total > max {
+            return Err(GobError::DefinitionsTooLarge { max }.into());
+        }
+        self.staged_bytes += wire_bytes;
+        self.staged.push((id, Arc::new(wire)));
         Ok(())
     }
 
@@ -149,15 +166,23 @@ impl<'a> Session<'a> {
         Ok(TopLevel::Definition)
     }
 
-    /// Reads `(type definition)* type id`, as Go's `decodeTypeSequence`.
+    /// Reads an interface value's `(type definition)* type id`, as Go's
+    /// `decodeTypeSequence`.
     ///
-    /// At top level each definition must fill its message. Inside an
-    /// interface the sequence may continue into the next messages, and a
-    /// byte count may follow a definition within a message (Go's encoder
-    /// frames nested definitions that way); it is skipped.
-    pub(crate) fn type_sequence(&mut self, in_interface: bool) -> Result<TypeId, Stop> {
+    /// A byte count may follow a definition within a message (Go's encoder
+    /// frames nested definitions that way); it is skipped. The sequence may
+    /// continue into the next message only straight after a definition that
+    /// ended its message: Go's decoder would also move on from a value cut
+    /// off anywhere else, but Go's encoder never writes that, and allowing it
+    /// would let one value span any number of messages (each hop here needs
+    /// a definition, and those are capped by the type limit).
+    pub(crate) fn type_sequence(&mut self) -> Result<TypeId, Stop> {
+        let mut after_definition = false;
         loop {
             if self.reader.is_empty() {
+                if !after_definition {
+                    return Err(GobError::UnexpectedEnd.into());
+                }
                 self.load_next()?;
             }
             let id = self.reader.read_int()?;
@@ -167,11 +192,9 @@ impl<'a> Session<'a> {
             let defined = id.checked_neg().ok_or(GobError::BadTypeId(id))?;
             self.define(defined)?;
             if !self.reader.is_empty() {
-                if !in_interface {
-                    return Err(GobError::ExtraData.into());
-                }
                 self.reader.read_uint()?;
             }
+            after_definition = true;
         }
     }
 
@@ -249,7 +272,7 @@ impl<'a> Session<'a> {
             }
             id::INTERFACE => self.skip_interface()?,
             _ => {
-                let wire = self.lookup_required(id)?.clone();
+                let wire = Arc::clone(self.lookup_shared(id).ok_or(GobError::UnknownType(id))?);
                 self.nested(|session| session.skip_defined(&wire))?;
             }
         }
@@ -306,7 +329,7 @@ impl<'a> Session<'a> {
         if self.read_interface_name()?.is_empty() {
             return Ok(());
         }
-        self.type_sequence(true)?;
+        self.type_sequence()?;
         let len = self.reader.read_len()?;
         self.reader.skip(len)?;
         Ok(())

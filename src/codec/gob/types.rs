@@ -2,6 +2,7 @@
 //! the `wireType` definitions a sender transmits for its own types.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::GobError;
 use super::wire::Reader;
@@ -70,19 +71,26 @@ pub(crate) enum OpaqueKind {
 /// The definitions received on one stream, with a cap on their number.
 #[derive(Debug, Clone)]
 pub(crate) struct TypeRegistry {
-    types: HashMap<TypeId, WireType>,
+    /// Shared so that skipping a value of a defined type does not copy its
+    /// definition for every element.
+    types: HashMap<TypeId, Arc<WireType>>,
     max_types: usize,
+    /// Wire bytes of the definitions held, against `max_definition_bytes`.
+    definition_bytes: usize,
+    max_definition_bytes: usize,
 }
 
 impl TypeRegistry {
-    pub(crate) fn new(max_types: usize) -> TypeRegistry {
+    pub(crate) fn new(max_types: usize, max_definition_bytes: usize) -> TypeRegistry {
         TypeRegistry {
             types: HashMap::new(),
             max_types,
+            definition_bytes: 0,
+            max_definition_bytes,
         }
     }
 
-    pub(crate) fn get(&self, id: TypeId) -> Option<&WireType> {
+    pub(crate) fn get(&self, id: TypeId) -> Option<&Arc<WireType>> {
         self.types.get(&id)
     }
 
@@ -94,8 +102,21 @@ impl TypeRegistry {
         self.max_types
     }
 
-    pub(crate) fn insert(&mut self, id: TypeId, wire: WireType) {
+    pub(crate) fn definition_bytes(&self) -> usize {
+        self.definition_bytes
+    }
+
+    pub(crate) fn max_definition_bytes(&self) -> usize {
+        self.max_definition_bytes
+    }
+
+    pub(crate) fn insert(&mut self, id: TypeId, wire: Arc<WireType>) {
         self.types.insert(id, wire);
+    }
+
+    /// Counts `wire_bytes` more of definitions against the budget.
+    pub(crate) fn add_definition_bytes(&mut self, wire_bytes: usize) {
+        self.definition_bytes = self.definition_bytes.saturating_add(wire_bytes);
     }
 }
 
@@ -210,7 +231,9 @@ fn read_struct_type(reader: &mut Reader) -> Result<WireType, GobError> {
             0 => name = read_common(reader)?,
             _ => {
                 let count = reader.read_uint()?;
-                // Every field takes at least one byte (its terminator).
+                // Every field must take at least one byte (Go's encoder
+                // always ends a field's struct with its 0), so the count
+                // is bounded by the bytes present.
                 if count > reader.remaining() as u64 {
                     return Err(GobError::LengthBeyondMessage {
                         len: count,
@@ -218,6 +241,9 @@ fn read_struct_type(reader: &mut Reader) -> Result<WireType, GobError> {
                     });
                 }
                 for _ in 0..count {
+                    if reader.is_empty() {
+                        return Err(GobError::UnexpectedEnd);
+                    }
                     let mut field = FieldDef {
                         name: String::new(),
                         id: 0,

@@ -10,6 +10,7 @@ use super::names::message_kind_for_name;
 use super::session::{Session, Stop};
 use super::types::{OpaqueKind, TypeId, WireType, id};
 use crate::codec::read_ahead::ReadAhead;
+use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::DecodeError;
 use crate::message::{
     ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
@@ -172,7 +173,7 @@ fn decode_message_interface(
     if !accepts(kind) {
         return Err(DecodeError::WrongDirection(kind).into());
     }
-    let concrete = session.type_sequence(true)?;
+    let concrete = session.type_sequence()?;
     // The value's byte count; Go's decoder ignores it too (it does not cover
     // nested definitions that Go's encoder frames separately).
     session.reader.read_uint()?;
@@ -329,6 +330,15 @@ fn decode_client_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<C
             SupportsDecoderRestart => hello.supports_decoder_restart = reader.read_bool()?,
             Compression => {
                 let count = session.read_count()?;
+                if count > MAX_COMPRESSION_ALGORITHMS as u64 {
+                    return Err(DecodeError::MalformedBody {
+                        message: MessageKind::ClientHello,
+                        reason: format!(
+                            "{count} compression algorithms offered, over the limit of {MAX_COMPRESSION_ALGORITHMS}"
+                        ),
+                    }
+                    .into());
+                }
                 let mut algorithms = Vec::new();
                 for _ in 0..count {
                     algorithms.push(CompressionAlgorithm::from_wire(session.reader.read_str()?));
@@ -437,10 +447,22 @@ fn decode_update_slice(
         ],
     )?;
     let count = session.read_count()?;
+    if count > MAX_UPDATES_PER_MESSAGE as u64 {
+        return Err(DecodeError::TooManyUpdates {
+            count,
+            max: MAX_UPDATES_PER_MESSAGE,
+        }
+        .into());
+    }
     // Grow with what actually arrives rather than with what the count says.
     let mut updates = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1024));
     let mut read_ahead = ReadAhead::new(session.reader.unread());
     for _ in 0..count {
+        // Go ends every struct with a 0, so an update takes at least a byte;
+        // an update cut off by the end of the message would take none.
+        if session.reader.is_empty() {
+            return Err(GobError::UnexpectedEnd.into());
+        }
         read_ahead.touch(session.reader.unread());
         updates.push(session.nested(|session| decode_update(session, &plan))?);
     }
@@ -480,7 +502,7 @@ fn decode_revision(session: &mut Session<'_>) -> Result<Revision, Stop> {
     }
     let (kind, wire) =
         basic_kind(name).ok_or_else(|| GobError::UnregisteredName(name.to_owned()))?;
-    let concrete = session.type_sequence(true)?;
+    let concrete = session.type_sequence()?;
     if concrete != wire {
         return Err(GobError::FieldType {
             owner: "Revision",

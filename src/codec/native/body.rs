@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::varint::{self, VarintRead};
 use crate::codec::Direction;
 use crate::codec::read_ahead::ReadAhead;
+use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::DecodeError;
 use crate::message::{
     ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
@@ -61,11 +62,57 @@ struct ClientHelloLayout<'a> {
     version: &'a str,
     syncer_type: &'a str,
     supports_decoder_restart: bool,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "at_most_a_few_names")]
     supported_compression_algorithms: Vec<&'a str>,
     supports_modern_policy_keys: bool,
     client_conn_id: u64,
     protocol_version: u32,
+}
+
+/// The offered compression algorithms, refusing a list longer than
+/// [`MAX_COMPRESSION_ALGORITHMS`] while reading it rather than after
+/// collecting a peer's million names. The refusal is the layout's only
+/// custom serde error (see [`client_hello_error`]).
+fn at_most_a_few_names<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<&'de str>, D::Error> {
+    struct Names;
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = Vec<&'de str>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "at most {MAX_COMPRESSION_ALGORITHMS} names")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut names = Vec::new();
+            while let Some(name) = seq.next_element::<&'de str>()? {
+                if names.len() == MAX_COMPRESSION_ALGORITHMS {
+                    return Err(serde::de::Error::invalid_length(names.len() + 1, &self));
+                }
+                names.push(name);
+            }
+            Ok(names)
+        }
+    }
+    deserializer.deserialize_seq(Names)
+}
+
+/// postcard drops a custom error's text, so name the one a client hello
+/// can raise.
+fn client_hello_error(error: postcard::Error) -> DecodeError {
+    match error {
+        postcard::Error::SerdeDeCustom => DecodeError::MalformedBody {
+            message: MessageKind::ClientHello,
+            reason: format!(
+                "more than {MAX_COMPRESSION_ALGORITHMS} compression algorithms offered"
+            ),
+        },
+        other => malformed(MessageKind::ClientHello)(other),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,7 +203,7 @@ pub(crate) fn decode(frame: &Bytes, direction: Option<Direction>) -> Result<Mess
             // Hellos tolerate trailing bytes: they are exchanged before either
             // side knows the other's version, so newer peers append fields.
             let (layout, _newer_fields) = postcard::take_from_bytes::<ClientHelloLayout<'_>>(body)
-                .map_err(malformed(MessageKind::ClientHello))?;
+                .map_err(client_hello_error)?;
             Ok(Message::ClientHello(client_hello_from(&layout)))
         }
         tag::SERVER_HELLO => {
@@ -269,6 +316,12 @@ fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, Decod
             });
         }
     };
+    if count > MAX_UPDATES_PER_MESSAGE as u64 {
+        return Err(DecodeError::TooManyUpdates {
+            count,
+            max: MAX_UPDATES_PER_MESSAGE,
+        });
+    }
     let mut rest = &body[count_len..];
     // Reserve only for what the bytes present could hold, never for what
     // the count claims.
@@ -384,7 +437,7 @@ fn timestamp_layout(timestamp: &Timestamp) -> TimestampLayout {
         nanos: timestamp.nanos(),
         zone: match timestamp.zone() {
             Zone::Utc => ZoneLayout::Utc,
-            Zone::Fixed(offset) => ZoneLayout::Fixed(offset),
+            Zone::Fixed(offset) => ZoneLayout::Fixed(offset.seconds()),
         },
     }
 }

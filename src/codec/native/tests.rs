@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::*;
+use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::{DecodeError, UsageError};
 use crate::message::{
     ClientHello, Message, MessageKind, Ping, Revision, SerializedUpdate, SyncStatus, Timestamp,
@@ -310,9 +311,22 @@ fn malformed_bodies_name_the_message() {
 }
 
 #[test]
-fn a_huge_update_count_reserves_nothing_it_cannot_fill() {
+fn an_update_count_over_the_limit_is_refused_before_decoding() {
     let mut body = vec![2];
     varint::write(&mut body, u64::MAX);
+    assert_eq!(
+        decode_one(stream_with_body(&body)),
+        Err(DecodeError::TooManyUpdates {
+            count: u64::MAX,
+            max: MAX_UPDATES_PER_MESSAGE,
+        })
+    );
+}
+
+#[test]
+fn an_update_count_the_bytes_cannot_hold_reserves_nothing() {
+    let mut body = vec![2];
+    varint::write(&mut body, MAX_UPDATES_PER_MESSAGE as u64);
     assert!(matches!(
         decode_one(stream_with_body(&body)),
         Err(DecodeError::MalformedBody {
@@ -320,6 +334,37 @@ fn a_huge_update_count_reserves_nothing_it_cannot_fill() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_hello_offering_too_many_compression_algorithms_is_refused() {
+    let hello = |count: usize| {
+        Message::ClientHello(ClientHello {
+            supported_compression_algorithms: vec![
+                crate::message::CompressionAlgorithm::Snappy;
+                count
+            ],
+            ..ClientHello::default()
+        })
+    };
+    for (count, accepted) in [
+        (MAX_COMPRESSION_ALGORITHMS, true),
+        (MAX_COMPRESSION_ALGORITHMS + 1, false),
+    ] {
+        let mut stream = BytesMut::new();
+        let mut encoder = NativeEncoder::for_client();
+        encoder.start_stream(&mut stream);
+        encoder.encode(&hello(count), &mut stream).unwrap();
+        match decode_one(stream) {
+            Ok(Some(decoded)) => assert!(accepted, "{count} accepted: {decoded:?}"),
+            Err(DecodeError::MalformedBody { message, reason }) => {
+                assert!(!accepted, "{count} refused: {reason}");
+                assert_eq!(message, MessageKind::ClientHello);
+                assert!(reason.contains("compression algorithms"), "{reason}");
+            }
+            other => panic!("{count}: {other:?}"),
+        }
+    }
 }
 
 #[test]
