@@ -94,7 +94,7 @@ fn zone_offset_seconds_are_read_signed() {
         })
         .collect();
     assert!(
-        zones.contains(&syncproto::message::Zone::Fixed(-50)),
+        zones.contains(&syncproto::message::Zone::fixed(-50).unwrap()),
         "{zones:?}"
     );
 }

@@ -26,7 +26,7 @@ pub use restart::DecoderRestart;
 pub use revision::Revision;
 pub use status::SyncStatus;
 pub use syncer::SyncerType;
-pub use timestamp::{GO_SECONDS_AT_UNIX_EPOCH, Timestamp, TimestampError, Zone};
+pub use timestamp::{FixedOffset, GO_SECONDS_AT_UNIX_EPOCH, Timestamp, TimestampError, Zone};
 pub use update::{SerializedUpdate, UpdateType};
 
 /// One protocol message, in either direction.

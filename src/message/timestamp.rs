@@ -19,9 +19,20 @@ pub enum Zone {
     /// Coordinated Universal Time (Go's `time.UTC`).
     #[default]
     Utc,
-    /// A fixed offset east of UTC, in seconds (Go's `time.FixedZone` or a
-    /// local zone).
-    Fixed(i32),
+    /// A fixed offset east of UTC (Go's `time.FixedZone` or a local zone).
+    Fixed(FixedOffset),
+}
+
+/// An offset east of UTC that Go's binary form of `time.Time` can carry:
+/// made only by [`Zone::fixed`], so every timestamp encodes exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FixedOffset(i32);
+
+impl FixedOffset {
+    /// Seconds east of UTC.
+    pub fn seconds(self) -> i32 {
+        self.0
+    }
 }
 
 impl Zone {
@@ -30,14 +41,14 @@ impl Zone {
     pub fn fixed(offset_seconds: i32) -> Option<Zone> {
         let minutes = offset_seconds / 60;
         let fits = (i32::from(i16::MIN)..=i32::from(i16::MAX)).contains(&minutes) && minutes != -1;
-        fits.then_some(Zone::Fixed(offset_seconds))
+        fits.then_some(Zone::Fixed(FixedOffset(offset_seconds)))
     }
 
     /// Seconds east of UTC (0 for UTC).
     pub fn offset_seconds(self) -> i32 {
         match self {
             Zone::Utc => 0,
-            Zone::Fixed(offset) => offset,
+            Zone::Fixed(offset) => offset.seconds(),
         }
     }
 }
@@ -177,9 +188,13 @@ impl Timestamp {
     pub fn to_go_binary(&self) -> ([u8; 16], usize) {
         let (offset_minutes, offset_seconds) = match self.zone {
             Zone::Utc => (-1i16, 0i8),
-            // `Zone::fixed` and the decoder keep the minutes within i16 and
-            // the remainder within -59..=59, so these narrowings are exact.
-            Zone::Fixed(offset) => ((offset / 60) as i16, (offset % 60) as i8),
+            // `Zone::fixed`, the only way to make a `FixedOffset`, keeps the
+            // minutes within i16 (and off -1, UTC's marker) and the
+            // remainder within -59..=59, so these narrowings are exact.
+            Zone::Fixed(offset) => {
+                let offset = offset.seconds();
+                ((offset / 60) as i16, (offset % 60) as i8)
+            }
         };
         let mut out = [0u8; 16];
         out[0] = if offset_seconds == 0 { 1 } else { 2 };
@@ -194,7 +209,7 @@ impl Timestamp {
     /// Reads Go's `time.Time.MarshalBinary` output (versions 1 and 2).
     ///
     /// The version 2 seconds byte is read as signed, as Go's encoder writes
-    /// it (go1.19's decoder reads it unsigned, a bug fixed in later Go).
+    /// it (go1.19's decoder reads it unsigned: golang/go issue #78528).
     pub fn from_go_binary(bytes: &[u8]) -> Result<Timestamp, TimestampError> {
         let (&version, _) = bytes
             .split_first()
@@ -260,6 +275,7 @@ impl fmt::Display for Timestamp {
         match self.zone {
             Zone::Utc => f.write_str("Z"),
             Zone::Fixed(offset) => {
+                let offset = offset.seconds();
                 let sign = if offset < 0 { '-' } else { '+' };
                 let magnitude = offset.unsigned_abs();
                 write!(
@@ -308,6 +324,11 @@ fn civil_from_days(days: i128) -> (i128, u32, u32) {
 mod tests {
     use super::*;
 
+    /// A fixed zone built directly, to check `Zone::fixed` against.
+    fn fixed(seconds: i32) -> Zone {
+        Zone::Fixed(FixedOffset(seconds))
+    }
+
     fn go_binary(ts: &Timestamp) -> Vec<u8> {
         let (bytes, len) = ts.to_go_binary();
         bytes[..len].to_vec()
@@ -322,7 +343,7 @@ mod tests {
             Some(-GO_SECONDS_AT_UNIX_EPOCH)
         );
         // A zero instant in another zone is not Go's zero value.
-        assert!(!Timestamp::ZERO.with_zone(Zone::Fixed(0)).is_zero());
+        assert!(!Timestamp::ZERO.with_zone(fixed(0)).is_zero());
     }
 
     #[test]
@@ -341,13 +362,13 @@ mod tests {
         let base = Timestamp::from_unix(1_700_000_000, 123_456_789).unwrap();
         for zone in [
             Zone::Utc,
-            Zone::Fixed(0),
-            Zone::Fixed(3600),
-            Zone::Fixed(-5 * 3600 - 30 * 60),
-            Zone::Fixed(-50),
-            Zone::Fixed(-(0x7fff * 60) - 59),
-            Zone::Fixed(0x7fff * 60 + 59),
-            Zone::Fixed(1_234),
+            fixed(0),
+            fixed(3600),
+            fixed(-5 * 3600 - 30 * 60),
+            fixed(-50),
+            fixed(-(0x7fff * 60) - 59),
+            fixed(0x7fff * 60 + 59),
+            fixed(1_234),
         ] {
             let ts = base.with_zone(zone);
             let bytes = go_binary(&ts);
@@ -369,8 +390,8 @@ mod tests {
     fn zones_go_cannot_marshal_are_refused() {
         assert_eq!(Zone::fixed(-60), None);
         assert_eq!(Zone::fixed(-119), None);
-        assert_eq!(Zone::fixed(-59), Some(Zone::Fixed(-59)));
-        assert_eq!(Zone::fixed(-120), Some(Zone::Fixed(-120)));
+        assert_eq!(Zone::fixed(-59), Some(fixed(-59)));
+        assert_eq!(Zone::fixed(-120), Some(fixed(-120)));
         assert_eq!(Zone::fixed(32_768 * 60), None);
     }
 
@@ -433,12 +454,11 @@ mod tests {
         let ts = Timestamp::from_unix(1_517_495_400, 500_000_000).unwrap();
         assert_eq!(ts.to_string(), "2018-02-01T14:30:00.5Z");
         assert_eq!(
-            ts.with_zone(Zone::Fixed(3600)).to_string(),
+            ts.with_zone(fixed(3600)).to_string(),
             "2018-02-01T15:30:00.5+01:00"
         );
         assert_eq!(
-            ts.with_zone(Zone::Fixed(-(5 * 3600 + 30 * 60 + 15)))
-                .to_string(),
+            ts.with_zone(fixed(-(5 * 3600 + 30 * 60 + 15))).to_string(),
             "2018-02-01T08:59:45.5-05:30:15"
         );
         assert_eq!(
