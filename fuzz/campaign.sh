@@ -15,7 +15,7 @@ if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo fuzz list)
 fi
 logs=$(mktemp -d)
-cargo fuzz build -s none >/dev/null 2>&1
+cargo fuzz build -s none
 
 run() {
     local target=$1
@@ -36,11 +36,13 @@ for ((i = 0; i < ${#targets[@]}; i += 2)); do
 done
 
 printf '%-16s %12s %8s %8s %10s %10s %10s\n' target executions cov ft corpus "cov grew" "ft grew"
+failed=0
 for target in "${targets[@]}"; do
     log="$logs/$target.log"
     if grep -aqE 'ERROR|panicked|deadly signal|out-of-memory|malloc limit' "$log"; then
         echo "$target: FAILED, see $log" >&2
-        grep -E 'ERROR|panicked|SUMMARY|Test unit' "$log" >&2 || true
+        grep -aE 'ERROR|panicked|SUMMARY|Test unit' "$log" >&2 || true
+        failed=1
         continue
     fi
     # libFuzzer separates its status words with tabs; a missing line is a blank
@@ -62,3 +64,4 @@ for target in "${targets[@]}"; do
     cargo fuzz cmin -s none "$target" "corpus/$target" >/dev/null 2>&1 || true
 done
 echo "corpora minimised; logs in $logs"
+exit "$failed"
