@@ -327,3 +327,40 @@ fn no_op_updates_are_squashed_end_to_end() {
     assert_eq!(fleet.members[client].updates_events - before, 2);
     assert_converged(&fleet);
 }
+
+#[test]
+fn a_joiner_replaying_old_changes_is_not_cut_off_during_its_grace() {
+    // Upstream's limits: 300 s behind, after a 300 s grace.
+    let mut fleet = Fleet::new(SnapshotCache::new(CacheConfig::default()));
+    let start = fleet.clock.now().instant;
+    fleet.cache.apply(start, (0..10).map(|i| upsert(i, 1)));
+    fleet.cache.set_status(start, SyncStatus::InSync);
+    // A client that never reads holds the log from here on.
+    let early = fleet.join(WireFormat::Native, false);
+    fleet.members[early].stalled = true;
+    fleet.advance(Duration::from_secs(1));
+    fleet.cache.apply(fleet.clock.now().instant, [upsert(1, 2)]);
+    // Nearly the limit later, a client joins: it shares the early client's
+    // generation and replays that change, already 289 s old. It reads
+    // nothing for a few seconds (a large snapshot, a slow start).
+    fleet.advance(Duration::from_secs(289));
+    let joiner = fleet.join(WireFormat::Gob, false);
+    fleet.members[joiner].stalled = true;
+    fleet.advance(Duration::from_secs(12));
+    // The change is now past the limit. The early client, past its grace,
+    // is cut off; the joiner is 12 s into its grace and must keep it.
+    fleet.cache.trim(fleet.clock.now().instant);
+    fleet.members[joiner].stalled = false;
+    fleet.pump_all();
+    assert_eq!(
+        fleet.members[early].server_closed,
+        Some(CloseReason::FellBehind {
+            limit: Duration::from_secs(300)
+        })
+    );
+    let joiner = &fleet.members[joiner];
+    assert_eq!(joiner.server_closed, None);
+    assert_eq!(joiner.client_closed, None);
+    assert_eq!(joiner.view, fleet.expected());
+    assert_eq!(joiner.status, Some(SyncStatus::InSync));
+}
