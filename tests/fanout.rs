@@ -364,3 +364,35 @@ fn a_joiner_replaying_old_changes_is_not_cut_off_during_its_grace() {
     assert_eq!(joiner.view, fleet.expected());
     assert_eq!(joiner.status, Some(SyncStatus::InSync));
 }
+
+#[test]
+fn a_driver_sleeping_until_each_deadline_sees_a_laggard_closed() {
+    let limit = Duration::from_secs(30);
+    let mut fleet = Fleet::new(SnapshotCache::new(CacheConfig {
+        max_fall_behind: limit,
+        new_client_grace: Duration::ZERO,
+        ..CacheConfig::default()
+    }));
+    let now = fleet.clock.now().instant;
+    fleet.cache.set_status(now, SyncStatus::InSync);
+    let laggard = fleet.join(WireFormat::Native, false);
+    fleet.pump(laggard);
+    assert_eq!(fleet.members[laggard].status, Some(SyncStatus::InSync));
+    // A change the client never reads.
+    fleet.cache.apply(now, [upsert(1, 1)]);
+    // A simulator: jump to each deadline the server asks for, and nowhere
+    // else. Pings (every ~10 s) come first, then the fall-behind deadline,
+    // which must close the connection when it is reached.
+    let server = &mut fleet.members[laggard].server;
+    let mut deadlines = 0;
+    while let Some(deadline) = server.poll_timeout() {
+        assert!(deadlines < 10, "still open after {deadlines} deadlines");
+        fleet.clock.advance_to(deadline);
+        server.handle_timeout(fleet.clock.now());
+        deadlines += 1;
+    }
+    assert_eq!(
+        server.close_reason(),
+        Some(&CloseReason::FellBehind { limit })
+    );
+}

@@ -222,24 +222,33 @@ impl Subscription {
             .map(|entry| now.saturating_duration_since(entry.at))
     }
 
-    /// When this subscription would pass the fall-behind limit if nothing
-    /// more were sent (never during the new-client grace).
+    /// When this subscription reaches the fall-behind limit if nothing
+    /// more is sent (never during the new-client grace): the first instant
+    /// at which [`fallen_behind`](Self::fallen_behind) reports it, so that
+    /// a driver waking at this deadline always finds it expired. `None`
+    /// when nothing waits, or when the deadline is too far off to
+    /// represent.
     pub(crate) fn fall_behind_deadline(&self) -> Option<Instant> {
         let config = &self.shared.config;
         let inner = self.shared.lock();
         let oldest = inner.log.get(self.next_seq)?;
-        let deadline = oldest.at + config.max_fall_behind;
-        Some(deadline.max(self.joined_at + config.new_client_grace))
+        let deadline = oldest.at.checked_add(config.max_fall_behind)?;
+        let grace_end = self.joined_at.checked_add(config.new_client_grace)?;
+        Some(deadline.max(grace_end))
     }
 
-    /// Whether, at `now`, this subscription is further behind than the
-    /// limit allows (after the grace for new clients): the lag if so.
+    /// Whether, at `now`, this subscription's oldest unsent change has
+    /// waited as long as the limit allows (after the grace for new
+    /// clients): the lag if so.
     pub(crate) fn fallen_behind(&self, now: Instant) -> Option<Duration> {
         let config = &self.shared.config;
         if now.saturating_duration_since(self.joined_at) < config.new_client_grace {
             return None;
         }
-        self.lag(now).filter(|lag| *lag > config.max_fall_behind)
+        // `>=`, not `>`: at exactly `fall_behind_deadline` this must fire,
+        // or a driver that wakes at that deadline finds nothing to do and
+        // is handed the same deadline again, for ever.
+        self.lag(now).filter(|lag| *lag >= config.max_fall_behind)
     }
 
     /// The fall-behind limit in force.
