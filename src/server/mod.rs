@@ -225,6 +225,8 @@ impl ServerConnection {
         }
         if self.state == State::Syncing && self.pinger.ping_due(now.instant) {
             self.pinger.ping_sent(now.instant, now.wall);
+            // Nothing follows here, so a ping that closed the connection
+            // needs no further care.
             self.encode(&Message::Ping(Ping {
                 timestamp: now.wall,
             }));
@@ -301,7 +303,10 @@ impl ServerConnection {
         while self.ready.is_empty() && self.state == State::Syncing {
             let Some(step) = self.next_step() else { break };
             match step {
-                Step::Message(message) => self.encode(&message),
+                // A failed encode closes the connection, which ends the loop.
+                Step::Message(message) => {
+                    self.encode(&message);
+                }
                 Step::Frame(bytes) => self.push_ready(bytes),
                 Step::EndOfSnapshot => self.end_snapshot(),
                 Step::Trimmed => {
@@ -601,16 +606,24 @@ impl ServerConnection {
                 WireFormat::Gob => 0,
             },
         };
-        self.encode(&Message::ServerHello(answer));
+        // A message that does not fit the client's limit closes the
+        // connection (with the reason) inside `encode`: stop there, so that
+        // nothing is queued after the close, the state stays closed, and no
+        // `Connected` follows the final `Closed`.
+        if !self.encode(&Message::ServerHello(answer)) {
+            return Ok(());
+        }
         match self.compression.clone() {
             Some(algorithm) => {
                 if let Feed::Manual(queue) = &mut self.feed {
                     queue.set_snapshot_batch_size(self.config.compressed_snapshot_batch_size);
                 }
-                self.encode(&Message::DecoderRestart(DecoderRestart {
+                if !self.encode(&Message::DecoderRestart(DecoderRestart {
                     message: START_COMPRESSION_MESSAGE.to_owned(),
                     compression_algorithm: Some(algorithm),
-                }));
+                })) {
+                    return Ok(());
+                }
                 self.await_ack(AckPhase::StartCompression, now.instant);
             }
             None => {
@@ -634,11 +647,13 @@ impl ServerConnection {
         let Some(algorithm) = self.compression.clone() else {
             return;
         };
-        if let Feed::Manual(_) = self.feed {
-            self.encode(&Message::DecoderRestart(DecoderRestart {
+        if let Feed::Manual(_) = self.feed
+            && !self.encode(&Message::DecoderRestart(DecoderRestart {
                 message: END_OF_SNAPSHOT_MESSAGE.to_owned(),
                 compression_algorithm: Some(algorithm),
-            }));
+            }))
+        {
+            return;
         }
         self.await_ack(AckPhase::EndOfSnapshot, self.last_instant);
     }
@@ -652,17 +667,22 @@ impl ServerConnection {
         }
     }
 
-    /// Encodes one message onto the end of the ready output.
-    fn encode(&mut self, message: &Message) {
+    /// Encodes one message onto the end of the ready output; `false` if it
+    /// could not be (the connection is then closed, or has no encoder yet).
+    fn encode(&mut self, message: &Message) -> bool {
         let Some(encoder) = self.encoder.as_mut() else {
-            return;
+            return false;
         };
         match encoder.encode(message, &mut self.scratch) {
             Ok(()) => {
                 let bytes = self.scratch.split().freeze();
                 self.push_ready(bytes);
+                true
             }
-            Err(error) => self.finish(CloseReason::Usage(error)),
+            Err(error) => {
+                self.finish(CloseReason::Usage(error));
+                false
+            }
         }
     }
 
