@@ -48,6 +48,7 @@
 
 mod cache;
 mod entry;
+mod frame;
 mod generation;
 mod log;
 mod subscription;
@@ -56,6 +57,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use cache::{ApplyOutcome, SnapshotCache};
+pub(crate) use frame::Frame;
 pub(crate) use subscription::Pull;
 pub use subscription::Subscription;
 

@@ -54,8 +54,8 @@ fn a_subscription_sends_snapshot_batches_status_then_the_log() {
     assert_eq!(pulls[3], Pull::EndOfSnapshot);
     let mut stream = BytesMut::from(&crate::codec::native::PREAMBLE[..]);
     for pull in &pulls {
-        if let Pull::Frame(bytes) = pull {
-            stream.extend_from_slice(bytes);
+        if let Pull::Frame(frame) = pull {
+            stream.extend_from_slice(&frame.bytes);
         }
     }
     let mut decoder = StreamDecoder::new(WireFormat::Native, usize::MAX, None);

@@ -23,7 +23,7 @@ use crate::codec::native::NATIVE_PROTOCOL_VERSION;
 use crate::codec::{Direction, WireFormat};
 use crate::codec::{StreamDecoder, StreamEncoder};
 use crate::error::{ProtocolError, UsageError};
-use crate::fanout::{Flavour, Pull, Subscription};
+use crate::fanout::{Flavour, Frame, Pull, Subscription};
 use crate::message::{
     ClientHello, CompressionAlgorithm, DecoderRestart, Message, Ping, SerializedUpdate,
     ServerHello, SyncStatus,
@@ -80,7 +80,7 @@ enum Feed {
 /// One step of output production.
 enum Step {
     Message(Message),
-    Frame(Bytes),
+    Frame(Frame),
     EndOfSnapshot,
     Trimmed,
 }
@@ -307,7 +307,7 @@ impl ServerConnection {
                 Step::Message(message) => {
                     self.encode(&message);
                 }
-                Step::Frame(bytes) => self.push_ready(bytes),
+                Step::Frame(frame) => self.push_frame(frame),
                 Step::EndOfSnapshot => self.end_snapshot(),
                 Step::Trimmed => {
                     let limit = match &self.feed {
@@ -336,7 +336,7 @@ impl ServerConnection {
                     compressed: self.stream_compressed,
                 };
                 match subscription.pull(flavour, self.compression.is_some()) {
-                    Pull::Frame(bytes) => Some(Step::Frame(bytes)),
+                    Pull::Frame(frame) => Some(Step::Frame(frame)),
                     Pull::EndOfSnapshot => Some(Step::EndOfSnapshot),
                     Pull::Idle => None,
                     Pull::Trimmed => Some(Step::Trimmed),
@@ -350,11 +350,25 @@ impl ServerConnection {
     /// handed a snapshot: it sends the subscription's snapshot, then every
     /// change the cache logs, from shared pre-encoded bytes. Call once,
     /// instead of [`send_snapshot`](Self::send_snapshot), after
-    /// [`ServerEvent::Connected`] or before it. A client that falls more
-    /// than the cache's limit behind is disconnected
+    /// [`ServerEvent::Connected`] or before it. A client that falls as far
+    /// behind as the cache's limit is disconnected
     /// ([`CloseReason::FellBehind`]).
+    ///
+    /// The cache batches changes for its
+    /// [`max_message_len`](crate::fanout::CacheConfig::max_message_len), so
+    /// a cache whose limit is above this connection's
+    /// `max_server_message_len` is refused
+    /// ([`UsageError::InvalidConfig`]). A message from the cache that is
+    /// still too large for the client (one update over the limit) closes
+    /// the connection with [`CloseReason::Usage`], as
+    /// [`send_updates`](Self::send_updates) does.
     pub fn follow(&mut self, subscription: Subscription) -> Result<(), UsageError> {
         self.check_open()?;
+        if subscription.max_message_len() > self.config.max_server_message_len {
+            return Err(UsageError::InvalidConfig(
+                "the cache's max_message_len is above the connection's max_server_message_len",
+            ));
+        }
         match &self.feed {
             Feed::Manual(queue) if !queue.snapshot_given() => {
                 self.feed = Feed::Cache(Box::new(subscription));
@@ -683,6 +697,24 @@ impl ServerConnection {
                 self.finish(CloseReason::Usage(error));
                 false
             }
+        }
+    }
+
+    /// Queues bytes from the cache, unless a message in them is larger
+    /// than the client accepts. The cache encoded them without knowing this
+    /// connection's limit; the encoder holds the manual feed's messages to
+    /// it, and this holds the cache's to it the same way, closing with the
+    /// same error.
+    fn push_frame(&mut self, frame: Frame) {
+        let max = self.config.max_server_message_len;
+        if frame.largest.len > max {
+            self.finish(CloseReason::Usage(UsageError::FrameTooLarge {
+                message: frame.largest.kind,
+                len: frame.largest.len,
+                max,
+            }));
+        } else {
+            self.push_ready(frame.bytes);
         }
     }
 
