@@ -393,8 +393,11 @@ impl ServerConnection {
             .set_snapshot(Box::new(snapshot.into_iter()), status)
     }
 
-    /// Queues live updates, to follow the snapshot and earlier changes
-    /// (split into messages of at most `snapshot_batch_size` updates). If
+    /// Queues live updates, to follow the snapshot and earlier changes.
+    /// They are split into messages as they are queued, like the snapshot:
+    /// at most `snapshot_batch_size` updates each, or
+    /// `compressed_snapshot_batch_size` once the handshake has negotiated
+    /// compression, and about half of `max_server_message_len` in bytes. If
     /// the queue passes `max_queued_bytes`, the client is disconnected with
     /// [`CloseReason::SlowReader`] (reported as an event, not an error).
     pub fn send_updates(&mut self, updates: Vec<SerializedUpdate>) -> Result<(), UsageError> {
