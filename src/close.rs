@@ -47,9 +47,9 @@ pub enum CloseReason {
         /// The configured limit.
         limit: usize,
     },
-    /// A client following a snapshot cache fell further behind the
-    /// datastore than the cache allows.
-    #[error("client fell more than {limit:?} behind the datastore")]
+    /// A client following a snapshot cache fell as far behind the
+    /// datastore as the cache allows: a change waited `limit` for it.
+    #[error("client fell {limit:?} or more behind the datastore")]
     FellBehind {
         /// The cache's fall-behind limit.
         limit: Duration,

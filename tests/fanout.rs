@@ -327,3 +327,72 @@ fn no_op_updates_are_squashed_end_to_end() {
     assert_eq!(fleet.members[client].updates_events - before, 2);
     assert_converged(&fleet);
 }
+
+#[test]
+fn a_joiner_replaying_old_changes_is_not_cut_off_during_its_grace() {
+    // Upstream's limits: 300 s behind, after a 300 s grace.
+    let mut fleet = Fleet::new(SnapshotCache::new(CacheConfig::default()));
+    let start = fleet.clock.now().instant;
+    fleet.cache.apply(start, (0..10).map(|i| upsert(i, 1)));
+    fleet.cache.set_status(start, SyncStatus::InSync);
+    // A client that never reads holds the log from here on.
+    let early = fleet.join(WireFormat::Native, false);
+    fleet.members[early].stalled = true;
+    fleet.advance(Duration::from_secs(1));
+    fleet.cache.apply(fleet.clock.now().instant, [upsert(1, 2)]);
+    // Nearly the limit later, a client joins: it shares the early client's
+    // generation and replays that change, already 289 s old. It reads
+    // nothing for a few seconds (a large snapshot, a slow start).
+    fleet.advance(Duration::from_secs(289));
+    let joiner = fleet.join(WireFormat::Gob, false);
+    fleet.members[joiner].stalled = true;
+    fleet.advance(Duration::from_secs(12));
+    // The change is now past the limit. The early client, past its grace,
+    // is cut off; the joiner is 12 s into its grace and must keep it.
+    fleet.cache.trim(fleet.clock.now().instant);
+    fleet.members[joiner].stalled = false;
+    fleet.pump_all();
+    assert_eq!(
+        fleet.members[early].server_closed,
+        Some(CloseReason::FellBehind {
+            limit: Duration::from_secs(300)
+        })
+    );
+    let joiner = &fleet.members[joiner];
+    assert_eq!(joiner.server_closed, None);
+    assert_eq!(joiner.client_closed, None);
+    assert_eq!(joiner.view, fleet.expected());
+    assert_eq!(joiner.status, Some(SyncStatus::InSync));
+}
+
+#[test]
+fn a_driver_sleeping_until_each_deadline_sees_a_laggard_closed() {
+    let limit = Duration::from_secs(30);
+    let mut fleet = Fleet::new(SnapshotCache::new(CacheConfig {
+        max_fall_behind: limit,
+        new_client_grace: Duration::ZERO,
+        ..CacheConfig::default()
+    }));
+    let now = fleet.clock.now().instant;
+    fleet.cache.set_status(now, SyncStatus::InSync);
+    let laggard = fleet.join(WireFormat::Native, false);
+    fleet.pump(laggard);
+    assert_eq!(fleet.members[laggard].status, Some(SyncStatus::InSync));
+    // A change the client never reads.
+    fleet.cache.apply(now, [upsert(1, 1)]);
+    // A simulator: jump to each deadline the server asks for, and nowhere
+    // else. Pings (every ~10 s) come first, then the fall-behind deadline,
+    // which must close the connection when it is reached.
+    let server = &mut fleet.members[laggard].server;
+    let mut deadlines = 0;
+    while let Some(deadline) = server.poll_timeout() {
+        assert!(deadlines < 10, "still open after {deadlines} deadlines");
+        fleet.clock.advance_to(deadline);
+        server.handle_timeout(fleet.clock.now());
+        deadlines += 1;
+    }
+    assert_eq!(
+        server.close_reason(),
+        Some(&CloseReason::FellBehind { limit })
+    );
+}

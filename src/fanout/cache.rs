@@ -41,6 +41,16 @@ pub(crate) struct Shared {
 pub(crate) struct Cursor {
     /// The next sequence number the subscription will send.
     pub(crate) next_seq: AtomicU64,
+    /// When the subscription's new-client grace ends (`None`: too far off
+    /// to represent). Until then the log keeps what it needs however old,
+    /// since the fall-behind limit does not apply to it yet.
+    pub(crate) grace_until: Option<Instant>,
+}
+
+impl Cursor {
+    fn in_grace(&self, now: Instant) -> bool {
+        self.grace_until.is_none_or(|end| now < end)
+    }
 }
 
 #[derive(Debug)]
@@ -126,10 +136,11 @@ impl SnapshotCache {
     /// [`ServerConnection::follow`](crate::server::ServerConnection::follow).
     pub fn subscribe(&self, now: Instant) -> Subscription {
         let mut inner = self.shared.lock();
-        inner.refresh_generation(&self.shared);
+        inner.refresh_generation(now, &self.shared);
         let generation = Arc::clone(&inner.generation);
         let cursor = Arc::new(Cursor {
             next_seq: AtomicU64::new(generation.seq + 1),
+            grace_until: now.checked_add(self.shared.config.new_client_grace),
         });
         inner.cursors.push(Arc::downgrade(&cursor));
         drop(inner);
@@ -137,7 +148,8 @@ impl SnapshotCache {
     }
 
     /// Trims the log of entries no connection needs and of entries older
-    /// than the fall-behind limit. `apply` does this too; call it on a
+    /// than the fall-behind limit (unless a connection still within its
+    /// new-client grace needs them). `apply` does this too; call it on a
     /// timer if changes can stop for long.
     pub fn trim(&self, now: Instant) {
         self.shared.lock().maintain(now, &self.shared, true);
@@ -243,36 +255,55 @@ impl Inner {
     }
 
     /// Freezes a new generation for a joiner when many changes have piled
-    /// up since the last one, or when the changes after it are no longer
-    /// all in the log (so a joiner could not replay them).
-    fn refresh_generation(&mut self, shared: &Shared) {
+    /// up since the last one, when the changes after it are no longer all
+    /// in the log (so a joiner could not replay them), or when the oldest of
+    /// them is past the fall-behind limit. The last keeps the log's age
+    /// bounded: such an entry is still held only for a client within its
+    /// grace, and a joiner replaying it would hold it for another grace
+    /// period, and the next joiner for another.
+    fn refresh_generation(&mut self, now: Instant, shared: &Shared) {
         let since_generation = self.log.last_seq() - self.generation.seq;
-        let replayable = self.log.first_seq() <= self.generation.seq + 1;
-        if since_generation > shared.config.rebuild_after as u64 || !replayable {
+        let first_replayed = self.generation.seq + 1;
+        let replayable = self.log.first_seq() <= first_replayed;
+        let oldest_allowed = now.checked_sub(shared.config.max_fall_behind);
+        let stale = self
+            .log
+            .get(first_replayed)
+            .is_some_and(|entry| oldest_allowed.is_some_and(|limit| entry.at < limit));
+        if since_generation > shared.config.rebuild_after as u64 || !replayable || stale {
             self.freeze_generation(shared);
         }
     }
 
     /// Keeps the log bounded: when forced, or once the log has grown
     /// enough since the last trim, drops entries every live subscription
-    /// has passed, and entries past the fall-behind limit (a subscription
-    /// that still needs one has fallen too far behind). A joiner needs
-    /// nothing here: it gets a fresh generation if its replay was trimmed.
+    /// has passed, and entries past the fall-behind limit that no
+    /// subscription within its new-client grace still needs (one past its
+    /// grace that still needs such an entry has fallen too far behind).
+    /// Sparing the entries of clients in their grace matters for joiners:
+    /// one may start from a generation whose replay is already nearly
+    /// `max_fall_behind` old, and must not be cut off for it while the
+    /// grace lasts.
     fn maintain(&mut self, now: Instant, shared: &Shared, force_trim: bool) {
         if !force_trim && self.log.len() < self.trim_at {
             return;
         }
         let oldest_allowed = now.checked_sub(shared.config.max_fall_behind);
         self.cursors.retain(|cursor| cursor.strong_count() > 0);
-        let keep_from = self
-            .cursors
-            .iter()
-            .filter_map(Weak::upgrade)
-            .map(|cursor| cursor.next_seq.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(u64::MAX);
+        // The oldest entry any subscription needs, and the oldest any
+        // subscription within its grace needs.
+        let mut keep_from = u64::MAX;
+        let mut keep_aged_from = u64::MAX;
+        for cursor in self.cursors.iter().filter_map(Weak::upgrade) {
+            let next_seq = cursor.next_seq.load(Ordering::Acquire);
+            keep_from = keep_from.min(next_seq);
+            if cursor.in_grace(now) {
+                keep_aged_from = keep_aged_from.min(next_seq);
+            }
+        }
         self.log.trim_front(|seq, entry| {
-            seq < keep_from || oldest_allowed.is_some_and(|limit| entry.at < limit)
+            let aged = oldest_allowed.is_some_and(|limit| entry.at < limit);
+            seq < keep_from || (aged && seq < keep_aged_from)
         });
         // Scan again after as many changes as are held now (at least 64):
         // the scans cost in proportion to the changes they follow.

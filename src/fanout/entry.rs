@@ -8,9 +8,10 @@ use bytes::Bytes;
 
 use super::Counters;
 use super::Flavour;
+use super::frame::{Frame, MessageSize};
 use crate::codec::WireFormat;
 use crate::codec::frames;
-use crate::message::{SerializedUpdate, UpdateType};
+use crate::message::{MessageKind, SerializedUpdate, UpdateType};
 
 /// An update plus its wire encodings, filled in lazily per format.
 #[derive(Debug)]
@@ -22,8 +23,9 @@ pub(crate) struct CachedUpdate {
     /// stores snapshot entries so: to a client starting from a snapshot
     /// every key is new); only made for updates of another type.
     snapshot_units: [OnceLock<Bytes>; 2],
-    /// A whole `Kvs` frame holding just this update, per flavour.
-    frames: [OnceLock<Bytes>; 4],
+    /// A whole `Kvs` frame holding just this update, per flavour, with
+    /// the message's length (kept because a compressed frame hides it).
+    frames: [OnceLock<(Bytes, usize)>; 4],
 }
 
 /// A state entry: a cached update ordered and looked up by its key, so the
@@ -93,15 +95,23 @@ impl CachedUpdate {
     }
 
     /// A whole `Kvs` frame holding only this update, in `flavour`.
-    pub(crate) fn frame(&self, flavour: Flavour, counters: &Counters) -> &Bytes {
-        self.frames[flavour.index()].get_or_init(|| {
+    pub(crate) fn frame(&self, flavour: Flavour, counters: &Counters) -> Frame {
+        let (bytes, len) = self.frames[flavour.index()].get_or_init(|| {
             counters.frames_built.fetch_add(1, Ordering::Relaxed);
             let plain = frames::kvs_frame(flavour.format, &[self.unit(flavour.format, counters)]);
+            let len = MessageSize::of(flavour.format, MessageKind::Kvs, &plain).len;
             match flavour.compressed {
-                false => plain,
-                true => frames::compress(&plain),
+                false => (plain, len),
+                true => (frames::compress(&plain), len),
             }
-        })
+        });
+        Frame {
+            bytes: bytes.clone(),
+            largest: MessageSize {
+                kind: MessageKind::Kvs,
+                len: *len,
+            },
+        }
     }
 
     /// A rough size, for batching.

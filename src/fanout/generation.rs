@@ -8,11 +8,12 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Bytes, BytesMut};
 
 use super::entry::{CachedUpdate, format_index};
+use super::frame::{Frame, MessageSize};
 use super::{Counters, Shape};
 use crate::codec::WireFormat;
 use crate::codec::frames;
 use crate::codec::snappy::STREAM_IDENTIFIER;
-use crate::message::{CompressionAlgorithm, DecoderRestart, Message, SyncStatus};
+use crate::message::{CompressionAlgorithm, DecoderRestart, Message, MessageKind, SyncStatus};
 use crate::server::END_OF_SNAPSHOT_MESSAGE;
 
 /// The datastore at sequence number `seq`, in key order.
@@ -27,7 +28,7 @@ pub(crate) struct Generation {
     /// The compressed snapshot stream, per wire format: a fresh snappy
     /// stream holding a fresh stream of `Kvs` batches and the restart that
     /// ends it, as upstream sends it.
-    compressed: [OnceLock<Bytes>; 2],
+    compressed: [OnceLock<Frame>; 2],
 }
 
 impl Generation {
@@ -59,20 +60,26 @@ impl Generation {
 
     /// The compressed snapshot stream, from its snappy stream identifier to
     /// the end-of-snapshot restart.
-    pub(crate) fn compressed(&self, format: WireFormat, counters: &Counters) -> &Bytes {
+    pub(crate) fn compressed(&self, format: WireFormat, counters: &Counters) -> &Frame {
         self.compressed[format_index(format)].get_or_init(|| {
             let mut blob = BytesMut::from(&STREAM_IDENTIFIER[..]);
             blob.extend_from_slice(&frames::compress(&frames::stream_header(format)));
-            for batch in self.build_batches(format, self.shape.compressed_batch_size, counters) {
-                blob.extend_from_slice(&frames::compress(&batch));
-            }
             let end = Message::DecoderRestart(DecoderRestart {
                 message: END_OF_SNAPSHOT_MESSAGE.to_owned(),
                 compression_algorithm: Some(CompressionAlgorithm::Snappy),
             });
-            blob.extend_from_slice(&frames::compress(&frames::message_frame(format, &end)));
+            let end = frames::message_frame(format, &end);
+            let mut largest = MessageSize::of(format, MessageKind::DecoderRestart, &end);
+            for batch in self.build_batches(format, self.shape.compressed_batch_size, counters) {
+                largest = largest.max(MessageSize::of(format, MessageKind::Kvs, &batch));
+                blob.extend_from_slice(&frames::compress(&batch));
+            }
+            blob.extend_from_slice(&frames::compress(&end));
             counters.frames_built.fetch_add(1, Ordering::Relaxed);
-            blob.freeze()
+            Frame {
+                bytes: blob.freeze(),
+                largest,
+            }
         })
     }
 

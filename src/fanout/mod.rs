@@ -27,10 +27,14 @@
 //! [`CacheConfig::rebuild_after`] changes followed the last one or the
 //! changes after it have left the log: clients joining close together
 //! share a generation and replay the few changes since. The log keeps only
-//! what some attached connection still needs, and never entries older than
-//! [`CacheConfig::max_fall_behind`]: a connection that needs a trimmed entry
-//! has fallen too far behind and is disconnected. A connection itself holds
-//! at most one message of output.
+//! what some attached connection still needs, and no entry older than
+//! [`CacheConfig::max_fall_behind`] unless a connection still within its
+//! [`CacheConfig::new_client_grace`] needs it: a connection past its grace
+//! that needs a trimmed entry has fallen too far behind and is
+//! disconnected. A joiner never starts with a replay older than the limit
+//! (it gets a fresh generation instead), so no entry is kept longer than
+//! `max_fall_behind + new_client_grace`. A connection itself holds at most
+//! one message of output.
 //!
 //! # Threads
 //!
@@ -44,6 +48,7 @@
 
 mod cache;
 mod entry;
+mod frame;
 mod generation;
 mod log;
 mod subscription;
@@ -52,6 +57,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use cache::{ApplyOutcome, SnapshotCache};
+pub(crate) use frame::Frame;
 pub(crate) use subscription::Pull;
 pub use subscription::Subscription;
 
@@ -74,11 +80,12 @@ pub struct CacheConfig {
     pub compressed_batch_size: usize,
     /// The largest message clients accept; batches stay under half of it.
     pub max_message_len: usize,
-    /// A client whose oldest unsent change is older than this is
-    /// disconnected, and the log keeps nothing older.
+    /// A client whose oldest unsent change has waited this long is
+    /// disconnected, and the log keeps nothing older that only clients past
+    /// their grace need.
     pub max_fall_behind: Duration,
     /// How long after connecting a client is exempt from the fall-behind
-    /// limit.
+    /// limit; the log keeps what such a client needs until then.
     pub new_client_grace: Duration,
     /// A joining client starts from the latest snapshot generation and
     /// replays the changes since, unless more than this many: then a new

@@ -6,20 +6,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::Flavour;
 use super::cache::{Cursor, Shared};
+use super::frame::{Frame, MessageSize};
 use super::generation::Generation;
 use super::log::Change;
 use crate::codec::frames;
-use crate::message::{Message, SyncStatus};
+use crate::message::{Message, MessageKind, SyncStatus};
 
 /// What a subscription hands its connection next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Pull {
-    /// Bytes to send.
-    Frame(Bytes),
+    /// Bytes to send (check their largest message against the
+    /// connection's limit first).
+    Frame(Frame),
     /// The snapshot has been handed out (a compressed snapshot already
     /// ended with its restart); the snapshot's status comes next.
     EndOfSnapshot,
@@ -119,7 +121,11 @@ impl Subscription {
                 match self.generation.batches(flavour.format, counters).get(next) {
                     Some(batch) => {
                         self.phase = Phase::Snapshot { next: next + 1 };
-                        Pull::Frame(batch.clone())
+                        Pull::Frame(Frame::single(
+                            flavour.format,
+                            MessageKind::Kvs,
+                            batch.clone(),
+                        ))
                     }
                     None => {
                         self.phase = Phase::Status;
@@ -183,22 +189,35 @@ impl Subscription {
         }
         match updates.as_slice() {
             [] => Pull::Idle,
-            [single] => Pull::Frame(single.frame(flavour, counters).clone()),
+            [single] => Pull::Frame(single.frame(flavour, counters)),
             several if flavour.compressed => {
                 // Splice the shared compressed frames (one message each)
                 // rather than compress a batch for this client alone.
                 let mut out = BytesMut::new();
+                let mut largest = MessageSize {
+                    kind: MessageKind::Kvs,
+                    len: 0,
+                };
                 for update in several {
-                    out.extend_from_slice(update.frame(flavour, counters));
+                    let frame = update.frame(flavour, counters);
+                    out.extend_from_slice(&frame.bytes);
+                    largest = largest.max(frame.largest);
                 }
-                Pull::Frame(out.freeze())
+                Pull::Frame(Frame {
+                    bytes: out.freeze(),
+                    largest,
+                })
             }
             several => {
                 let units: Vec<&[u8]> = several
                     .iter()
                     .map(|u| &u.unit(flavour.format, counters)[..])
                     .collect();
-                Pull::Frame(frames::kvs_frame(flavour.format, &units))
+                Pull::Frame(Frame::single(
+                    flavour.format,
+                    MessageKind::Kvs,
+                    frames::kvs_frame(flavour.format, &units),
+                ))
             }
         }
     }
@@ -222,37 +241,54 @@ impl Subscription {
             .map(|entry| now.saturating_duration_since(entry.at))
     }
 
-    /// When this subscription would pass the fall-behind limit if nothing
-    /// more were sent (never during the new-client grace).
+    /// When this subscription reaches the fall-behind limit if nothing
+    /// more is sent (never during the new-client grace): the first instant
+    /// at which [`fallen_behind`](Self::fallen_behind) reports it, so that
+    /// a driver waking at this deadline always finds it expired. `None`
+    /// when nothing waits, or when the deadline is too far off to
+    /// represent.
     pub(crate) fn fall_behind_deadline(&self) -> Option<Instant> {
         let config = &self.shared.config;
         let inner = self.shared.lock();
         let oldest = inner.log.get(self.next_seq)?;
-        let deadline = oldest.at + config.max_fall_behind;
-        Some(deadline.max(self.joined_at + config.new_client_grace))
+        let deadline = oldest.at.checked_add(config.max_fall_behind)?;
+        let grace_end = self.joined_at.checked_add(config.new_client_grace)?;
+        Some(deadline.max(grace_end))
     }
 
-    /// Whether, at `now`, this subscription is further behind than the
-    /// limit allows (after the grace for new clients): the lag if so.
+    /// Whether, at `now`, this subscription's oldest unsent change has
+    /// waited as long as the limit allows (after the grace for new
+    /// clients): the lag if so.
     pub(crate) fn fallen_behind(&self, now: Instant) -> Option<Duration> {
         let config = &self.shared.config;
         if now.saturating_duration_since(self.joined_at) < config.new_client_grace {
             return None;
         }
-        self.lag(now).filter(|lag| *lag > config.max_fall_behind)
+        // `>=`, not `>`: at exactly `fall_behind_deadline` this must fire,
+        // or a driver that wakes at that deadline finds nothing to do and
+        // is handed the same deadline again, for ever.
+        self.lag(now).filter(|lag| *lag >= config.max_fall_behind)
     }
 
     /// The fall-behind limit in force.
     pub(crate) fn max_fall_behind(&self) -> Duration {
         self.shared.config.max_fall_behind
     }
+
+    /// The message limit the cache batches for
+    /// ([`CacheConfig::max_message_len`](super::CacheConfig::max_message_len)).
+    pub(crate) fn max_message_len(&self) -> usize {
+        self.shared.config.max_message_len
+    }
 }
 
 /// A status message in `flavour` (tiny; built per use).
-fn status_frame(flavour: Flavour, status: SyncStatus) -> Bytes {
-    let frame = frames::message_frame(flavour.format, &Message::SyncStatus(status));
-    match flavour.compressed {
-        false => frame,
-        true => frames::compress(&frame),
-    }
+fn status_frame(flavour: Flavour, status: SyncStatus) -> Frame {
+    let plain = frames::message_frame(flavour.format, &Message::SyncStatus(status));
+    let largest = MessageSize::of(flavour.format, MessageKind::SyncStatus, &plain);
+    let bytes = match flavour.compressed {
+        false => plain,
+        true => frames::compress(&plain),
+    };
+    Frame { bytes, largest }
 }

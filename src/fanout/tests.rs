@@ -54,8 +54,8 @@ fn a_subscription_sends_snapshot_batches_status_then_the_log() {
     assert_eq!(pulls[3], Pull::EndOfSnapshot);
     let mut stream = BytesMut::from(&crate::codec::native::PREAMBLE[..]);
     for pull in &pulls {
-        if let Pull::Frame(bytes) = pull {
-            stream.extend_from_slice(bytes);
+        if let Pull::Frame(frame) = pull {
+            stream.extend_from_slice(&frame.bytes);
         }
     }
     let mut decoder = StreamDecoder::new(WireFormat::Native, usize::MAX, None);
@@ -137,4 +137,32 @@ fn dropped_subscriptions_release_the_log() {
     cache.trim(now);
     assert_eq!(cache.stats().log_len, 0);
     assert_eq!(cache.stats().subscriptions, 0);
+}
+
+#[test]
+fn a_client_in_its_grace_keeps_its_replay_but_joiners_do_not_extend_it() {
+    let start = Instant::now();
+    let at = |secs| start + Duration::from_secs(secs);
+    let cache = SnapshotCache::new(CacheConfig {
+        max_fall_behind: Duration::from_secs(300),
+        new_client_grace: Duration::from_secs(300),
+        ..CacheConfig::default()
+    });
+    let _first = cache.subscribe(start);
+    cache.apply(start, [upsert(1)]);
+    // 200 s later a joiner shares the first generation and replays the
+    // change.
+    let second = cache.subscribe(at(200));
+    assert_eq!(second.snapshot_sequence(), 0);
+    // Past the limit, the change is kept for the second client, still in
+    // its grace...
+    cache.trim(at(400));
+    assert_eq!(cache.stats().log_len, 1);
+    // ...but a new joiner does not start from it (it would keep it another
+    // grace period): it gets a generation that includes it.
+    let third = cache.subscribe(at(400));
+    assert_eq!(third.snapshot_sequence(), 1);
+    // Once the second client's grace is over, the change goes.
+    cache.trim(at(500));
+    assert_eq!(cache.stats().log_len, 0);
 }

@@ -43,7 +43,8 @@ pub struct ServerConfig {
     /// the snapshot and everything after it are compressed (upstream's
     /// compressed-snapshot handshake). Only snappy is implemented.
     pub compression: Vec<CompressionAlgorithm>,
-    /// KVs per snapshot message when the snapshot is compressed.
+    /// KVs per snapshot message when the snapshot is compressed, and per
+    /// message of live updates queued once compression is negotiated.
     pub compressed_snapshot_batch_size: usize,
     /// How long a client has to acknowledge a decoder restart.
     pub ack_timeout: Duration,
@@ -59,7 +60,8 @@ pub struct ServerConfig {
     pub pong_timeout: Duration,
     /// Seeds the ping jitter, so that runs are reproducible.
     pub rng_seed: u64,
-    /// KVs per snapshot message.
+    /// KVs per snapshot message, and per message of live updates, while no
+    /// compression is negotiated.
     pub snapshot_batch_size: usize,
     /// The largest message accepted from the client.
     pub max_client_message_len: usize,

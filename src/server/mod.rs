@@ -2,6 +2,7 @@
 //! state machine.
 
 mod config;
+mod handshake;
 mod pinger;
 mod send_queue;
 
@@ -19,14 +20,12 @@ pub use config::{
 use self::pinger::Pinger;
 use self::send_queue::{Next, SendQueue};
 use crate::close::{CloseReason, TimeoutKind};
-use crate::codec::native::NATIVE_PROTOCOL_VERSION;
 use crate::codec::{Direction, WireFormat};
 use crate::codec::{StreamDecoder, StreamEncoder};
-use crate::error::{ProtocolError, UsageError};
-use crate::fanout::{Flavour, Pull, Subscription};
+use crate::error::UsageError;
+use crate::fanout::{Flavour, Frame, Pull, Subscription};
 use crate::message::{
-    ClientHello, CompressionAlgorithm, DecoderRestart, Message, Ping, SerializedUpdate,
-    ServerHello, SyncStatus,
+    ClientHello, CompressionAlgorithm, Message, Ping, SerializedUpdate, SyncStatus,
 };
 use crate::time::Now;
 
@@ -80,7 +79,7 @@ enum Feed {
 /// One step of output production.
 enum Step {
     Message(Message),
-    Frame(Bytes),
+    Frame(Frame),
     EndOfSnapshot,
     Trimmed,
 }
@@ -225,6 +224,8 @@ impl ServerConnection {
         }
         if self.state == State::Syncing && self.pinger.ping_due(now.instant) {
             self.pinger.ping_sent(now.instant, now.wall);
+            // Nothing follows here, so a ping that closed the connection
+            // needs no further care.
             self.encode(&Message::Ping(Ping {
                 timestamp: now.wall,
             }));
@@ -301,8 +302,11 @@ impl ServerConnection {
         while self.ready.is_empty() && self.state == State::Syncing {
             let Some(step) = self.next_step() else { break };
             match step {
-                Step::Message(message) => self.encode(&message),
-                Step::Frame(bytes) => self.push_ready(bytes),
+                // A failed encode closes the connection, which ends the loop.
+                Step::Message(message) => {
+                    self.encode(&message);
+                }
+                Step::Frame(frame) => self.push_frame(frame),
                 Step::EndOfSnapshot => self.end_snapshot(),
                 Step::Trimmed => {
                     let limit = match &self.feed {
@@ -331,7 +335,7 @@ impl ServerConnection {
                     compressed: self.stream_compressed,
                 };
                 match subscription.pull(flavour, self.compression.is_some()) {
-                    Pull::Frame(bytes) => Some(Step::Frame(bytes)),
+                    Pull::Frame(frame) => Some(Step::Frame(frame)),
                     Pull::EndOfSnapshot => Some(Step::EndOfSnapshot),
                     Pull::Idle => None,
                     Pull::Trimmed => Some(Step::Trimmed),
@@ -345,11 +349,25 @@ impl ServerConnection {
     /// handed a snapshot: it sends the subscription's snapshot, then every
     /// change the cache logs, from shared pre-encoded bytes. Call once,
     /// instead of [`send_snapshot`](Self::send_snapshot), after
-    /// [`ServerEvent::Connected`] or before it. A client that falls more
-    /// than the cache's limit behind is disconnected
+    /// [`ServerEvent::Connected`] or before it. A client that falls as far
+    /// behind as the cache's limit is disconnected
     /// ([`CloseReason::FellBehind`]).
+    ///
+    /// The cache batches changes for its
+    /// [`max_message_len`](crate::fanout::CacheConfig::max_message_len), so
+    /// a cache whose limit is above this connection's
+    /// `max_server_message_len` is refused
+    /// ([`UsageError::InvalidConfig`]). A message from the cache that is
+    /// still too large for the client (one update over the limit) closes
+    /// the connection with [`CloseReason::Usage`], as
+    /// [`send_updates`](Self::send_updates) does.
     pub fn follow(&mut self, subscription: Subscription) -> Result<(), UsageError> {
         self.check_open()?;
+        if subscription.max_message_len() > self.config.max_server_message_len {
+            return Err(UsageError::InvalidConfig(
+                "the cache's max_message_len is above the connection's max_server_message_len",
+            ));
+        }
         match &self.feed {
             Feed::Manual(queue) if !queue.snapshot_given() => {
                 self.feed = Feed::Cache(Box::new(subscription));
@@ -374,8 +392,11 @@ impl ServerConnection {
             .set_snapshot(Box::new(snapshot.into_iter()), status)
     }
 
-    /// Queues live updates, to follow the snapshot and earlier changes
-    /// (split into messages of at most `snapshot_batch_size` updates). If
+    /// Queues live updates, to follow the snapshot and earlier changes.
+    /// They are split into messages as they are queued, like the snapshot:
+    /// at most `snapshot_batch_size` updates each, or
+    /// `compressed_snapshot_batch_size` once the handshake has negotiated
+    /// compression, and about half of `max_server_message_len` in bytes. If
     /// the queue passes `max_queued_bytes`, the client is disconnected with
     /// [`CloseReason::SlowReader`] (reported as an event, not an error).
     pub fn send_updates(&mut self, updates: Vec<SerializedUpdate>) -> Result<(), UsageError> {
@@ -530,139 +551,40 @@ impl ServerConnection {
         }
     }
 
-    fn handle_message(&mut self, now: Now, message: Message) -> Result<(), ProtocolError> {
-        match (self.state, message) {
-            (State::AwaitingHello, Message::ClientHello(hello)) => self.accept_hello(now, hello),
-            (State::AwaitingHello, other) => Err(ProtocolError::UnexpectedMessage {
-                expected: "waiting for the ClientHello",
-                got: other.kind(),
-            }),
-            (State::AwaitingAck { phase, .. }, Message::Ack) => {
-                self.state = State::Syncing;
-                // Every restart this server sends switches to compression.
-                if let Some(encoder) = self.encoder.as_mut() {
-                    encoder.restart(true);
-                    if phase == AckPhase::EndOfSnapshot {
-                        // Open the stream now: shared frames may follow.
-                        encoder.start_stream(&mut self.scratch);
-                    }
-                }
-                if phase == AckPhase::EndOfSnapshot {
-                    self.stream_compressed = true;
-                    let header = self.scratch.split().freeze();
-                    self.push_ready(header);
-                    // Pings start only now: the compressed snapshot stream
-                    // holds nothing but the snapshot.
-                    self.pinger.start(now.instant);
-                }
-                Ok(())
-            }
-            (State::Syncing | State::AwaitingAck { .. }, Message::Pong(pong)) => {
-                let round_trip = self
-                    .pinger
-                    .pong_received(now.instant, &pong.ping_timestamp)
-                    .map_err(|_| ProtocolError::UnmatchedPong)?;
-                self.events.push_back(ServerEvent::Pong { round_trip });
-                Ok(())
-            }
-            (_, other) => Err(ProtocolError::UnexpectedMessage {
-                expected: "waiting for pongs",
-                got: other.kind(),
-            }),
-        }
-    }
-
-    /// Applies the negotiation policy to a client's hello and answers it,
-    /// starting the compressed-snapshot handshake when both sides can.
-    fn accept_hello(&mut self, now: Now, hello: ClientHello) -> Result<(), ProtocolError> {
-        if !self.config.syncer_types.contains(&hello.syncer_type) {
-            return Err(ProtocolError::UnsupportedSyncerType(hello.syncer_type));
-        }
-        if self.config.require_modern_policy_keys && !hello.supports_modern_policy_keys {
-            return Err(ProtocolError::MissingFeature("modern policy keys"));
-        }
-        let wire_format = self.wire_format.unwrap_or(WireFormat::Native);
-        self.compression = self
-            .config
-            .compression
-            .iter()
-            .find(|algorithm| {
-                hello.supports_decoder_restart
-                    && hello.supported_compression_algorithms.contains(algorithm)
-            })
-            .cloned();
-        let answer = ServerHello {
-            version: self.config.version.clone(),
-            syncer_type: hello.syncer_type.clone(),
-            supports_node_resource_updates: self.config.supports_node_resource_updates,
-            server_conn_id: self.config.connection_id,
-            protocol_version: match wire_format {
-                WireFormat::Native => NATIVE_PROTOCOL_VERSION,
-                WireFormat::Gob => 0,
-            },
-        };
-        self.encode(&Message::ServerHello(answer));
-        match self.compression.clone() {
-            Some(algorithm) => {
-                if let Feed::Manual(queue) = &mut self.feed {
-                    queue.set_snapshot_batch_size(self.config.compressed_snapshot_batch_size);
-                }
-                self.encode(&Message::DecoderRestart(DecoderRestart {
-                    message: START_COMPRESSION_MESSAGE.to_owned(),
-                    compression_algorithm: Some(algorithm),
-                }));
-                self.await_ack(AckPhase::StartCompression, now.instant);
-            }
-            None => {
-                self.state = State::Syncing;
-                self.pinger.start(now.instant);
-            }
-        }
-        self.client_hello = Some(hello.clone());
-        self.events.push_back(ServerEvent::Connected {
-            hello,
-            wire_format,
-            compression: self.compression.clone(),
-        });
-        Ok(())
-    }
-
-    /// Ends the snapshot: on a compressed stream, with the restart that
-    /// closes it (the snapshot's status follows on the next stream). A
-    /// cache's compressed snapshot already ends with that restart.
-    fn end_snapshot(&mut self) {
-        let Some(algorithm) = self.compression.clone() else {
-            return;
-        };
-        if let Feed::Manual(_) = self.feed {
-            self.encode(&Message::DecoderRestart(DecoderRestart {
-                message: END_OF_SNAPSHOT_MESSAGE.to_owned(),
-                compression_algorithm: Some(algorithm),
-            }));
-        }
-        self.await_ack(AckPhase::EndOfSnapshot, self.last_instant);
-    }
-
-    fn await_ack(&mut self, phase: AckPhase, now: Instant) {
-        if self.state != State::Closed {
-            self.state = State::AwaitingAck {
-                phase,
-                deadline: now + self.config.ack_timeout,
-            };
-        }
-    }
-
-    /// Encodes one message onto the end of the ready output.
-    fn encode(&mut self, message: &Message) {
+    /// Encodes one message onto the end of the ready output; `false` if it
+    /// could not be (the connection is then closed, or has no encoder yet).
+    fn encode(&mut self, message: &Message) -> bool {
         let Some(encoder) = self.encoder.as_mut() else {
-            return;
+            return false;
         };
         match encoder.encode(message, &mut self.scratch) {
             Ok(()) => {
                 let bytes = self.scratch.split().freeze();
                 self.push_ready(bytes);
+                true
             }
-            Err(error) => self.finish(CloseReason::Usage(error)),
+            Err(error) => {
+                self.finish(CloseReason::Usage(error));
+                false
+            }
+        }
+    }
+
+    /// Queues bytes from the cache, unless a message in them is larger
+    /// than the client accepts. The cache encoded them without knowing this
+    /// connection's limit; the encoder holds the manual feed's messages to
+    /// it, and this holds the cache's to it the same way, closing with the
+    /// same error.
+    fn push_frame(&mut self, frame: Frame) {
+        let max = self.config.max_server_message_len;
+        if frame.largest.len > max {
+            self.finish(CloseReason::Usage(UsageError::FrameTooLarge {
+                message: frame.largest.kind,
+                len: frame.largest.len,
+                max,
+            }));
+        } else {
+            self.push_ready(frame.bytes);
         }
     }
 

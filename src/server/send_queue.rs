@@ -76,8 +76,9 @@ impl SendQueue {
         }
     }
 
-    /// Changes how many updates a snapshot batch holds (upstream sends
-    /// larger batches in a compressed snapshot).
+    /// Changes how many updates a batch holds, for the snapshot and for
+    /// live updates queued from now on (upstream sends larger batches in a
+    /// compressed snapshot).
     pub(crate) fn set_snapshot_batch_size(&mut self, batch_size: usize) {
         self.batch_size = batch_size.max(1);
     }
