@@ -190,7 +190,8 @@ impl Server {
     /// Binds a listener on `addr` (port 0 picks a free port) with a deep
     /// accept backlog, to serve `cache` with connections configured from
     /// `config`. Call once at start-up. Fails if the address cannot be
-    /// bound or `config` is unusable (`InvalidInput`).
+    /// bound, `config` is unusable, or `cache` batches for a larger message
+    /// limit than `config` allows (both `InvalidInput`).
     pub fn bind(
         addr: SocketAddr,
         cache: SnapshotCache,
@@ -216,9 +217,15 @@ impl Server {
         config: ServerConfig,
     ) -> io::Result<Server> {
         // Fail at start-up, not on the first accept, if the template is
-        // unusable.
+        // unusable or the cache batches for a larger limit than it allows.
         ServerConnection::new(config.clone(), now())
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+        if cache.config().max_message_len > config.max_server_message_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the cache's max_message_len is above the server's max_server_message_len",
+            ));
+        }
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
         let local_addr = listener.local_addr()?;
@@ -408,8 +415,9 @@ impl Server {
         });
         let machine = match machine {
             Ok(machine) => machine,
-            // The template was checked at bind, so this cannot happen; if
-            // it did, refuse the one connection rather than the server.
+            // The template and the cache were checked at bind, so this
+            // should not happen; if it does, refuse the one connection
+            // rather than the server.
             Err(error) => {
                 let reason = Disconnect::Io(io::Error::new(io::ErrorKind::InvalidInput, error));
                 self.report_closed(id, reason);
