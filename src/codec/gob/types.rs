@@ -10,7 +10,7 @@ use super::wire::Reader;
 /// A gob type id. Negative on the wire when it introduces a definition.
 pub(crate) type TypeId = i64;
 
-/// The ids gob predefines; a sender's own types start at [`FIRST_USER`].
+/// The ids gob predefines; a sender's own types start at [`FIRST_USER`](id::FIRST_USER).
 pub(crate) mod id {
     use super::TypeId;
 

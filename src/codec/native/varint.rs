@@ -47,7 +47,7 @@ pub(crate) fn write(out: &mut impl bytes::BufMut, mut value: u64) {
     out.put_u8(value as u8);
 }
 
-/// How many bytes [`write`] takes for `value`.
+/// How many bytes [`write()`] takes for `value`.
 pub(crate) fn len(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
     bits.div_ceil(7)
