@@ -158,6 +158,21 @@ pub enum ProtocolError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UsageError {
+    /// A message carries more of something than any peer of this crate
+    /// accepts ([`MAX_UPDATES_PER_MESSAGE`](crate::codec::MAX_UPDATES_PER_MESSAGE)
+    /// updates, or 16 compression algorithms in a hello), so it is refused
+    /// rather than sent to be refused.
+    #[error("{message} carries {count} {what}, over the limit of {max} a peer accepts")]
+    OverPeerLimit {
+        /// The message being encoded.
+        message: MessageKind,
+        /// What there is too much of.
+        what: &'static str,
+        /// How many it carries.
+        count: usize,
+        /// The most a peer accepts.
+        max: usize,
+    },
     /// An encoded message would exceed the configured frame limit.
     #[error("encoded {message} of {len} bytes exceeds the {max}-byte frame limit")]
     FrameTooLarge {

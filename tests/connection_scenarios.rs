@@ -16,8 +16,8 @@ use common::harness::{Link, Pair, apply_updates, decode_server_output};
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
 use syncproto::codec::native::NativeEncoder;
 use syncproto::message::{
-    ClientHello, DecoderRestart, Message, MessageKind, Ping, Pong, SerializedUpdate, ServerHello,
-    SyncStatus, SyncerType, Timestamp,
+    ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong,
+    SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp,
 };
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
 use syncproto::{CloseReason, Now, ProtocolError, TimeoutKind};
@@ -698,5 +698,16 @@ fn snapshot_misuse_is_a_usage_error() {
             "ping_interval must be positive"
         ))
     );
+    // A hello no server would accept is refused before it is sent.
+    assert!(matches!(
+        ClientConnection::new(
+            ClientConfig {
+                compression: vec![CompressionAlgorithm::Snappy; 17],
+                ..client_config()
+            },
+            now()
+        ),
+        Err(syncproto::UsageError::InvalidConfig(reason)) if reason.contains("compression")
+    ));
     pair.pump();
 }

@@ -457,19 +457,45 @@ fn struct_fields_cut_off_by_the_end_of_the_message_are_refused() {
 /// Decodes `message` as a client and a server would, from a stream our
 /// encoder wrote.
 fn decode_from_encoder(message: &Message) -> Result<Vec<Message>, DecodeError> {
+    decode_all(encode_with_header(message))
+}
+
+fn encode_with_header(message: &Message) -> BytesMut {
     let mut stream = BytesMut::new();
     let mut encoder = GobEncoder::new(usize::MAX);
     encoder.start_stream(&mut stream);
     encoder.encode(message, &mut stream).unwrap();
-    decode_all(stream)
+    stream
+}
+
+/// `message`, which holds `max` of something, as a peer would send it with
+/// one more: the encoder refuses to write that, so the count it wrote
+/// (found as `gob_uint(max)` followed by `first`, the first item's bytes)
+/// is raised by one in place. Counts of the same encoded length keep the
+/// rest of the stream valid up to where the decoder must stop.
+fn claiming_one_more(message: &Message, max: usize, first: &[u8]) -> BytesMut {
+    let mut stream = encode_with_header(message);
+    let mut marker = gob_uint(max as u64);
+    let count_len = marker.len();
+    assert_eq!(gob_uint(max as u64 + 1).len(), count_len);
+    marker.extend_from_slice(first);
+    let at = stream
+        .windows(marker.len())
+        .position(|window| window == marker)
+        .expect("the count is in the stream");
+    stream[at + count_len - 1] += 1;
+    stream
 }
 
 #[test]
 fn a_kvs_message_over_the_update_limit_is_refused() {
     let updates = |count: usize| Message::Kvs(vec![SerializedUpdate::deletion("", "1"); count]);
-    assert!(decode_from_encoder(&updates(MAX_UPDATES_PER_MESSAGE)).is_ok());
+    let at_limit = updates(MAX_UPDATES_PER_MESSAGE);
+    assert!(decode_from_encoder(&at_limit).is_ok());
+    // An update's encoding opens with the delta to its first field sent.
+    let over = claiming_one_more(&at_limit, MAX_UPDATES_PER_MESSAGE, &[]);
     assert_eq!(
-        decode_from_encoder(&updates(MAX_UPDATES_PER_MESSAGE + 1)),
+        decode_all(over),
         Err(DecodeError::TooManyUpdates {
             count: MAX_UPDATES_PER_MESSAGE as u64 + 1,
             max: MAX_UPDATES_PER_MESSAGE,
@@ -479,17 +505,15 @@ fn a_kvs_message_over_the_update_limit_is_refused() {
 
 #[test]
 fn a_hello_offering_too_many_compression_algorithms_is_refused() {
-    let hello = |count: usize| {
-        Message::ClientHello(ClientHello {
-            supported_compression_algorithms: vec![CompressionAlgorithm::Snappy; count],
-            ..ClientHello::default()
-        })
-    };
-    assert!(decode_from_encoder(&hello(16)).is_ok());
-    match decode_from_encoder(&hello(17)) {
+    let at_limit = Message::ClientHello(ClientHello {
+        supported_compression_algorithms: vec![CompressionAlgorithm::Snappy; 16],
+        ..ClientHello::default()
+    });
+    assert!(decode_from_encoder(&at_limit).is_ok());
+    match decode_all(claiming_one_more(&at_limit, 16, b"\x06snappy")) {
         Err(DecodeError::MalformedBody { message, reason }) => {
             assert_eq!(message, MessageKind::ClientHello);
-            assert!(reason.contains("compression algorithms"), "{reason}");
+            assert!(reason.contains("17 compression algorithms"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

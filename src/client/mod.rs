@@ -88,7 +88,8 @@ impl ClientConnection {
     /// [`poll_transmit`](Self::poll_transmit) and the initial
     /// `Status(ResyncInProgress)` event, and arms the read timeout.
     ///
-    /// Fails if the configuration is unusable (a zero timeout or limit).
+    /// Fails if the configuration is unusable (a zero timeout or limit, or
+    /// more than 16 compression algorithms).
     pub fn new(config: ClientConfig, now: Now) -> Result<ClientConnection, UsageError> {
         if config.read_timeout.is_zero() {
             return Err(UsageError::InvalidConfig("read_timeout must be positive"));
@@ -96,6 +97,11 @@ impl ClientConnection {
         if config.max_message_len == 0 {
             return Err(UsageError::InvalidConfig(
                 "max_message_len must be positive",
+            ));
+        }
+        if config.compression.len() > crate::codec::MAX_COMPRESSION_ALGORITHMS {
+            return Err(UsageError::InvalidConfig(
+                "compression lists more algorithms than a server accepts (16)",
             ));
         }
         let decoder = StreamDecoder::new(

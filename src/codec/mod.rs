@@ -14,6 +14,8 @@ mod stream;
 
 pub use stream::{StreamDecoder, StreamEncoder};
 
+use crate::Message;
+use crate::error::UsageError;
 use crate::message::MessageKind;
 
 /// What a server accepts in one message from a client by default: 1 MiB,
@@ -34,6 +36,30 @@ pub const MAX_UPDATES_PER_MESSAGE: usize = 100_000;
 
 /// The most compression algorithms a hello may offer (there are two).
 pub(crate) const MAX_COMPRESSION_ALGORITHMS: usize = 16;
+
+/// Refuses a message that carries more than a decoder of this crate
+/// accepts, before encoding: the peer would drop the connection over it.
+/// Both format encoders call this, so the formats agree on what they send.
+pub(crate) fn check_peer_limits(message: &Message) -> Result<(), UsageError> {
+    let (what, count, max) = match message {
+        Message::Kvs(updates) => ("updates", updates.len(), MAX_UPDATES_PER_MESSAGE),
+        Message::ClientHello(hello) => (
+            "compression algorithms",
+            hello.supported_compression_algorithms.len(),
+            MAX_COMPRESSION_ALGORITHMS,
+        ),
+        _ => return Ok(()),
+    };
+    if count > max {
+        return Err(UsageError::OverPeerLimit {
+            message: message.kind(),
+            what,
+            count,
+            max,
+        });
+    }
+    Ok(())
+}
 
 /// The encoding of a byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,5 +119,52 @@ mod tests {
         );
         // A gob stream opens with a small message length.
         assert_eq!(WireFormat::detect(&[0x22, 0xff]), Some(WireFormat::Gob));
+    }
+
+    /// What a decoder would refuse, both encoders refuse to send, and say
+    /// what was over; at the limit both send it and it decodes.
+    #[test]
+    fn encoders_refuse_what_a_peer_would_refuse() {
+        use crate::message::{ClientHello, CompressionAlgorithm, SerializedUpdate};
+        let hello = |count: usize| {
+            Message::ClientHello(ClientHello {
+                supported_compression_algorithms: vec![CompressionAlgorithm::Snappy; count],
+                ..ClientHello::default()
+            })
+        };
+        let kvs = |count: usize| Message::Kvs(vec![SerializedUpdate::default(); count]);
+        for format in [WireFormat::Native, WireFormat::Gob] {
+            for (message, what, max) in [
+                (
+                    hello as fn(usize) -> Message,
+                    "compression algorithms",
+                    MAX_COMPRESSION_ALGORITHMS,
+                ),
+                (kvs, "updates", MAX_UPDATES_PER_MESSAGE),
+            ] {
+                let mut encoder = StreamEncoder::new(format, usize::MAX);
+                let mut out = bytes::BytesMut::new();
+                let over = message(max + 1);
+                assert_eq!(
+                    encoder.encode(&over, &mut out),
+                    Err(UsageError::OverPeerLimit {
+                        message: over.kind(),
+                        what,
+                        count: max + 1,
+                        max,
+                    }),
+                    "{format:?}"
+                );
+                assert!(out.is_empty(), "{format:?}: refused bytes were written");
+                let at_limit = message(max);
+                encoder.encode(&at_limit, &mut out).unwrap();
+                let mut decoder = StreamDecoder::new(format, usize::MAX, None);
+                assert_eq!(
+                    decoder.decode(&mut out).unwrap(),
+                    Some(at_limit),
+                    "{format:?}"
+                );
+            }
+        }
     }
 }

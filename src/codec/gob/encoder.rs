@@ -62,6 +62,7 @@ impl GobEncoder {
     /// Appends `message` (preceded by the type definitions on the first
     /// call) to `dst`. On error nothing is appended.
     pub fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), UsageError> {
+        crate::codec::check_peer_limits(message)?;
         self.scratch.clear();
         put_envelope(&mut self.scratch, message);
         let len = self.scratch.len();

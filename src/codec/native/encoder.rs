@@ -53,6 +53,7 @@ impl NativeEncoder {
     /// Appends `message` (preceded by the preamble on the first call) to
     /// `dst`. On error nothing is appended and the encoder is unchanged.
     pub fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), UsageError> {
+        crate::codec::check_peer_limits(message)?;
         self.scratch.clear();
         body::encode(message, &mut self.scratch);
         let len = self.scratch.len();
