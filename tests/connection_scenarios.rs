@@ -698,6 +698,17 @@ fn snapshot_misuse_is_a_usage_error() {
             "ping_interval must be positive"
         ))
     );
+    // So is a batch no client would accept.
+    assert!(matches!(
+        ServerConnection::new(
+            ServerConfig {
+                snapshot_batch_size: syncproto::codec::MAX_UPDATES_PER_MESSAGE + 1,
+                ..server_config()
+            },
+            now()
+        ),
+        Err(syncproto::UsageError::InvalidConfig(reason)) if reason.contains("snapshot_batch_size")
+    ));
     // A hello no server would accept is refused before it is sent.
     assert!(matches!(
         ClientConnection::new(

@@ -10,6 +10,7 @@ use super::generation::Generation;
 use super::log::{Change, ChangeLog};
 use super::subscription::Subscription;
 use super::{CacheConfig, CacheStats, Counters, Shape};
+use crate::codec::MAX_UPDATES_PER_MESSAGE;
 use crate::message::{SerializedUpdate, SyncStatus};
 
 /// The shared datastore a server fans out: see the [module docs](super).
@@ -197,10 +198,15 @@ impl SnapshotCache {
     }
 }
 
+/// Batch sizes out of range are clamped rather than refused: a batch of
+/// none could not be sent, and one over [`MAX_UPDATES_PER_MESSAGE`] no
+/// client would accept.
 fn shape(config: &CacheConfig) -> Shape {
     Shape {
-        batch_size: config.batch_size.max(1),
-        compressed_batch_size: config.compressed_batch_size.max(1),
+        batch_size: config.batch_size.clamp(1, MAX_UPDATES_PER_MESSAGE),
+        compressed_batch_size: config
+            .compressed_batch_size
+            .clamp(1, MAX_UPDATES_PER_MESSAGE),
         max_message_len: config.max_message_len,
     }
 }

@@ -75,8 +75,10 @@ pub const DEFAULT_NEW_CLIENT_GRACE: Duration = Duration::from_secs(300);
 pub struct CacheConfig {
     /// Updates per uncompressed snapshot message (upstream: 100), and the
     /// most log entries batched into one message for a lagging client.
+    /// Clamped to `1..=`[`MAX_UPDATES_PER_MESSAGE`](crate::codec::MAX_UPDATES_PER_MESSAGE).
     pub batch_size: usize,
     /// Updates per message in the compressed snapshot (upstream: 1000).
+    /// Clamped like `batch_size`.
     pub compressed_batch_size: usize,
     /// The largest message clients accept; batches stay under half of it.
     pub max_message_len: usize,

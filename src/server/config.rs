@@ -102,6 +102,7 @@ impl ServerConfig {
     /// ([`ServerConnection::new`](super::ServerConnection::new) does this
     /// too); drivers can check a template once, up front.
     pub fn validate(&self) -> Result<(), crate::error::UsageError> {
+        use crate::codec::MAX_UPDATES_PER_MESSAGE;
         use crate::error::UsageError::InvalidConfig;
         let checks = [
             (
@@ -120,6 +121,14 @@ impl ServerConfig {
             (
                 self.snapshot_batch_size == 0,
                 "snapshot_batch_size must be positive",
+            ),
+            (
+                self.snapshot_batch_size > MAX_UPDATES_PER_MESSAGE,
+                "snapshot_batch_size must be at most MAX_UPDATES_PER_MESSAGE (100 000)",
+            ),
+            (
+                self.compressed_snapshot_batch_size > MAX_UPDATES_PER_MESSAGE,
+                "compressed_snapshot_batch_size must be at most MAX_UPDATES_PER_MESSAGE (100 000)",
             ),
             (
                 self.max_client_message_len == 0,
