@@ -19,7 +19,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::io::{BoxedTransport, READ_CHUNK};
+use crate::io::{BoxedTransport, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 use crate::tls::PeerRequirement;
 
@@ -179,6 +179,15 @@ impl ServerHandle {
     /// Connections currently open.
     pub fn connection_count(&self) -> usize {
         self.shared.lock_connections().len()
+    }
+
+    /// Serves one connection over an in-memory transport, as the accept
+    /// loop would over a socket; returns why it ended. For tests of the
+    /// connection loop against transports that misbehave on purpose.
+    #[cfg(test)]
+    pub(crate) async fn serve_transport(&self, transport: BoxedTransport) -> String {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        serve_transport(&self.shared, id, transport, &Notify::new()).await
     }
 
     /// What the server has done so far.
@@ -347,6 +356,16 @@ async fn serve(shared: &Shared, id: u64, stream: TcpStream, close: &Notify) -> S
             Box::new(tls)
         }
     };
+    serve_transport(shared, id, transport, close).await
+}
+
+/// Runs the protocol over an established transport; returns why it ended.
+async fn serve_transport(
+    shared: &Shared,
+    id: u64,
+    transport: BoxedTransport,
+    close: &Notify,
+) -> String {
     let config = ServerConfig {
         connection_id: id,
         rng_seed: shared.options.config.rng_seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -380,6 +399,9 @@ async fn drive(
     let mut shutdown = shared.shutdown.subscribe();
     let mut buffer = vec![0u8; READ_CHUNK];
     let mut pending: Option<Bytes> = None;
+    // Written but perhaps held by the transport (TLS buffers encrypted
+    // output when the socket is full): flush before going quiet.
+    let mut needs_flush = false;
     let mut stalled_since: Option<Instant> = None;
     loop {
         while let Some(event) = machine.poll_event() {
@@ -408,20 +430,26 @@ async fn drive(
             let _ = timeout(LINGER, linger).await;
             return Ok(());
         }
-        if pending.is_some() && stalled_since.is_none() {
+        let writing = pending.is_some() || needs_flush;
+        if writing && stalled_since.is_none() {
             stalled_since = Some(Instant::now());
         }
         let deadline = machine.poll_timeout().map(Instant::from_std);
         let write_deadline = stalled_since.map(|since| since + shared.options.write_timeout);
         tokio::select! {
-            written = writer.write(pending.as_deref().unwrap_or_default()), if pending.is_some() => {
-                let written = written?;
+            progress = write_or_flush(&mut writer, pending.as_deref()), if writing => {
                 stalled_since = None;
-                if let Some(bytes) = pending.as_mut() {
-                    let _ = bytes.split_to(written.min(bytes.len()));
-                    if bytes.is_empty() {
-                        pending = None;
+                match progress? {
+                    Progress::Wrote(written) => {
+                        needs_flush = true;
+                        if let Some(bytes) = pending.as_mut() {
+                            let _ = bytes.split_to(written.min(bytes.len()));
+                            if bytes.is_empty() {
+                                pending = None;
+                            }
+                        }
                     }
+                    Progress::Flushed => needs_flush = false,
                 }
             }
             _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
