@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::io::{BoxedTransport, Progress, READ_CHUNK, write_or_flush};
+use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 
 /// How a [`Client`] connects.
@@ -187,7 +187,9 @@ impl Client {
             if let Some(event) = self.machine.poll_event() {
                 if matches!(event, ClientEvent::Closed(_)) {
                     self.finished = true;
-                    let _ = self.writer.shutdown().await;
+                    // On TLS this writes (close_notify, and anything held):
+                    // a server that stopped reading must not hold us here.
+                    let _ = timeout(LINGER, self.writer.shutdown()).await;
                 }
                 return Ok(Some(event));
             }

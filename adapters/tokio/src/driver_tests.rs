@@ -2,12 +2,15 @@
 //! purpose, to pin down what real sockets and TLS do only now and then.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
-use tokio::io::{BufWriter, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter, DuplexStream, ReadBuf};
 use tokio::time::timeout;
 
 use crate::io::BoxedTransport;
@@ -52,6 +55,93 @@ fn holding(stream: DuplexStream) -> BoxedTransport {
     Box::new(BufWriter::new(stream))
 }
 
+/// What a [`Faulty`] transport's writes do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Mode {
+    /// Writes go through.
+    #[default]
+    Works,
+    /// Writes, flushes and shutdowns never complete, as on a socket (or
+    /// TLS over one) whose peer stopped reading; reads go on.
+    Jammed,
+}
+
+/// The switch on a [`Faulty`] transport's writing side.
+#[derive(Debug, Default)]
+struct Fault {
+    mode: Mutex<Mode>,
+}
+
+impl Fault {
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+/// A transport whose writing side fails on demand.
+struct Faulty {
+    inner: DuplexStream,
+    fault: Arc<Fault>,
+}
+
+impl Faulty {
+    fn wrap(inner: DuplexStream) -> (BoxedTransport, Arc<Fault>) {
+        let fault = Arc::new(Fault::default());
+        let transport = Faulty {
+            inner,
+            fault: Arc::clone(&fault),
+        };
+        (Box::new(transport), fault)
+    }
+
+    /// What a write-side call does now: `None` to go through.
+    fn fault<T>(&self) -> Option<Poll<std::io::Result<T>>> {
+        match *self.fault.mode.lock().unwrap() {
+            Mode::Works => None,
+            // Never woken: nothing will ever change, as far as the caller
+            // can tell, so only its own timers get it going again.
+            Mode::Jammed => Some(Poll::Pending),
+        }
+    }
+}
+
+impl AsyncRead for Faulty {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Faulty {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.fault() {
+            Some(outcome) => outcome,
+            None => Pin::new(&mut self.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.fault() {
+            Some(outcome) => outcome,
+            None => Pin::new(&mut self.inner).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.fault() {
+            Some(outcome) => outcome,
+            None => Pin::new(&mut self.inner).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Reads until in sync; the client's view then.
 async fn sync(client: &mut Client) -> BTreeMap<syncproto::message::ByteString, bytes::Bytes> {
     let mut view = BTreeMap::new();
@@ -88,4 +178,43 @@ async fn both_sides_flush_what_the_transport_holds() {
         Client::over(holding(far), client_config(), &ClientOptions::default()).unwrap();
     let view = sync(&mut client).await;
     assert_eq!(view.len(), 50);
+}
+
+/// On TLS, shutting down writes; to a client that stopped reading that
+/// never completes, and must not hold the server's graceful shutdown.
+#[tokio::test]
+async fn a_server_shutdown_does_not_wait_for_a_jammed_socket() {
+    let handle = server(ServerOptions::default(), 50).await;
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let (transport, fault) = Faulty::wrap(near);
+    let serving = handle.clone();
+    let served = tokio::spawn(async move { serving.serve_transport(transport).await });
+    let mut client =
+        Client::over(Box::new(far), client_config(), &ClientOptions::default()).unwrap();
+    sync(&mut client).await;
+    fault.set(Mode::Jammed);
+    handle.shutdown();
+    let reason = timeout(HUNG, served)
+        .await
+        .expect("the connection outlived the shutdown")
+        .unwrap();
+    assert_eq!(reason, "closed locally");
+}
+
+/// The same for a client closing its connection.
+#[tokio::test]
+async fn a_client_close_does_not_wait_for_a_jammed_socket() {
+    let handle = server(ServerOptions::default(), 50).await;
+    let (near, far) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move { handle.serve_transport(Box::new(near)).await });
+    let (transport, fault) = Faulty::wrap(far);
+    let mut client = Client::over(transport, client_config(), &ClientOptions::default()).unwrap();
+    sync(&mut client).await;
+    fault.set(Mode::Jammed);
+    client.close();
+    let event = timeout(HUNG, client.next_event())
+        .await
+        .expect("closing waited for the jammed socket")
+        .unwrap();
+    assert!(matches!(event, Some(ClientEvent::Closed(_))), "{event:?}");
 }

@@ -1,5 +1,7 @@
 //! The byte transport both drivers run over: a TCP stream, plain or TLS.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Anything a connection can run over.
@@ -13,6 +15,12 @@ pub(crate) type BoxedTransport = Box<dyn Transport>;
 /// How much one read takes at most: enough for a large snapshot message in
 /// few reads, small enough per connection.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// How long a closing connection spends on each step of going away:
+/// shutting down its side (on TLS that flushes and sends close_notify,
+/// which needs a peer that reads), and waiting for the peer to close. A peer that stopped reading must not hold
+/// a closing connection, or a server's graceful shutdown, for longer.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// What one [`write_or_flush`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

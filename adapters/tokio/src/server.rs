@@ -19,7 +19,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::io::{BoxedTransport, Progress, READ_CHUNK, write_or_flush};
+use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 use crate::tls::PeerRequirement;
 
@@ -423,8 +423,11 @@ async fn drive(
             shared.lock_connections().remove(&id);
             // Close our side, then let the client's last writes (a pong in
             // flight) land before the socket goes, so that the client sees
-            // a clean end of stream rather than a reset.
-            let _ = writer.shutdown().await;
+            // a clean end of stream rather than a reset. Shutting down TLS
+            // writes (what it still holds, then close_notify): a client
+            // that stopped reading would hold it, and graceful shutdown,
+            // forever.
+            let _ = timeout(LINGER, writer.shutdown()).await;
             let linger =
                 async { while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {} };
             let _ = timeout(LINGER, linger).await;
@@ -468,9 +471,6 @@ async fn drive(
         }
     }
 }
-
-/// How long a closing connection waits for the client to close its side.
-const LINGER: Duration = Duration::from_secs(2);
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
