@@ -85,7 +85,39 @@ pub struct ServerStats {
     pub pongs: u64,
     /// Connections that ended, by reason (the `CloseReason`'s text, or the
     /// I/O error's).
+    ///
+    /// Reasons can quote the peer (its hello's strings, its certificate's
+    /// names), so the map is bounded whatever clients send: a reason is cut
+    /// to its first 200 characters (and marked with `…`), and once 63
+    /// distinct reasons are counted, connections ending for any new one are
+    /// counted under [`OTHER_CLOSE_REASONS`](Self::OTHER_CLOSE_REASONS):
+    /// at most 64 keys.
     pub closed: HashMap<String, u64>,
+}
+
+impl ServerStats {
+    /// The key in [`closed`](Self::closed) counting connections that ended
+    /// for reasons beyond the first 63 distinct ones.
+    pub const OTHER_CLOSE_REASONS: &'static str = "(other reasons)";
+}
+
+/// The longest close reason kept as a key, in characters.
+const MAX_CLOSE_REASON_CHARS: usize = 200;
+/// The most keys in [`ServerStats::closed`], the catch-all one included.
+const MAX_CLOSE_REASONS: usize = 64;
+
+/// Counts a connection that ended for `reason`, within the bounds
+/// [`ServerStats::closed`] documents.
+fn count_close(closed: &mut HashMap<String, u64>, mut reason: String) {
+    if let Some((cut, _)) = reason.char_indices().nth(MAX_CLOSE_REASON_CHARS) {
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    // One place is kept for the catch-all, so that it can always be added.
+    if !closed.contains_key(&reason) && closed.len() >= MAX_CLOSE_REASONS - 1 {
+        reason = ServerStats::OTHER_CLOSE_REASONS.to_owned();
+    }
+    *closed.entry(reason).or_default() += 1;
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +155,7 @@ impl Shared {
             .closed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *closed.entry(reason).or_default() += 1;
+        count_close(&mut closed, reason);
     }
 }
 
@@ -474,4 +506,35 @@ async fn drive(
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary() {
+        let mut closed = HashMap::new();
+        // Two bytes a character: a cut by bytes could split one.
+        count_close(&mut closed, format!("hello {}", "é".repeat(1 << 20)));
+        let (reason, count) = closed.iter().next().unwrap();
+        assert_eq!(*count, 1);
+        assert_eq!(reason.chars().count(), MAX_CLOSE_REASON_CHARS + 1);
+        assert!(reason.starts_with("hello éé") && reason.ends_with("é…"));
+    }
+
+    #[test]
+    fn close_reasons_beyond_the_limit_are_counted_together() {
+        let mut closed = HashMap::new();
+        for round in 0..2 {
+            for index in 0..100 {
+                count_close(&mut closed, format!("reason {index}"));
+            }
+            assert_eq!(closed.len(), MAX_CLOSE_REASONS, "round {round}");
+        }
+        assert_eq!(closed.values().sum::<u64>(), 200);
+        assert_eq!(closed["reason 0"], 2);
+        assert_eq!(closed["reason 62"], 2);
+        assert_eq!(closed[ServerStats::OTHER_CLOSE_REASONS], 2 * 37);
+    }
 }
