@@ -97,6 +97,8 @@ pub struct Client {
     /// acknowledgement the server waits for may never leave.
     needs_flush: bool,
     write_timeout: Duration,
+    /// Since when output has waited without any of it being taken.
+    stalled_since: Option<Instant>,
     bytes_read: u64,
     finished: bool,
     /// A write failed: the server is likely gone. What it sent before
@@ -173,6 +175,7 @@ impl Client {
             pending: VecDeque::new(),
             needs_flush: false,
             write_timeout: options.write_timeout,
+            stalled_since: None,
             bytes_read: 0,
             finished: false,
             write_error: None,
@@ -200,11 +203,20 @@ impl Client {
                 .extend(std::iter::from_fn(|| self.machine.poll_transmit()));
             let deadline = self.machine.poll_timeout().map(Instant::from_std);
             let writing = !self.pending.is_empty() || self.needs_flush;
-            let write_deadline = Instant::now() + self.write_timeout;
+            // Measured from the last progress, not from this pass: passes
+            // come as often as the server sends, and a write stuck behind
+            // a steady stream of pings would otherwise never time out.
+            self.stalled_since = match (writing, self.stalled_since) {
+                (false, _) => None,
+                (true, None) => Some(Instant::now()),
+                (true, since) => since,
+            };
+            let write_deadline = self.stalled_since.map(|since| since + self.write_timeout);
             tokio::select! {
                 progress = write_or_flush(&mut self.writer, self.pending.front().map(|b| &b[..])), if writing => {
                     match progress {
                         Ok(Progress::Wrote(written)) => {
+                            self.stalled_since = None;
                             self.needs_flush = true;
                             if let Some(front) = self.pending.front_mut() {
                                 let _ = front.split_to(written.min(front.len()));
@@ -213,14 +225,17 @@ impl Client {
                                 }
                             }
                         }
-                        Ok(Progress::Flushed) => self.needs_flush = false,
+                        Ok(Progress::Flushed) => {
+                            self.stalled_since = None;
+                            self.needs_flush = false;
+                        }
                         Err(error) => {
                             self.write_error = Some(error);
                             continue;
                         }
                     }
                 }
-                _ = sleep_until(write_deadline), if writing => {
+                _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
                     return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress"));
                 }
                 read = self.reader.read(&mut self.buffer) => match read.map_err(|error| self.write_error.take().unwrap_or(error))? {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
+use syncproto::server::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, BufWriter, DuplexStream, ReadBuf};
 use tokio::time::timeout;
 
@@ -18,6 +19,20 @@ use crate::{Client, ClientOptions, Server, ServerHandle, ServerOptions};
 
 /// A bound on a hung test, not a measure of speed.
 const HUNG: Duration = Duration::from_secs(60);
+
+/// Options for a server that pings every few milliseconds and never gives
+/// up on a pong, so that a client always has something to read.
+fn chatty() -> ServerOptions {
+    ServerOptions {
+        config: ServerConfig {
+            ping_interval: Duration::from_millis(20),
+            ping_jitter: Duration::from_millis(2),
+            pong_timeout: Duration::from_secs(3600),
+            ..ServerConfig::default()
+        },
+        ..ServerOptions::default()
+    }
+}
 
 /// A server (not accepting: connections are handed to it directly) whose
 /// datastore holds `keys` keys, in sync.
@@ -217,4 +232,35 @@ async fn a_client_close_does_not_wait_for_a_jammed_socket() {
         .expect("closing waited for the jammed socket")
         .unwrap();
     assert!(matches!(event, Some(ClientEvent::Closed(_))), "{event:?}");
+}
+
+/// A write stuck while pings keep arriving still times out: the timeout
+/// counts from the last progress, not from the last read.
+#[tokio::test]
+async fn a_client_write_times_out_while_reads_go_on() {
+    let handle = server(chatty(), 50).await;
+    let (near, far) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move { handle.serve_transport(Box::new(near)).await });
+    let (transport, fault) = Faulty::wrap(far);
+    let options = ClientOptions {
+        write_timeout: Duration::from_millis(300),
+        ..ClientOptions::default()
+    };
+    let mut client = Client::over(transport, client_config(), &options).unwrap();
+    sync(&mut client).await;
+    // The next pong cannot go out; the pings keep coming in.
+    fault.set(Mode::Jammed);
+    let error = timeout(HUNG, async {
+        loop {
+            match client.next_event().await {
+                Ok(Some(ClientEvent::Closed(reason))) => panic!("closed: {reason}"),
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("client finished"),
+                Err(error) => return error,
+            }
+        }
+    })
+    .await
+    .expect("the stuck write never timed out");
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
 }
