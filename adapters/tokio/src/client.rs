@@ -202,7 +202,13 @@ impl Client {
             self.pending
                 .extend(std::iter::from_fn(|| self.machine.poll_transmit()));
             let deadline = self.machine.poll_timeout().map(Instant::from_std);
-            let writing = !self.pending.is_empty() || self.needs_flush;
+            // After a write failed, writing again would fail at once, round
+            // and round: only read on, for what the server said last.
+            if self.write_error.is_some() {
+                self.pending.clear();
+            }
+            let writing =
+                self.write_error.is_none() && (!self.pending.is_empty() || self.needs_flush);
             // Measured from the last progress, not from this pass: passes
             // come as often as the server sends, and a write stuck behind
             // a steady stream of pings would otherwise never time out.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -79,19 +80,32 @@ enum Mode {
     /// Writes, flushes and shutdowns never complete, as on a socket (or
     /// TLS over one) whose peer stopped reading; reads go on.
     Jammed,
+    /// Writes, flushes and shutdowns fail, as after the peer reset the
+    /// connection; reads go on.
+    Broken,
 }
 
 /// The switch on a [`Faulty`] transport's writing side.
 #[derive(Debug, Default)]
 struct Fault {
     mode: Mutex<Mode>,
+    /// Writes and flushes tried while broken.
+    failed: AtomicUsize,
 }
 
 impl Fault {
     fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
     }
+
+    fn failed(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
 }
+
+/// How many failed writes a [`Mode::Broken`] transport returns before it
+/// hangs instead.
+const RETRIES_BEFORE_HANGING: usize = 100;
 
 /// A transport whose writing side fails on demand.
 struct Faulty {
@@ -109,6 +123,14 @@ impl Faulty {
         (Box::new(transport), fault)
     }
 
+    /// Counts a write or flush that is about to fail. (A shutdown is not
+    /// counted: a client tries one as it finishes, whatever happened.)
+    fn count_failure(&self) {
+        if *self.fault.mode.lock().unwrap() == Mode::Broken {
+            self.fault.failed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// What a write-side call does now: `None` to go through.
     fn fault<T>(&self) -> Option<Poll<std::io::Result<T>>> {
         match *self.fault.mode.lock().unwrap() {
@@ -116,6 +138,11 @@ impl Faulty {
             // Never woken: nothing will ever change, as far as the caller
             // can tell, so only its own timers get it going again.
             Mode::Jammed => Some(Poll::Pending),
+            // Past a few failures, hang instead: a caller that retries
+            // without end would otherwise spin the test's only thread
+            // forever, where this way the count it left says what it did.
+            Mode::Broken if self.fault.failed() > RETRIES_BEFORE_HANGING => Some(Poll::Pending),
+            Mode::Broken => Some(Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))),
         }
     }
 }
@@ -136,6 +163,7 @@ impl AsyncWrite for Faulty {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        self.count_failure();
         match self.fault() {
             Some(outcome) => outcome,
             None => Pin::new(&mut self.inner).poll_write(cx, buf),
@@ -143,6 +171,7 @@ impl AsyncWrite for Faulty {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.count_failure();
         match self.fault() {
             Some(outcome) => outcome,
             None => Pin::new(&mut self.inner).poll_flush(cx),
@@ -263,4 +292,39 @@ async fn a_client_write_times_out_while_reads_go_on() {
     .await
     .expect("the stuck write never timed out");
     assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+}
+
+/// After a write fails the client reads on (the server may have said why
+/// it went), but does not try to write again: that would fail at once,
+/// round and round.
+#[tokio::test]
+async fn a_client_does_not_retry_a_failed_write() {
+    let handle = server(chatty(), 50).await;
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let serving = handle.clone();
+    tokio::spawn(async move { serving.serve_transport(Box::new(near)).await });
+    let (transport, fault) = Faulty::wrap(far);
+    let mut client = Client::over(transport, client_config(), &ClientOptions::default()).unwrap();
+    sync(&mut client).await;
+    // The next pong fails.
+    fault.set(Mode::Broken);
+    timeout(HUNG, async {
+        while fault.failed() == 0 {
+            // Pings come as no event: give up waiting for one now and then
+            // to look (reading again is harmless).
+            let _ = timeout(Duration::from_millis(50), client.next_event()).await;
+        }
+    })
+    .await
+    .expect("no pong was tried");
+    // The server goes; its end of stream ends the client.
+    handle.shutdown();
+    timeout(HUNG, async {
+        while let Ok(Some(event)) = client.next_event().await {
+            assert!(!matches!(event, ClientEvent::Updates(_)), "{event:?}");
+        }
+    })
+    .await
+    .expect("the client did not see the server go");
+    assert_eq!(fault.failed(), 1);
 }
