@@ -435,6 +435,11 @@ async fn drive(
     // output when the socket is full): flush before going quiet.
     let mut needs_flush = false;
     let mut stalled_since: Option<Instant> = None;
+    // After end of stream a read returns at once, every time: stop asking.
+    let mut read_open = true;
+    // Once the machine is closed, how long the message in flight (if any)
+    // may take to finish, so that the client sees it whole.
+    let mut closing_deadline: Option<Instant> = None;
     loop {
         while let Some(event) = machine.poll_event() {
             let counter = match event {
@@ -448,6 +453,14 @@ async fn drive(
             // Take one message at a time: the machine produces the next
             // only when this one has gone, so nothing piles up here.
             pending = machine.poll_transmit();
+        }
+        if machine.is_closed() {
+            let give_up = *closing_deadline.get_or_insert_with(|| Instant::now() + LINGER);
+            if Instant::now() >= give_up {
+                // A client that will not take the rest cannot hold the
+                // connection open: it sees the message cut short instead.
+                pending = None;
+            }
         }
         if machine.is_closed() && pending.is_none() {
             // No longer a live connection (for the limit), even while it
@@ -469,7 +482,7 @@ async fn drive(
         if writing && stalled_since.is_none() {
             stalled_since = Some(Instant::now());
         }
-        let deadline = machine.poll_timeout().map(Instant::from_std);
+        let deadline = closing_deadline.or_else(|| machine.poll_timeout().map(Instant::from_std));
         let write_deadline = stalled_since.map(|since| since + shared.options.write_timeout);
         tokio::select! {
             progress = write_or_flush(&mut writer, pending.as_deref()), if writing => {
@@ -490,8 +503,11 @@ async fn drive(
             _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading"));
             }
-            read = reader.read(&mut buffer) => match read? {
-                0 => machine.handle_eof(now()),
+            read = reader.read(&mut buffer), if read_open => match read? {
+                0 => {
+                    read_open = false;
+                    machine.handle_eof(now());
+                }
                 n => machine.handle_input(now(), &buffer[..n]),
             },
             _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
