@@ -328,3 +328,41 @@ async fn a_client_does_not_retry_a_failed_write() {
     .expect("the client did not see the server go");
     assert_eq!(fault.failed(), 1);
 }
+
+/// A server connection whose message is stuck in a jammed transport when
+/// it closes (here: the client goes, so reads end) gives that message
+/// LINGER to finish rather than the whole write timeout, and stops reading
+/// the ended stream meanwhile.
+#[tokio::test]
+async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
+    let options = ServerOptions {
+        write_timeout: Duration::from_secs(3600),
+        ..ServerOptions::default()
+    };
+    let handle = server(options, 50).await;
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let (transport, fault) = Faulty::wrap(near);
+    let serving = handle.clone();
+    let served = tokio::spawn(async move { serving.serve_transport(transport).await });
+    let mut client =
+        Client::over(Box::new(far), client_config(), &ClientOptions::default()).unwrap();
+    sync(&mut client).await;
+    fault.set(Mode::Jammed);
+    // A change the server starts sending, and cannot finish.
+    handle.cache().apply(
+        std::time::Instant::now(),
+        [SerializedUpdate::upsert(
+            "/calico/v1/config/Late",
+            "1",
+            "99",
+        )],
+    );
+    handle.notify();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(client);
+    let reason = timeout(HUNG, served)
+        .await
+        .expect("the connection waited on its jammed write")
+        .unwrap();
+    assert_eq!(reason, "peer closed the connection");
+}
