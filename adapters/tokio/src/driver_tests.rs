@@ -366,3 +366,38 @@ async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
         .unwrap();
     assert_eq!(reason, "peer closed the connection");
 }
+
+/// Configuration mistakes fail the bind, before any client connects.
+#[tokio::test]
+async fn bind_refuses_an_unusable_configuration() {
+    let small_limit = ServerOptions {
+        config: ServerConfig {
+            max_server_message_len: 1 << 20,
+            ..ServerConfig::default()
+        },
+        ..ServerOptions::default()
+    };
+    let large_batches = SnapshotCache::new(CacheConfig {
+        max_message_len: 2 << 20,
+        ..CacheConfig::default()
+    });
+    let error = Server::bind("127.0.0.1:0", large_batches, small_limit)
+        .await
+        .err()
+        .expect("a cache batching past the connection limit was accepted");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("max_message_len"), "{error}");
+    let no_pings = ServerOptions {
+        config: ServerConfig {
+            ping_interval: Duration::ZERO,
+            ..ServerConfig::default()
+        },
+        ..ServerOptions::default()
+    };
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let error = Server::bind("127.0.0.1:0", cache, no_pings)
+        .await
+        .err()
+        .expect("a zero ping interval was accepted");
+    assert!(error.to_string().contains("ping_interval"), "{error}");
+}

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use syncproto::CloseReason;
 use syncproto::fanout::{ApplyOutcome, SnapshotCache};
 use syncproto::message::{SerializedUpdate, SyncStatus};
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
+use syncproto::{CloseReason, UsageError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
@@ -257,11 +257,24 @@ impl fmt::Debug for Server {
 
 impl Server {
     /// Binds `address`; nothing is accepted until [`run`](Self::run).
+    ///
+    /// Fails with [`std::io::ErrorKind::InvalidInput`] if `options.config`
+    /// does not validate, or if the cache batches messages larger than
+    /// `max_server_message_len` allows.
     pub async fn bind(
         address: impl ToSocketAddrs,
         cache: SnapshotCache,
         options: ServerOptions,
     ) -> std::io::Result<Server> {
+        // Fail at start-up, not on each accept, if the template is unusable
+        // or the cache batches for a larger limit than connections allow.
+        let invalid = |error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+        options.config.validate().map_err(invalid)?;
+        if cache.config().max_message_len > options.config.max_server_message_len {
+            return Err(invalid(UsageError::InvalidConfig(
+                "the cache's max_message_len is above the server's max_server_message_len",
+            )));
+        }
         let listener = TcpListener::bind(address).await?;
         Ok(Server {
             listener,
