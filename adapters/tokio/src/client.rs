@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::io::{BoxedTransport, READ_CHUNK};
+use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 
 /// How a [`Client`] connects.
@@ -92,7 +92,13 @@ pub struct Client {
     machine: ClientConnection,
     buffer: Box<[u8]>,
     pending: VecDeque<Bytes>,
+    /// Written but perhaps held by the transport (TLS buffers encrypted
+    /// output when the socket is full): flush before going quiet, or an
+    /// acknowledgement the server waits for may never leave.
+    needs_flush: bool,
     write_timeout: Duration,
+    /// Since when output has waited without any of it being taken.
+    stalled_since: Option<Instant>,
     bytes_read: u64,
     finished: bool,
     /// A write failed: the server is likely gone. What it sent before
@@ -148,6 +154,17 @@ impl Client {
                 address: address.to_owned(),
                 after: options.connect_timeout,
             })??;
+        Client::over(transport, config, &options)
+    }
+
+    /// Starts the protocol over an established transport: what
+    /// [`connect`](Self::connect) does once the transport is up (and what
+    /// tests do with in-memory transports).
+    pub(crate) fn over(
+        transport: BoxedTransport,
+        config: ClientConfig,
+        options: &ClientOptions,
+    ) -> Result<Client, ConnectError> {
         let machine = ClientConnection::new(config, now())?;
         let (reader, writer) = tokio::io::split(transport);
         Ok(Client {
@@ -156,7 +173,9 @@ impl Client {
             machine,
             buffer: vec![0; READ_CHUNK].into_boxed_slice(),
             pending: VecDeque::new(),
+            needs_flush: false,
             write_timeout: options.write_timeout,
+            stalled_since: None,
             bytes_read: 0,
             finished: false,
             write_error: None,
@@ -171,7 +190,9 @@ impl Client {
             if let Some(event) = self.machine.poll_event() {
                 if matches!(event, ClientEvent::Closed(_)) {
                     self.finished = true;
-                    let _ = self.writer.shutdown().await;
+                    // On TLS this writes (close_notify, and anything held):
+                    // a server that stopped reading must not hold us here.
+                    let _ = timeout(LINGER, self.writer.shutdown()).await;
                 }
                 return Ok(Some(event));
             }
@@ -181,24 +202,46 @@ impl Client {
             self.pending
                 .extend(std::iter::from_fn(|| self.machine.poll_transmit()));
             let deadline = self.machine.poll_timeout().map(Instant::from_std);
-            let write_deadline = Instant::now() + self.write_timeout;
+            // After a write failed, writing again would fail at once, round
+            // and round: only read on, for what the server said last.
+            if self.write_error.is_some() {
+                self.pending.clear();
+            }
+            let writing =
+                self.write_error.is_none() && (!self.pending.is_empty() || self.needs_flush);
+            // Measured from the last progress, not from this pass: passes
+            // come as often as the server sends, and a write stuck behind
+            // a steady stream of pings would otherwise never time out.
+            self.stalled_since = match (writing, self.stalled_since) {
+                (false, _) => None,
+                (true, None) => Some(Instant::now()),
+                (true, since) => since,
+            };
+            let write_deadline = self.stalled_since.map(|since| since + self.write_timeout);
             tokio::select! {
-                written = self.writer.write(self.pending.front().map_or(&[][..], |b| &b[..])), if !self.pending.is_empty() => {
-                    let written = match written {
-                        Ok(written) => written,
+                progress = write_or_flush(&mut self.writer, self.pending.front().map(|b| &b[..])), if writing => {
+                    match progress {
+                        Ok(Progress::Wrote(written)) => {
+                            self.stalled_since = None;
+                            self.needs_flush = true;
+                            if let Some(front) = self.pending.front_mut() {
+                                let _ = front.split_to(written.min(front.len()));
+                                if front.is_empty() {
+                                    self.pending.pop_front();
+                                }
+                            }
+                        }
+                        Ok(Progress::Flushed) => {
+                            self.stalled_since = None;
+                            self.needs_flush = false;
+                        }
                         Err(error) => {
                             self.write_error = Some(error);
                             continue;
                         }
-                    };
-                    if let Some(front) = self.pending.front_mut() {
-                        let _ = front.split_to(written.min(front.len()));
-                        if front.is_empty() {
-                            self.pending.pop_front();
-                        }
                     }
                 }
-                _ = sleep_until(write_deadline), if !self.pending.is_empty() => {
+                _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
                     return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress"));
                 }
                 read = self.reader.read(&mut self.buffer) => match read.map_err(|error| self.write_error.take().unwrap_or(error))? {

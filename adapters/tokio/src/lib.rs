@@ -20,6 +20,8 @@
 #![forbid(unsafe_code)]
 
 mod client;
+#[cfg(test)]
+mod driver_tests;
 mod io;
 mod reconnect;
 mod server;

@@ -9,17 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use syncproto::CloseReason;
 use syncproto::fanout::{ApplyOutcome, SnapshotCache};
 use syncproto::message::{SerializedUpdate, SyncStatus};
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
+use syncproto::{CloseReason, UsageError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::io::{BoxedTransport, READ_CHUNK};
+use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 use crate::tls::PeerRequirement;
 
@@ -85,7 +85,39 @@ pub struct ServerStats {
     pub pongs: u64,
     /// Connections that ended, by reason (the `CloseReason`'s text, or the
     /// I/O error's).
+    ///
+    /// Reasons can quote the peer (its hello's strings, its certificate's
+    /// names), so the map is bounded whatever clients send: a reason is cut
+    /// to its first 200 characters (and marked with `…`), and once 63
+    /// distinct reasons are counted, connections ending for any new one are
+    /// counted under [`OTHER_CLOSE_REASONS`](Self::OTHER_CLOSE_REASONS):
+    /// at most 64 keys.
     pub closed: HashMap<String, u64>,
+}
+
+impl ServerStats {
+    /// The key in [`closed`](Self::closed) counting connections that ended
+    /// for reasons beyond the first 63 distinct ones.
+    pub const OTHER_CLOSE_REASONS: &'static str = "(other reasons)";
+}
+
+/// The longest close reason kept as a key, in characters.
+const MAX_CLOSE_REASON_CHARS: usize = 200;
+/// The most keys in [`ServerStats::closed`], the catch-all one included.
+const MAX_CLOSE_REASONS: usize = 64;
+
+/// Counts a connection that ended for `reason`, within the bounds
+/// [`ServerStats::closed`] documents.
+fn count_close(closed: &mut HashMap<String, u64>, mut reason: String) {
+    if let Some((cut, _)) = reason.char_indices().nth(MAX_CLOSE_REASON_CHARS) {
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    // One place is kept for the catch-all, so that it can always be added.
+    if !closed.contains_key(&reason) && closed.len() >= MAX_CLOSE_REASONS - 1 {
+        reason = ServerStats::OTHER_CLOSE_REASONS.to_owned();
+    }
+    *closed.entry(reason).or_default() += 1;
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +155,7 @@ impl Shared {
             .closed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *closed.entry(reason).or_default() += 1;
+        count_close(&mut closed, reason);
     }
 }
 
@@ -181,6 +213,15 @@ impl ServerHandle {
         self.shared.lock_connections().len()
     }
 
+    /// Serves one connection over an in-memory transport, as the accept
+    /// loop would over a socket; returns why it ended. For tests of the
+    /// connection loop against transports that misbehave on purpose.
+    #[cfg(test)]
+    pub(crate) async fn serve_transport(&self, transport: BoxedTransport) -> String {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        serve_transport(&self.shared, id, transport, &Notify::new()).await
+    }
+
     /// What the server has done so far.
     pub fn stats(&self) -> ServerStats {
         let counters = &self.shared.counters;
@@ -216,11 +257,24 @@ impl fmt::Debug for Server {
 
 impl Server {
     /// Binds `address`; nothing is accepted until [`run`](Self::run).
+    ///
+    /// Fails with [`std::io::ErrorKind::InvalidInput`] if `options.config`
+    /// does not validate, or if the cache batches messages larger than
+    /// `max_server_message_len` allows.
     pub async fn bind(
         address: impl ToSocketAddrs,
         cache: SnapshotCache,
         options: ServerOptions,
     ) -> std::io::Result<Server> {
+        // Fail at start-up, not on each accept, if the template is unusable
+        // or the cache batches for a larger limit than connections allow.
+        let invalid = |error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+        options.config.validate().map_err(invalid)?;
+        if cache.config().max_message_len > options.config.max_server_message_len {
+            return Err(invalid(UsageError::InvalidConfig(
+                "the cache's max_message_len is above the server's max_server_message_len",
+            )));
+        }
         let listener = TcpListener::bind(address).await?;
         Ok(Server {
             listener,
@@ -347,6 +401,16 @@ async fn serve(shared: &Shared, id: u64, stream: TcpStream, close: &Notify) -> S
             Box::new(tls)
         }
     };
+    serve_transport(shared, id, transport, close).await
+}
+
+/// Runs the protocol over an established transport; returns why it ended.
+async fn serve_transport(
+    shared: &Shared,
+    id: u64,
+    transport: BoxedTransport,
+    close: &Notify,
+) -> String {
     let config = ServerConfig {
         connection_id: id,
         rng_seed: shared.options.config.rng_seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -380,7 +444,15 @@ async fn drive(
     let mut shutdown = shared.shutdown.subscribe();
     let mut buffer = vec![0u8; READ_CHUNK];
     let mut pending: Option<Bytes> = None;
+    // Written but perhaps held by the transport (TLS buffers encrypted
+    // output when the socket is full): flush before going quiet.
+    let mut needs_flush = false;
     let mut stalled_since: Option<Instant> = None;
+    // After end of stream a read returns at once, every time: stop asking.
+    let mut read_open = true;
+    // Once the machine is closed, how long the message in flight (if any)
+    // may take to finish, so that the client sees it whole.
+    let mut closing_deadline: Option<Instant> = None;
     loop {
         while let Some(event) = machine.poll_event() {
             let counter = match event {
@@ -395,40 +467,60 @@ async fn drive(
             // only when this one has gone, so nothing piles up here.
             pending = machine.poll_transmit();
         }
+        if machine.is_closed() {
+            let give_up = *closing_deadline.get_or_insert_with(|| Instant::now() + LINGER);
+            if Instant::now() >= give_up {
+                // A client that will not take the rest cannot hold the
+                // connection open: it sees the message cut short instead.
+                pending = None;
+            }
+        }
         if machine.is_closed() && pending.is_none() {
             // No longer a live connection (for the limit), even while it
             // lingers below.
             shared.lock_connections().remove(&id);
             // Close our side, then let the client's last writes (a pong in
             // flight) land before the socket goes, so that the client sees
-            // a clean end of stream rather than a reset.
-            let _ = writer.shutdown().await;
+            // a clean end of stream rather than a reset. Shutting down TLS
+            // writes (what it still holds, then close_notify): a client
+            // that stopped reading would hold it, and graceful shutdown,
+            // forever.
+            let _ = timeout(LINGER, writer.shutdown()).await;
             let linger =
                 async { while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {} };
             let _ = timeout(LINGER, linger).await;
             return Ok(());
         }
-        if pending.is_some() && stalled_since.is_none() {
+        let writing = pending.is_some() || needs_flush;
+        if writing && stalled_since.is_none() {
             stalled_since = Some(Instant::now());
         }
-        let deadline = machine.poll_timeout().map(Instant::from_std);
+        let deadline = closing_deadline.or_else(|| machine.poll_timeout().map(Instant::from_std));
         let write_deadline = stalled_since.map(|since| since + shared.options.write_timeout);
         tokio::select! {
-            written = writer.write(pending.as_deref().unwrap_or_default()), if pending.is_some() => {
-                let written = written?;
+            progress = write_or_flush(&mut writer, pending.as_deref()), if writing => {
                 stalled_since = None;
-                if let Some(bytes) = pending.as_mut() {
-                    let _ = bytes.split_to(written.min(bytes.len()));
-                    if bytes.is_empty() {
-                        pending = None;
+                match progress? {
+                    Progress::Wrote(written) => {
+                        needs_flush = true;
+                        if let Some(bytes) = pending.as_mut() {
+                            let _ = bytes.split_to(written.min(bytes.len()));
+                            if bytes.is_empty() {
+                                pending = None;
+                            }
+                        }
                     }
+                    Progress::Flushed => needs_flush = false,
                 }
             }
             _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading"));
             }
-            read = reader.read(&mut buffer) => match read? {
-                0 => machine.handle_eof(now()),
+            read = reader.read(&mut buffer), if read_open => match read? {
+                0 => {
+                    read_open = false;
+                    machine.handle_eof(now());
+                }
                 n => machine.handle_input(now(), &buffer[..n]),
             },
             _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
@@ -441,9 +533,37 @@ async fn drive(
     }
 }
 
-/// How long a closing connection waits for the client to close its side.
-const LINGER: Duration = Duration::from_secs(2);
-
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary() {
+        let mut closed = HashMap::new();
+        // Two bytes a character: a cut by bytes could split one.
+        count_close(&mut closed, format!("hello {}", "é".repeat(1 << 20)));
+        let (reason, count) = closed.iter().next().unwrap();
+        assert_eq!(*count, 1);
+        assert_eq!(reason.chars().count(), MAX_CLOSE_REASON_CHARS + 1);
+        assert!(reason.starts_with("hello éé") && reason.ends_with("é…"));
+    }
+
+    #[test]
+    fn close_reasons_beyond_the_limit_are_counted_together() {
+        let mut closed = HashMap::new();
+        for round in 0..2 {
+            for index in 0..100 {
+                count_close(&mut closed, format!("reason {index}"));
+            }
+            assert_eq!(closed.len(), MAX_CLOSE_REASONS, "round {round}");
+        }
+        assert_eq!(closed.values().sum::<u64>(), 200);
+        assert_eq!(closed["reason 0"], 2);
+        assert_eq!(closed["reason 62"], 2);
+        assert_eq!(closed[ServerStats::OTHER_CLOSE_REASONS], 2 * 37);
+    }
 }

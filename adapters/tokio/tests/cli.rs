@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use syncproto::message::{Revision, SerializedUpdate};
 use syncproto::records::update_to_line;
@@ -168,6 +169,52 @@ fn serve_reports_a_malformed_line_with_its_number() {
     assert_eq!(output.status.code(), Some(3));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
+}
+
+/// `serve --follow` waits for a line to be finished before reading it,
+/// also at startup, and a bad appended line ends the server with the input
+/// error's exit status, naming the line.
+#[test]
+fn serve_follow_stops_with_status_3_at_a_bad_appended_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("follow.jsonl");
+    // The second line is still being written when the server starts.
+    std::fs::write(
+        &path,
+        "{\"key\":\"/calico/v1/Ready\",\"value\":\"true\"}\n{\"key\":",
+    )
+    .unwrap();
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--follow", "--snapshot"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut server = Running(child);
+    let started = lines.next().expect("serve exited").unwrap();
+    assert!(started.contains("1 keys"), "{started}");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(b"\"/calico/v1/config/A\",\"value\":\"1\"}\nnot json\n")
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve kept running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(status.code(), Some(3), "{stderr:?}");
+    assert!(
+        stderr.iter().any(|line| line.contains("follow.jsonl:3:")),
+        "{stderr:?}"
+    );
 }
 
 #[test]

@@ -13,12 +13,12 @@ use bytes::Bytes;
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
-use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
+use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::server::ServerConfig;
 use syncproto::{CloseReason, synthetic};
 use syncproto_tokio::{
     Backoff, Client, ClientOptions, ReconnectingClient, Server, ServerHandle, ServerOptions,
-    SyncEvent,
+    ServerStats, SyncEvent,
 };
 use tokio::time::timeout;
 
@@ -308,4 +308,43 @@ async fn connecting_to_a_closed_port_is_a_clear_error() {
         error,
         syncproto_tokio::ConnectError::Connect { .. }
     ));
+}
+
+/// Close reasons quote what clients send (here an unknown syncer's name);
+/// however many and however long, the server's count of them stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_reasons_from_clients_are_counted_in_bounded_space() {
+    let (address, handle, _task) = start(ServerOptions::default(), 10).await;
+    let clients = 80;
+    for index in 0..clients {
+        let config = ClientConfig {
+            syncer_type: SyncerType::Other(format!("{index}-{}", "x".repeat(10_000))),
+            ..client_config(WireFormat::Native, false)
+        };
+        let mut client = Client::connect(&address, config, ClientOptions::default())
+            .await
+            .unwrap();
+        timeout(LIMIT, async {
+            while let Ok(Some(event)) = client.next_event().await {
+                assert!(!matches!(event, ClientEvent::Updates(_)), "served");
+            }
+        })
+        .await
+        .expect("the server kept a refused client");
+    }
+    // Counted once each connection's task is over.
+    let closed = timeout(LIMIT, async {
+        loop {
+            let closed = handle.stats().closed;
+            if closed.values().sum::<u64>() == clients {
+                return closed;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("not every connection was counted");
+    assert_eq!(closed.len(), 64);
+    assert!(closed.keys().all(|reason| reason.chars().count() <= 201));
+    assert_eq!(closed[ServerStats::OTHER_CLOSE_REASONS], clients - 63);
 }

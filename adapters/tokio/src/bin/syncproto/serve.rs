@@ -48,7 +48,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let text = tokio::fs::read(&args.snapshot)
         .await
         .map_err(|error| Failure::input(format!("{}: {error}", args.snapshot.display())))?;
-    let (records, _) = parse_records(&args.snapshot, &text, 1, false)?;
+    // When following, a last line without its newline may still be being
+    // written: leave it for the follower, as it would any later line.
+    let (records, consumed) = parse_records(&args.snapshot, &text, 1, args.follow)?;
     let cache = SnapshotCache::new(CacheConfig::default());
     let loaded = records.len();
     let set_status = apply(&cache, records);
@@ -79,17 +81,21 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         handle.cache().stats().keys,
         args.snapshot.display()
     ));
-    if args.follow {
+    let follower = args.follow.then(|| {
         let handle = handle.clone();
         let path = args.snapshot.clone();
-        let lines = text.iter().filter(|byte| **byte == b'\n').count() + 1;
+        let next_line = text[..consumed]
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count()
+            + 1;
         tokio::spawn(async move {
-            if let Err(failure) = follow(&path, text.len() as u64, lines, &handle).await {
-                failure.report();
-                handle.shutdown();
-            }
-        });
-    }
+            let followed = follow(&path, consumed as u64, next_line, &handle).await;
+            // A bad line stops the server; the failure is its exit status.
+            handle.shutdown();
+            followed
+        })
+    });
     let stopper = handle.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -97,10 +103,18 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             stopper.shutdown();
         }
     });
-    server
+    let served = server
         .run()
         .await
-        .map_err(|error| Failure::runtime(format!("server failed: {error}")))
+        .map_err(|error| Failure::runtime(format!("server failed: {error}")));
+    if let Some(follower) = follower {
+        // Aborting a follower that already failed keeps its result.
+        follower.abort();
+        if let Ok(Err(failure)) = follower.await {
+            return Err(failure);
+        }
+    }
+    served
 }
 
 /// Parses the lines of `text` (numbering from `first_line`); with
