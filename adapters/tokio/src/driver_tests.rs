@@ -383,8 +383,7 @@ async fn bind_refuses_an_unusable_configuration() {
     });
     let error = Server::bind("127.0.0.1:0", large_batches, small_limit)
         .await
-        .err()
-        .expect("a cache batching past the connection limit was accepted");
+        .expect_err("a cache batching past the connection limit was accepted");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("max_message_len"), "{error}");
     let no_pings = ServerOptions {
@@ -397,7 +396,6 @@ async fn bind_refuses_an_unusable_configuration() {
     let cache = SnapshotCache::new(CacheConfig::default());
     let error = Server::bind("127.0.0.1:0", cache, no_pings)
         .await
-        .err()
-        .expect("a zero ping interval was accepted");
+        .expect_err("a zero ping interval was accepted");
     assert!(error.to_string().contains("ping_interval"), "{error}");
 }
