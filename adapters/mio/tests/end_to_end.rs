@@ -232,6 +232,31 @@ fn same_thread_server_and_single_client() {
     );
 }
 
+/// Configuration mistakes fail the bind, before any client connects.
+#[test]
+fn bind_refuses_an_unusable_configuration() {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let large_batches = SnapshotCache::new(CacheConfig {
+        max_message_len: 2 << 20,
+        ..CacheConfig::default()
+    });
+    let small_limit = ServerConfig {
+        max_server_message_len: 1 << 20,
+        ..ServerConfig::default()
+    };
+    let error = Server::bind(addr, large_batches, small_limit)
+        .expect_err("a cache batching past the connection limit was accepted");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("max_message_len"), "{error}");
+    let no_pings = ServerConfig {
+        ping_interval: Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    let error = Server::bind(addr, SnapshotCache::new(CacheConfig::default()), no_pings)
+        .expect_err("a zero ping interval was accepted");
+    assert!(error.to_string().contains("ping_interval"), "{error}");
+}
+
 #[test]
 fn a_refused_connection_is_reported_on_the_client() {
     // Bind then drop a listener: its port is (almost certainly) closed.
