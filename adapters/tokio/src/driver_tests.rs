@@ -13,6 +13,7 @@ use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
 use syncproto::server::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, BufWriter, DuplexStream, ReadBuf};
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use crate::io::BoxedTransport;
@@ -209,6 +210,23 @@ async fn sync(client: &mut Client) -> BTreeMap<syncproto::message::ByteString, b
     view
 }
 
+/// A server of 50 keys serving one connection whose server-side transport
+/// fails on demand, and an in-sync client on it; the server's task returns
+/// why the connection ended.
+async fn synced_over_faulty_server(
+    options: ServerOptions,
+) -> (ServerHandle, JoinHandle<String>, Client, Arc<Fault>) {
+    let handle = server(options, 50).await;
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let (transport, fault) = Faulty::wrap(near);
+    let serving = handle.clone();
+    let served = tokio::spawn(async move { serving.serve_transport(transport).await });
+    let mut client =
+        Client::over(Box::new(far), client_config(), &ClientOptions::default()).unwrap();
+    sync(&mut client).await;
+    (handle, served, client, fault)
+}
+
 /// Each side goes quiet while it waits for the other (the server for an
 /// acknowledgement, the client for the next message), so each must flush
 /// what it wrote or both wait forever.
@@ -228,14 +246,8 @@ async fn both_sides_flush_what_the_transport_holds() {
 /// never completes, and must not hold the server's graceful shutdown.
 #[tokio::test]
 async fn a_server_shutdown_does_not_wait_for_a_jammed_socket() {
-    let handle = server(ServerOptions::default(), 50).await;
-    let (near, far) = tokio::io::duplex(1 << 20);
-    let (transport, fault) = Faulty::wrap(near);
-    let serving = handle.clone();
-    let served = tokio::spawn(async move { serving.serve_transport(transport).await });
-    let mut client =
-        Client::over(Box::new(far), client_config(), &ClientOptions::default()).unwrap();
-    sync(&mut client).await;
+    let (handle, served, _client, fault) =
+        synced_over_faulty_server(ServerOptions::default()).await;
     fault.set(Mode::Jammed);
     handle.shutdown();
     let reason = timeout(HUNG, served)
@@ -339,14 +351,7 @@ async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
         write_timeout: Duration::from_secs(3600),
         ..ServerOptions::default()
     };
-    let handle = server(options, 50).await;
-    let (near, far) = tokio::io::duplex(1 << 20);
-    let (transport, fault) = Faulty::wrap(near);
-    let serving = handle.clone();
-    let served = tokio::spawn(async move { serving.serve_transport(transport).await });
-    let mut client =
-        Client::over(Box::new(far), client_config(), &ClientOptions::default()).unwrap();
-    sync(&mut client).await;
+    let (handle, served, client, fault) = synced_over_faulty_server(options).await;
     fault.set(Mode::Jammed);
     // A change the server starts sending, and cannot finish.
     handle.cache().apply(
