@@ -123,6 +123,10 @@ mod tests {
 
     /// What a decoder would refuse, both encoders refuse to send, and say
     /// what was over; at the limit both send it and it decodes.
+    ///
+    /// Regression (fuzz target `differential`, in CI's smoke run): a
+    /// `ClientHello` offering 17 algorithms encoded, then failed to decode
+    /// (`fuzz/corpus/differential/regression-seventeen-algorithms`).
     #[test]
     fn encoders_refuse_what_a_peer_would_refuse() {
         use crate::message::{ClientHello, CompressionAlgorithm, SerializedUpdate};
