@@ -17,9 +17,10 @@ pub(crate) type BoxedTransport = Box<dyn Transport>;
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// How long a closing connection spends on each step of going away:
-/// shutting down its side (on TLS that flushes and sends close_notify,
-/// which needs a peer that reads), and waiting for the peer to close. A peer that stopped reading must not hold
-/// a closing connection, or a server's graceful shutdown, for longer.
+/// finishing the message in flight (server), shutting down its side (on
+/// TLS that flushes and sends close_notify, which needs a peer that reads),
+/// and waiting for the peer to close. A peer that stopped reading must not
+/// hold a closing connection, or a server's graceful shutdown, for longer.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// What one [`write_or_flush`] achieved.
