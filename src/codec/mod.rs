@@ -126,7 +126,7 @@ mod tests {
     ///
     /// Regression (fuzz target `differential`, in CI's smoke run): a
     /// `ClientHello` offering 17 algorithms encoded, then failed to decode
-    /// (`fuzz/corpus/differential/regression-seventeen-algorithms`).
+    /// (`fuzz/regressions/differential/`).
     #[test]
     fn encoders_refuse_what_a_peer_would_refuse() {
         use crate::message::{ClientHello, CompressionAlgorithm, SerializedUpdate};
