@@ -1,4 +1,4 @@
-//! Wire formats: how [`Message`](crate::Message)s become bytes and back.
+//! Wire formats: how [`Message`]s become bytes and back.
 //!
 //! Two encodings of the same messages exist: Go's gob (what upstream Typha
 //! and Felix speak) and this crate's [`native`] postcard format. A server
