@@ -27,7 +27,9 @@ pub(crate) struct Args {
     /// The JSON-lines file holding the datastore.
     #[arg(long)]
     snapshot: PathBuf,
-    /// Keep reading lines appended to the file and serve them as updates.
+    /// Keep reading lines appended to the file and serve them as updates
+    /// (each once its newline is written); a malformed one stops the
+    /// server with exit status 3.
     #[arg(long)]
     follow: bool,
     /// Which wire format to accept: auto tells gob and native clients apart.
