@@ -250,8 +250,11 @@ impl StreamEncoder {
         }
     }
 
-    /// Appends `message` to `dst` (compressed, when the stream is). On
-    /// error nothing is appended.
+    /// Appends `message` to `dst` (compressed, when the stream is). Fails
+    /// when the message is more than a peer accepts: over the frame limit
+    /// ([`UsageError::FrameTooLarge`]) or carrying too many updates or
+    /// compression algorithms ([`UsageError::OverPeerLimit`]). On error
+    /// nothing is appended.
     pub fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), UsageError> {
         self.write(dst, |encoder, target| match encoder {
             FormatEncoder::Native(encoder) => encoder.encode(message, target),
