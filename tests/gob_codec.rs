@@ -384,20 +384,27 @@ fn a_value_may_not_continue_into_the_next_message_without_a_definition() {
     );
 }
 
-#[test]
-fn a_value_split_by_too_many_definitions_is_refused() {
+/// An `Ack` value cut after its interface name: its first message ends
+/// with a type definition, each of the next `more` messages holds one more
+/// definition, and the last message carries the rest of the value.
+fn ack_split_by_definitions(more: i64) -> BytesMut {
     let (body, name_end) = ack_value_body();
     let mut stream = BytesMut::new();
     GobEncoder::for_server().start_stream(&mut stream);
-    // The value's first message ends with a definition, and each of the
-    // next 32 holds one more: the value would span 34 messages.
     let mut first = body[..name_end].to_vec();
     first.extend(slice_of_string_definition(200));
     put_message(&mut stream, &first);
-    for id in 201..233 {
+    for id in 201..201 + more {
         put_message(&mut stream, &slice_of_string_definition(id));
     }
     put_message(&mut stream, &body[name_end..]);
+    stream
+}
+
+#[test]
+fn a_value_split_by_too_many_definitions_is_refused() {
+    // The value would span 34 messages.
+    let mut stream = ack_split_by_definitions(32);
     let mut decoder = GobDecoder::new(GobLimits::default());
     assert!(matches!(
         first_error(&mut decoder, &mut stream),
@@ -411,15 +418,10 @@ fn a_value_split_by_too_many_definitions_is_refused() {
 
 #[test]
 fn a_value_split_by_a_few_definitions_decodes() {
-    let (body, name_end) = ack_value_body();
-    let mut stream = BytesMut::new();
-    GobEncoder::for_server().start_stream(&mut stream);
-    let mut first = body[..name_end].to_vec();
-    first.extend(slice_of_string_definition(200));
-    put_message(&mut stream, &first);
-    put_message(&mut stream, &slice_of_string_definition(201));
-    put_message(&mut stream, &body[name_end..]);
-    assert_eq!(decode_all(stream), Ok(vec![Message::Ack]));
+    assert_eq!(
+        decode_all(ack_split_by_definitions(1)),
+        Ok(vec![Message::Ack])
+    );
 }
 
 #[test]

@@ -12,11 +12,11 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::harness::{Clock, Link, Pair};
-use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
+use common::harness::{Clock, Link, Pair, client_config};
+use syncproto::client::{ClientConnection, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
-use syncproto::message::{CompressionAlgorithm, MessageKind, SerializedUpdate, SyncStatus};
+use syncproto::message::{MessageKind, SerializedUpdate, SyncStatus};
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
 use syncproto::{CloseReason, Now, UsageError};
 
@@ -26,19 +26,6 @@ const FORMATS: [(WireFormat, bool); 4] = [
     (WireFormat::Gob, false),
     (WireFormat::Gob, true),
 ];
-
-fn client_config(format: WireFormat, compressed: bool) -> ClientConfig {
-    ClientConfig {
-        wire_format: format,
-        compression: if compressed {
-            vec![CompressionAlgorithm::Snappy]
-        } else {
-            Vec::new()
-        },
-        key_parser: None,
-        ..ClientConfig::default()
-    }
-}
 
 /// What a client speaking `format` sends first: its hello.
 fn client_hello(format: WireFormat, compressed: bool, now: Now) -> Vec<u8> {

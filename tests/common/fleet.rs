@@ -7,13 +7,13 @@ use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use syncproto::CloseReason;
-use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
+use syncproto::client::{ClientConnection, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::SnapshotCache;
-use syncproto::message::{CompressionAlgorithm, SyncStatus};
+use syncproto::message::SyncStatus;
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
 
-use super::harness::Clock;
+use super::harness::{Clock, client_config};
 
 pub struct Member {
     pub client: ClientConnection,
@@ -54,20 +54,8 @@ impl Fleet {
     /// side follows the cache from the moment it is accepted.
     pub fn join(&mut self, format: WireFormat, compressed: bool) -> usize {
         let now = self.clock.now();
-        let client = ClientConnection::new(
-            ClientConfig {
-                wire_format: format,
-                compression: if compressed {
-                    vec![CompressionAlgorithm::Snappy]
-                } else {
-                    Vec::new()
-                },
-                key_parser: None,
-                ..ClientConfig::default()
-            },
-            now,
-        )
-        .expect("client config");
+        let client =
+            ClientConnection::new(client_config(format, compressed), now).expect("client config");
         let mut server =
             ServerConnection::new(self.server_config.clone(), now).expect("server config");
         server

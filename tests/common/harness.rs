@@ -9,7 +9,8 @@ use syncproto::message::ByteString;
 use bytes::Bytes;
 use syncproto::Now;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
-use syncproto::message::Timestamp;
+use syncproto::codec::WireFormat;
+use syncproto::message::{CompressionAlgorithm, Timestamp};
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
 
 /// A virtual clock: monotonic and wall time advance together.
@@ -274,6 +275,21 @@ impl Pair {
 }
 
 /// A client's view of the datastore, built by applying `Updates` events.
+/// A client of `format`, offering snappy when `compressed`, that keeps
+/// every key (no key parser): what the fleet and limit tests connect.
+pub fn client_config(format: WireFormat, compressed: bool) -> ClientConfig {
+    ClientConfig {
+        wire_format: format,
+        compression: if compressed {
+            vec![CompressionAlgorithm::Snappy]
+        } else {
+            Vec::new()
+        },
+        key_parser: None,
+        ..ClientConfig::default()
+    }
+}
+
 pub fn apply_updates(
     view: &mut std::collections::BTreeMap<ByteString, Bytes>,
     events: &[ClientEvent],
