@@ -4,6 +4,7 @@ package main
 // connection, answering pings and restarting the decoder when told to.
 
 import (
+	"encoding/base64"
 	"encoding/gob"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net"
 	"time"
+	"unicode/utf8"
 
 	"syncproto/interop/go/syncproto"
 )
@@ -24,6 +26,9 @@ type clientConfig struct {
 	pongTimestamp bool
 	readTimeout   time.Duration
 	dialTimeout   time.Duration
+	reportKey     string
+	writeBackRV   bool
+	events        io.Writer // --report-key lines go here (nil: nowhere)
 }
 
 const (
@@ -44,6 +49,8 @@ func clientMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.pongTimestamp, "pong-timestamp", false, "set PongTimestamp to the current time (upstream leaves it zero)")
 	fs.DurationVar(&cfg.readTimeout, "read-timeout", 30*time.Second, "fail if the server sends nothing for this long")
 	fs.DurationVar(&cfg.dialTimeout, "dial-timeout", 10*time.Second, "connect timeout")
+	fs.StringVar(&cfg.reportKey, "report-key", "", "print an event line whenever an update for this key arrives")
+	fs.BoolVar(&cfg.writeBackRV, "write-back-resource-versions", false, "in --state-out, write V3ResourceVersion back into /calico/resources/v3/ values, as Felix does (new layout)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -51,6 +58,7 @@ func clientMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "go-peer client: --connect ADDR is required and no positional arguments are taken")
 		return exitUsage
 	}
+	cfg.events = stdout
 	summary, state, err := runClient(cfg)
 	if err != nil {
 		return failJSON(stdout, err)
@@ -64,6 +72,8 @@ func clientMain(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// runClient follows one connection to EOF and returns the summary and the
+// state to write (with --write-back-resource-versions applied).
 func runClient(cfg clientConfig) (ordered, datastore, error) {
 	conn, err := net.DialTimeout("tcp", cfg.connect, cfg.dialTimeout)
 	if err != nil {
@@ -133,7 +143,7 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 	}
 
 	state := datastore{}
-	kvs, pings, restarts := 0, 0, 0
+	kvs, pings, restarts, pingsReceived, pongsSent := 0, 0, 0, 0, 0
 	statuses := []string{}
 	for {
 		msg, err := read()
@@ -147,11 +157,15 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 		case syncproto.MsgKVs:
 			for _, u := range m.KVs {
 				state.apply(u)
+				if cfg.reportKey != "" && u.Key == cfg.reportKey && cfg.events != nil {
+					reportKey(cfg.events, &u)
+				}
 			}
 			kvs += len(m.KVs)
 		case syncproto.MsgSyncStatus:
 			statuses = append(statuses, statusName(m.SyncStatus))
 		case syncproto.MsgPing:
+			pingsReceived++
 			pong := syncproto.MsgPong{PingTimestamp: m.Timestamp}
 			if cfg.pongTimestamp {
 				pong.PongTimestamp = time.Now()
@@ -159,6 +173,7 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 			if err := send(pong); err != nil {
 				return nil, nil, err
 			}
+			pongsSent++
 			pings++
 		case syncproto.MsgServerHello:
 			return nil, nil, errors.New("unexpected second ServerHello")
@@ -190,6 +205,9 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 			restarts++
 		}
 	}
+	if cfg.writeBackRV {
+		writeBackResourceVersions(state)
+	}
 	shJSON, _ := messageJSON(serverHello)
 	return ordered{
 		{"ok", true},
@@ -199,5 +217,25 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 		{"statuses", statuses},
 		{"pings_answered", pings},
 		{"restarts", restarts},
+		{"pings_received", pingsReceived},
+		{"pongs_sent", pongsSent},
 	}, state, nil
+}
+
+// reportKey prints {"event":"key","key":...,"value":<text or null>} (the
+// value as "value_base64" when it is not UTF-8), at once.
+func reportKey(w io.Writer, u *syncproto.SerializedUpdate) {
+	o := ordered{{"event", "key"}, {"key", u.Key}}
+	switch {
+	case len(u.Value) == 0:
+		o = append(o, field{"value", nil})
+	case utf8.Valid(u.Value):
+		o = append(o, field{"value", string(u.Value)})
+	default:
+		o = append(o, field{"value_base64", base64.StdEncoding.EncodeToString(u.Value)})
+	}
+	printJSON(w, o)
+	if f, ok := w.(interface{ Sync() error }); ok {
+		_ = f.Sync()
+	}
 }

@@ -9,9 +9,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sort"
 	"strings"
@@ -84,7 +86,7 @@ func TestOtherLayoutClient(t *testing.T) {
 	peer := buildPeer(t, otherLayout())
 	dir := t.TempDir()
 	snapPath, updPath := writeTestData(t, dir, 1200)
-	data, err := loadServerData(snapPath, updPath)
+	data, err := loadServerData(snapPath, updPath, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,5 +213,122 @@ func TestGoldenVectorsDecode(t *testing.T) {
 		if err := checkVector(bin, msgs); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// The other layout's client binary against this layout's hub: a v3.2.5
+// hello has no SupportsModernPolicyKeys, so the new hub must allow legacy
+// clients to serve it.
+func TestOtherLayoutClientOnHub(t *testing.T) {
+	peer := buildPeer(t, otherLayout())
+	cfg := testHubConfig()
+	cfg.compress = true
+	cfg.allowLegacy = true
+	cfg.stateOut = filepath.Join(t.TempDir(), "hub-state.jsonl")
+	h := startHub(t, cfg)
+	h.send(`{"key":"/calico/v1/a","value":"1","v3_resource_version":"3"}`, `{"status":"in-sync"}`, `{"cmd":"flush"}`)
+	h.sync(1)
+	statePath := filepath.Join(t.TempDir(), "client-state.jsonl")
+	cmd := exec.Command(peer, "client", "--connect", h.addr, "--compress", "--state-out", statePath,
+		"--report-key", "/calico/v1/z")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	h.waitFor("event", "streaming")
+	h.send(`{"key":"/calico/v1/z","value":"sentinel"}`, `{"cmd":"flush"}`)
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != `{"event":"key","key":"/calico/v1/z","value":"sentinel"}` {
+		t.Fatalf("first client line %q", sc.Text())
+	}
+	conns, code := h.finish()
+	if !sc.Scan() {
+		t.Fatal("no client summary")
+	}
+	summary := sc.Text()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("client: %v\n%s", err, summary)
+	}
+	if code != exitOK || len(conns) != 1 || conns[0]["end"] != "finished" || conns[0]["compressed"] != false {
+		t.Errorf("hub: exit %d, %v", code, conns)
+	}
+	got, _ := os.ReadFile(statePath)
+	want, _ := os.ReadFile(cfg.stateOut)
+	if g, w := stateLines(t, got, true), stateLines(t, want, true); !jsonEqual(g, w) {
+		t.Errorf("client state %s, hub %s", got, want)
+	}
+}
+
+// The other layout's hub binary, driven over stdin, against this layout's
+// client.
+func TestOtherLayoutHub(t *testing.T) {
+	peer := buildPeer(t, otherLayout())
+	hubState := filepath.Join(t.TempDir(), "hub-state.jsonl")
+	cmd := exec.Command(peer, "hub", "--compress", "--allow-legacy-clients", "--ping-interval", "5ms",
+		"--events", "--state-out", hubState)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "LISTENING ") {
+		t.Fatalf("first line %q", sc.Text())
+	}
+	addr := strings.TrimPrefix(sc.Text(), "LISTENING ")
+	waitFor := func(prefix string) string {
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), prefix) {
+				return sc.Text()
+			}
+		}
+		t.Fatalf("no line starting %s", prefix)
+		return ""
+	}
+	io.WriteString(stdin, `{"key":"/calico/v1/a","value":"1"}`+"\n"+`{"status":"resync"}`+"\n"+`{"cmd":"flush"}`+"\n")
+	done := startClient(clientConfig{connect: addr, syncer: "felix", compress: true, hostname: "cross"})
+	waitFor(`{"event":"streaming"`)
+	io.WriteString(stdin, `{"key":"/calico/v1/b","value":"2"}`+"\n"+`{"status":"in-sync"}`+"\n"+`{"cmd":"flush"}`+"\n")
+	io.WriteString(stdin, `{"cmd":"sync","id":1}`+"\n")
+	waitFor(`{"synced":1}`)
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(stdin, `{"cmd":"finish"}`+"\n")
+	summary := waitFor(`{"ok":`)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("hub: %v\n%s", err, summary)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("client: %v", res.err)
+	}
+	var ss struct {
+		OK          bool                     `json:"ok"`
+		Connections []map[string]interface{} `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(summary), &ss); err != nil || !ss.OK || len(ss.Connections) != 1 {
+		t.Fatalf("hub summary %s (%v)", summary, err)
+	}
+	c := ss.Connections[0]
+	if c["end"] != "finished" || c["compressed"] != false || c["hostname"] != "cross" || c["kvs_sent"] != float64(2) ||
+		c["pongs_matched"] != c["pings_sent"] {
+		t.Errorf("connection %v", c)
+	}
+	want, _ := os.ReadFile(hubState)
+	if g, w := stateLines(t, stateBytes(t, res.state), true), stateLines(t, want, true); !jsonEqual(g, w) {
+		t.Errorf("client state differs from the hub's")
+	}
+	if got := res.summary.get("statuses"); !reflect.DeepEqual(got, []string{"resync", "in-sync"}) {
+		t.Errorf("statuses %v", got)
 	}
 }

@@ -128,7 +128,7 @@ func stateBytes(t *testing.T, d datastore) []byte {
 func TestLoopback(t *testing.T) {
 	dir := t.TempDir()
 	snapPath, updPath := writeTestData(t, dir, 2600)
-	data, err := loadServerData(snapPath, updPath)
+	data, err := loadServerData(snapPath, updPath, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestLoopback(t *testing.T) {
 }
 
 func TestLoopbackEmptySnapshot(t *testing.T) {
-	data, err := loadServerData("", "")
+	data, err := loadServerData("", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestLoopbackEmptySnapshot(t *testing.T) {
 }
 
 func TestServerRejectsNonHello(t *testing.T) {
-	data, _ := loadServerData("", "")
+	data, _ := loadServerData("", "", false)
 	addr, done := startServer(t, testServerConfig(), data)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -234,7 +234,7 @@ func TestServerRejectsNonHello(t *testing.T) {
 }
 
 func TestServerRejectsBadPong(t *testing.T) {
-	data, _ := loadServerData("", "")
+	data, _ := loadServerData("", "", false)
 	addr, done := startServer(t, testServerConfig(), data)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

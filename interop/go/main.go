@@ -20,6 +20,7 @@ const usage = `usage: go-peer <mode> [flags]
 
 modes:
   server   serve a snapshot (and updates) to exactly one client
+  hub      serve any number of clients from a store fed over stdin (a Typha stand-in)
   client   connect, follow the stream to EOF, report what arrived
   golden   write golden vectors (raw gob streams + JSON descriptions)
   decode   decode a captured server->client stream
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return serverMain(args[1:], stdout, stderr)
+	case "hub":
+		return hubMain(args[1:], os.Stdin, stdout, stderr)
 	case "client":
 		return clientMain(args[1:], stdout, stderr)
 	case "golden":

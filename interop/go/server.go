@@ -5,7 +5,6 @@ package main
 // ping throughout, check every pong, then close and report.
 
 import (
-	"bytes"
 	"encoding/gob"
 	"errors"
 	"flag"
@@ -34,14 +33,12 @@ type serverConfig struct {
 	acceptTimeout    time.Duration
 	handshakeTimeout time.Duration
 	writeTimeout     time.Duration
+	moveRV           bool
 }
 
 const (
-	serverVersion      = "go-peer"
-	serverConnID       = 42
-	compressedBatchMax = 1000
-	restartEnableMsg   = "enable compression: snappy;send binary snapshot"
-	restartEndMsg      = "End of compressed snapshot."
+	serverVersion = "go-peer"
+	serverConnID  = 42
 )
 
 func serverMain(args []string, stdout, stderr io.Writer) int {
@@ -61,6 +58,7 @@ func serverMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.acceptTimeout, "accept-timeout", 60*time.Second, "give up if no client connects in this time (0 = wait forever)")
 	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for the ClientHello")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 30*time.Second, "deadline for each write to the client")
+	fs.BoolVar(&cfg.moveRV, "move-resource-versions", false, "move metadata.resourceVersion of /calico/resources/v3/ values into V3ResourceVersion, as upstream (new layout)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -78,7 +76,7 @@ func serverMain(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.snapBatch = compressedBatchMax
 
-	data, err := loadServerData(cfg.snapshotPath, cfg.updatesPath)
+	data, err := loadServerData(cfg.snapshotPath, cfg.updatesPath, cfg.moveRV)
 	if err != nil {
 		return failJSON(stdout, err)
 	}
@@ -110,7 +108,9 @@ type serverData struct {
 	final    datastore
 }
 
-func loadServerData(snapshotPath, updatesPath string) (*serverData, error) {
+// loadServerData reads the files; moveRV applies moveResourceVersions to
+// every record as loaded.
+func loadServerData(snapshotPath, updatesPath string, moveRV bool) (*serverData, error) {
 	d := &serverData{final: datastore{}}
 	if snapshotPath != "" {
 		lines, err := readRecordsFile(snapshotPath, false)
@@ -119,6 +119,9 @@ func loadServerData(snapshotPath, updatesPath string) (*serverData, error) {
 		}
 		byKey := map[string]syncproto.SerializedUpdate{}
 		for _, l := range lines {
+			if moveRV {
+				moveResourceVersions(l.update)
+			}
 			byKey[l.update.Key] = *l.update // a later line for the same key wins
 		}
 		for _, u := range byKey {
@@ -137,6 +140,9 @@ func loadServerData(snapshotPath, updatesPath string) (*serverData, error) {
 		d.updates = lines
 		for _, l := range lines {
 			if l.update != nil {
+				if moveRV {
+					moveResourceVersions(l.update)
+				}
 				d.final.apply(*l.update)
 			}
 		}
@@ -154,11 +160,10 @@ type serverConn struct {
 	cfg  serverConfig
 	conn net.Conn
 
-	// writeMu serialises writers (main goroutine and pinger) and guards the
-	// current encoder, which is replaced at each decoder restart.
+	// writeMu serialises writers (main goroutine and pinger) and guards w,
+	// whose encoder is replaced at the switch to snappy.
 	writeMu sync.Mutex
-	enc     *gob.Encoder
-	flush   func() error
+	w       *msgWriter
 
 	// stateMu guards what the reader goroutine shares.
 	stateMu      sync.Mutex
@@ -196,14 +201,8 @@ func (s *serverConn) failure(err error) error {
 // sendLocked encodes one message through the current encoder; the caller
 // holds writeMu.
 func (s *serverConn) sendLocked(msg interface{}) error {
-	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout)); err != nil {
+	if err := s.w.send(msg); err != nil {
 		return s.failure(err)
-	}
-	if err := s.enc.Encode(&syncproto.Envelope{Message: msg}); err != nil {
-		return s.failure(fmt.Errorf("sending %T: %w", msg, err))
-	}
-	if err := s.flush(); err != nil {
-		return s.failure(fmt.Errorf("flushing %T: %w", msg, err))
 	}
 	return nil
 }
@@ -345,8 +344,7 @@ func runServer(cfg serverConfig, ln net.Listener, data *serverData) (ordered, er
 	s := &serverConn{
 		cfg:        cfg,
 		conn:       conn,
-		enc:        gob.NewEncoder(conn),
-		flush:      func() error { return nil },
+		w:          newMsgWriter(conn, cfg.writeTimeout),
 		helloC:     make(chan syncproto.MsgClientHello, 1),
 		ackC:       make(chan struct{}, 2),
 		failed:     make(chan struct{}),
@@ -537,51 +535,10 @@ func (s *serverConn) serve(data *serverData) (ordered, error) {
 // compressionDanceLocked switches the connection to snappy and sends the
 // snapshot as a compressed blob; the caller holds writeMu.
 func (s *serverConn) compressionDanceLocked(snapshot []syncproto.SerializedUpdate) error {
-	restart, _ := syncproto.NewDecoderRestart(restartEnableMsg, syncproto.CompressionSnappy)
-	s.expectACK()
-	if err := s.sendLocked(restart); err != nil {
-		return err
-	}
-	if err := s.waitACK("for the first DecoderRestart"); err != nil {
-		return err
-	}
-	blob := compressedSnapshot(snapshot, s.cfg.snapBatch, s.cfg.plainChunks)
-	s.expectACK()
-	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout)); err != nil {
+	err := snappyDance(s.w, func() []syncproto.SerializedUpdate { return snapshot },
+		s.cfg.snapBatch, s.cfg.plainChunks, s.expectACK, s.waitACK)
+	if err != nil {
 		return s.failure(err)
 	}
-	if _, err := s.conn.Write(blob); err != nil {
-		return s.failure(fmt.Errorf("writing the compressed snapshot: %w", err))
-	}
-	if err := s.waitACK("for the end of the compressed snapshot"); err != nil {
-		return err
-	}
-	sw := newSnappyWriter(s.conn, s.cfg.plainChunks)
-	s.enc = gob.NewEncoder(sw)
-	s.flush = sw.Flush
 	return nil
-}
-
-// compressedSnapshot is the shared snapshot blob: a fresh snappy stream
-// holding a fresh gob stream of KVs batches, ending with a DecoderRestart.
-func compressedSnapshot(snapshot []syncproto.SerializedUpdate, batch int, plainChunks bool) []byte {
-	var buf bytes.Buffer
-	sw := newSnappyWriter(&buf, plainChunks)
-	enc := gob.NewEncoder(sw)
-	must := func(err error) {
-		if err != nil {
-			panic(err) // writing to memory cannot fail
-		}
-	}
-	for i := 0; i < len(snapshot); i += batch {
-		end := i + batch
-		if end > len(snapshot) {
-			end = len(snapshot)
-		}
-		must(enc.Encode(&syncproto.Envelope{Message: syncproto.MsgKVs{KVs: snapshot[i:end]}}))
-	}
-	restart, _ := syncproto.NewDecoderRestart(restartEndMsg, syncproto.CompressionSnappy)
-	must(enc.Encode(&syncproto.Envelope{Message: restart}))
-	must(sw.Flush())
-	return buf.Bytes()
 }

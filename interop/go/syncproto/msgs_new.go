@@ -16,6 +16,9 @@ const LayoutName = "new"
 // SupportsCompression is true when this layout has the decoder-restart dance.
 const SupportsCompression = true
 
+// HasV3ResourceVersion is true when SerializedUpdate has V3ResourceVersion.
+const HasV3ResourceVersion = true
+
 type MsgClientHello struct {
 	Hostname string
 	Info     string
@@ -114,6 +117,10 @@ func ClientWantsSnappy(h MsgClientHello) bool {
 	}
 	return false
 }
+
+// LacksModernPolicyKeys reports a client that did not set
+// SupportsModernPolicyKeys (upstream Typha refuses it).
+func LacksModernPolicyKeys(h MsgClientHello) bool { return !h.SupportsModernPolicyKeys }
 
 // NewServerHello builds the server's answer.
 func NewServerHello(version string, syncer SyncerType, connID uint64) MsgServerHello {

@@ -16,6 +16,9 @@ const LayoutName = "v325"
 // SupportsCompression is true when this layout has the decoder-restart dance.
 const SupportsCompression = false
 
+// HasV3ResourceVersion is true when SerializedUpdate has V3ResourceVersion.
+const HasV3ResourceVersion = false
+
 type MsgClientHello struct {
 	Hostname string
 	Info     string
@@ -63,6 +66,10 @@ func RequestedSyncer(h MsgClientHello) SyncerType { return "" }
 
 // ClientWantsSnappy reports whether the client can take the snappy dance.
 func ClientWantsSnappy(h MsgClientHello) bool { return false }
+
+// LacksModernPolicyKeys reports a client that did not set
+// SupportsModernPolicyKeys; v3.2.5 has no such field, so never.
+func LacksModernPolicyKeys(h MsgClientHello) bool { return false }
 
 // NewServerHello builds the server's answer.
 func NewServerHello(version string, syncer SyncerType, connID uint64) MsgServerHello {
