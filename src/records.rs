@@ -10,7 +10,10 @@
 //! ```
 //!
 //! - `key` is required. `value` is UTF-8 text or `null` (a deletion);
-//!   `value_base64` carries a value that is not UTF-8 (never both).
+//!   `value_base64` carries a value that is not UTF-8 (never both). An
+//!   empty value is a deletion too, and is read as `null`: gob cannot carry
+//!   one, so no client of a server could hold it (see
+//!   [`SerializedUpdate`](crate::message::SerializedUpdate)).
 //! - `revision` is absent for none; a JSON string is a Go `string`, a JSON
 //!   integer an `int64`, and `{"go_type":…,"text":…}` any Go basic type,
 //!   the text in Go's `%v` form.
@@ -130,11 +133,12 @@ pub fn parse_line(line: &str) -> Result<Option<Record>, RecordError> {
     };
     Ok(Some(Record::Update(SerializedUpdate {
         key: key.into(),
-        // A deletion carries no value, whatever the line says.
+        // A deletion carries no value, whatever the line says; an empty
+        // value is a deletion.
         value: if update_type == UpdateType::Deleted {
             None
         } else {
-            value
+            value.filter(|value| !value.is_empty())
         },
         revision: raw.revision.map_or(Ok(Revision::Nil), revision_from_json)?,
         v3_resource_version: raw.v3_resource_version.unwrap_or_default().into(),
@@ -236,7 +240,7 @@ pub fn revision_to_json(revision: &Revision) -> Option<Value> {
 pub fn update_to_line(update: &SerializedUpdate, with_type: bool) -> String {
     let mut object = Map::new();
     object.insert("key".into(), Value::String(update.key.to_string()));
-    match &update.value {
+    match update.effective_value() {
         None => {
             object.insert("value".into(), Value::Null);
         }

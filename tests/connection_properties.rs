@@ -121,9 +121,9 @@ proptest! {
         let mut pair = Pair::new(client_config, server_config, link);
         pair.settle();
 
-        let mut datastore: BTreeMap<ByteString, Bytes> =
+        let initial: BTreeMap<ByteString, Bytes> =
             initial.into_iter().map(|(k, v)| (key(k), Bytes::from(v))).collect();
-        let snapshot: Vec<SerializedUpdate> = datastore
+        let snapshot: Vec<SerializedUpdate> = initial
             .iter()
             .map(|(k, v)| SerializedUpdate {
                 update_type: UpdateType::New,
@@ -131,13 +131,20 @@ proptest! {
             })
             .collect();
         pair.server.send_snapshot(snapshot, SyncStatus::InSync).unwrap();
+        // An empty value is a deletion on every wire: no client holds one.
+        let mut datastore: BTreeMap<ByteString, Bytes> =
+            initial.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         let mut status = SyncStatus::InSync;
 
         for op in ops {
             match op {
                 Op::Upsert(k, v) => {
                     let value = Bytes::from(v);
-                    datastore.insert(key(k), value.clone());
+                    if value.is_empty() {
+                        datastore.remove(&key(k));
+                    } else {
+                        datastore.insert(key(k), value.clone());
+                    }
                     pair.server.send_updates(vec![SerializedUpdate::upsert(key(k), value, "2")]).unwrap();
                 }
                 Op::Delete(k) => {

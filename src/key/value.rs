@@ -130,17 +130,20 @@ impl ParsedUpdate {
     /// [`KeyParser`](super::KeyParser)). The value's bytes move across
     /// without a copy.
     ///
-    /// As upstream: an empty [`Key::BlockAffinity`] value (written before
-    /// affinities had a state) is read as `{}`.
+    /// An empty value is a deletion, as on the wire (see
+    /// [`SerializedUpdate`]), with one exception kept from upstream's value
+    /// parser: an empty [`Key::BlockAffinity`] value (written before
+    /// affinities had a state) is read as `{}`. (Decoded updates never carry
+    /// an empty value; this matters for updates built by hand.)
     pub fn new(key: Key, update: SerializedUpdate) -> ParsedUpdate {
         let kind = key.value_kind();
-        let value = update.value.map(|bytes| {
-            if bytes.is_empty() && matches!(key, Key::BlockAffinity { .. }) {
-                Value::new(kind, Bytes::from_static(b"{}"))
-            } else {
-                Value::new(kind, bytes)
+        let value = match update.value {
+            Some(bytes) if bytes.is_empty() && matches!(key, Key::BlockAffinity { .. }) => {
+                Some(Value::new(kind, Bytes::from_static(b"{}")))
             }
-        });
+            Some(bytes) if bytes.is_empty() => None,
+            other => other.map(|bytes| Value::new(kind, bytes)),
+        };
         ParsedUpdate {
             revision: update.revision.to_string(),
             key,

@@ -47,9 +47,20 @@ impl UpdateType {
 /// serialised ("default path") form: upstream's `SerializedUpdate`.
 ///
 /// The value stays as raw bytes (JSON for most resources, plain text for
-/// config keys); `None` is a deletion, and is distinct from an empty value,
-/// as nil and empty byte slices are distinct to upstream. When decoded, the
-/// value shares the buffer it was read from rather than being copied.
+/// config keys); `None` is a deletion. When decoded, the value shares the
+/// buffer it was read from rather than being copied.
+///
+/// **An empty value is a deletion too.** gob omits zero-valued fields, so a
+/// present but empty value never reaches a Go peer: Go decodes it as nil and
+/// upstream Felix treats the update as a deletion (DESIGN.md §1a). So that
+/// every client of one server holds the same state, whatever its wire
+/// format, this crate applies the same rule everywhere: both decoders hand
+/// out `None` for an empty value, both encoders send `Some(empty)` as no
+/// value, the fan-out cache deletes the key, and [`apply_to`](Self::apply_to),
+/// [`is_deletion`](Self::is_deletion) and
+/// [`would_be_no_op`](Self::would_be_no_op) read an empty value as `None`.
+/// [`normalized`](Self::normalized) makes the rule explicit on an update
+/// built by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SerializedUpdate {
     /// The key as a datastore default path, e.g.
@@ -96,16 +107,33 @@ impl SerializedUpdate {
         }
     }
 
-    /// Whether this update deletes its key (carries no value).
+    /// Whether this update deletes its key: it carries no value, or an
+    /// empty one (see the type's docs).
     pub fn is_deletion(&self) -> bool {
-        self.value.is_none()
+        self.effective_value().is_none()
+    }
+
+    /// The value a receiver ends up holding: `None` for a deletion,
+    /// including an empty value (see the type's docs).
+    pub fn effective_value(&self) -> Option<&Bytes> {
+        self.value.as_ref().filter(|value| !value.is_empty())
+    }
+
+    /// This update with an empty value replaced by `None`, the form every
+    /// decoder hands out and every peer ends up holding. The update type
+    /// is kept, as a Go peer keeps it.
+    pub fn normalized(mut self) -> SerializedUpdate {
+        if self.value.as_ref().is_some_and(Bytes::is_empty) {
+            self.value = None;
+        }
+        self
     }
 
     /// Applies this update to a key → value view of the datastore (what a
     /// client builds from its `Updates` events): a value sets its key, no
-    /// value deletes it.
+    /// value (or an empty one) deletes it.
     pub fn apply_to(&self, view: &mut std::collections::BTreeMap<ByteString, Bytes>) {
-        match &self.value {
+        match self.effective_value() {
             Some(value) => {
                 view.insert(self.key.clone(), value.clone());
             }
@@ -137,8 +165,9 @@ impl SerializedUpdate {
     /// The rules, as upstream: the revision and the v3 resource version are
     /// ignored on both sides; a `previous` of type [`UpdateType::New`] counts
     /// as [`UpdateType::Updated`] (an update may be squashed into a create);
-    /// everything else (key, value, TTL, type) must be equal. A deletion is
-    /// compared like anything else: one deletion following another is a
+    /// everything else (key, value, TTL, type) must be equal, an empty
+    /// value counting as none (it is a deletion on every wire). A deletion
+    /// is compared like anything else: one deletion following another is a
     /// no-op here, and it is the caller that decides whether deletions must
     /// always pass.
     pub fn would_be_no_op(&self, previous: &SerializedUpdate) -> bool {
@@ -148,7 +177,7 @@ impl SerializedUpdate {
         };
         self.update_type == previous_type
             && self.key == previous.key
-            && self.value == previous.value
+            && self.effective_value() == previous.effective_value()
             && self.ttl_nanos == previous.ttl_nanos
     }
 }
@@ -237,13 +266,20 @@ mod tests {
     }
 
     #[test]
-    fn deletion_and_empty_value_differ() {
+    fn an_empty_value_is_a_deletion() {
         let mut empty = sample();
         empty.value = Some(Bytes::new());
         let mut deleted = sample();
         deleted.value = None;
-        assert!(!empty.would_be_no_op(&deleted));
-        assert!(!deleted.would_be_no_op(&empty));
+        assert!(empty.is_deletion());
+        assert!(empty.would_be_no_op(&deleted));
+        assert!(deleted.would_be_no_op(&empty));
+        assert!(!empty.would_be_no_op(&sample()));
+        assert_eq!(empty.clone().normalized(), deleted);
+        let mut view = std::collections::BTreeMap::new();
+        sample().apply_to(&mut view);
+        empty.apply_to(&mut view);
+        assert!(view.is_empty(), "an empty value deletes the key");
     }
 
     #[test]

@@ -186,6 +186,21 @@ pub fn message() -> impl Strategy<Value = Message> {
     ]
 }
 
+/// `message` as any decoder hands it back: an update's empty value comes
+/// back as `None` (it is a deletion on every wire).
+pub fn as_received(message: &Message) -> Message {
+    match message {
+        Message::Kvs(updates) => Message::Kvs(
+            updates
+                .iter()
+                .cloned()
+                .map(SerializedUpdate::normalized)
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Cut points for splitting a stream of `len` bytes into pieces: a sorted,
 /// de-duplicated list of offsets inside it.
 pub fn split_points(len: usize, seeds: &[prop::sample::Index]) -> Vec<usize> {

@@ -19,8 +19,9 @@ use crate::message::{
 ///
 /// The first call writes the type definitions before the message. Each
 /// message is one gob message wrapping an `Envelope`, with zero-valued
-/// fields omitted as Go omits them; an empty (but present) value is sent
-/// explicitly so that Go decodes it as an empty, non-nil byte slice.
+/// fields omitted as Go omits them. So an update's empty value is omitted
+/// like no value: Go decodes both as nil, a deletion (see
+/// [`SerializedUpdate`]).
 #[derive(Debug, Clone)]
 pub struct GobEncoder {
     definitions_sent: bool,
@@ -258,8 +259,9 @@ pub(crate) fn put_kvs_message(out: &mut BytesMut, units: &[&[u8]]) {
 pub(crate) fn put_update(out: &mut BytesMut, update: &SerializedUpdate) {
     let mut fields = Fields::new(out);
     fields.string(0, &update.key);
-    if let Some(value) = &update.value {
-        // Sent even when empty: Go then decodes an empty, non-nil slice.
+    // An empty value is omitted like every zero field (Go's encoder cannot
+    // send one either): the receiver sees nil, a deletion.
+    if let Some(value) = update.effective_value() {
         put_bytes(fields.field(1), value);
     }
     if !update.revision.is_nil() {

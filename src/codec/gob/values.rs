@@ -478,7 +478,11 @@ fn decode_update(
     read_planned(session, plan, |session, field| {
         match field {
             UpdateField::Key => update.key = read_shared_str(session)?,
-            UpdateField::Value => update.value = Some(session.reader.read_bytes()?),
+            UpdateField::Value => {
+                // Go decodes a zero-length byte slice as nil: a deletion.
+                let value = session.reader.read_bytes()?;
+                update.value = (!value.is_empty()).then_some(value);
+            }
             UpdateField::Revision => update.revision = decode_revision(session)?,
             UpdateField::ResourceVersion => {
                 update.v3_resource_version = read_shared_str(session)?;

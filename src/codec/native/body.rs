@@ -349,7 +349,11 @@ fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, Decod
 fn update_from(frame: &Bytes, layout: UpdateLayout<'_>) -> Result<SerializedUpdate, DecodeError> {
     Ok(SerializedUpdate {
         key: shared_str(frame, layout.key, "key")?,
-        value: layout.value.map(|RawBytes(value)| frame.slice_ref(value)),
+        // An empty value is a deletion on every wire (see SerializedUpdate).
+        value: layout
+            .value
+            .filter(|RawBytes(value)| !value.is_empty())
+            .map(|RawBytes(value)| frame.slice_ref(value)),
         revision: revision_from(frame, layout.revision)?,
         v3_resource_version: shared_str(frame, layout.v3_resource_version, "resource version")?,
         ttl_nanos: layout.ttl_nanos,
@@ -476,7 +480,7 @@ pub(crate) fn encode_update(update: &SerializedUpdate, out: &mut BytesMut) {
         out,
         &UpdateLayout {
             key: RawBytes(update.key.as_bytes()),
-            value: update.value.as_deref().map(RawBytes),
+            value: update.effective_value().map(|value| RawBytes(value)),
             revision: revision_layout(&update.revision),
             v3_resource_version: RawBytes(update.v3_resource_version.as_bytes()),
             ttl_nanos: update.ttl_nanos,
