@@ -41,6 +41,7 @@ mod gofmt;
 pub mod key;
 pub mod message;
 pub mod records;
+pub mod rewrite;
 mod rng;
 pub mod server;
 pub mod synthetic;
