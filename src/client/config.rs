@@ -7,8 +7,8 @@ use crate::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, WireFormat};
 use crate::key::{DefaultKeyParser, KeyParser};
 use crate::message::{CompressionAlgorithm, SyncerType};
 
-/// Upstream Felix's read timeout: a client that hears nothing (not even a
-/// ping) for this long gives the connection up.
+/// Upstream Felix's read timeout: a client that receives no complete
+/// message (not even a ping) for this long gives the connection up.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything a [`ClientConnection`](super::ClientConnection) needs to know
@@ -34,12 +34,20 @@ pub struct ClientConfig {
     /// Advertise support for modern policy keys (the newest upstream server
     /// refuses clients without it).
     pub supports_modern_policy_keys: bool,
+    /// Upgrade legacy policy keys (`/calico/v1/policy/tier/<tier>/policy/<name>`,
+    /// sent by servers before upstream's key change) to modern ones, moving
+    /// the tier into the value, before delivering them, as upstream's client
+    /// does ([`SerializedUpdate::upgrade_legacy_policy_key`](crate::message::SerializedUpdate::upgrade_legacy_policy_key)).
+    /// Off by default, so that updates are delivered as the server sent
+    /// them (what a relay forwarding them needs).
+    pub upgrade_legacy_policy_keys: bool,
     /// Refuse servers that do not send node resource updates (the newest
     /// upstream client does; a v3.2.5 server never does, so off by default).
     pub require_node_resource_updates: bool,
     /// Sent as `ClientHello.ClientConnID`, to correlate logs on both sides.
     pub connection_id: u64,
-    /// Give the connection up after this long without receiving a byte.
+    /// Give the connection up after this long without receiving a complete
+    /// message (upstream: per message, from the end of the last one).
     pub read_timeout: Duration,
     /// The largest message accepted from the server.
     pub max_message_len: usize,
@@ -61,6 +69,7 @@ impl Default for ClientConfig {
             supports_decoder_restart: true,
             compression: vec![CompressionAlgorithm::Snappy],
             supports_modern_policy_keys: true,
+            upgrade_legacy_policy_keys: false,
             require_node_resource_updates: false,
             connection_id: 0,
             read_timeout: DEFAULT_READ_TIMEOUT,

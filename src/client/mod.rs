@@ -11,14 +11,14 @@ use bytes::{Bytes, BytesMut};
 pub use config::{ClientConfig, DEFAULT_READ_TIMEOUT};
 
 use crate::close::{CloseReason, TimeoutKind};
+use crate::codec::WireFormat;
 use crate::codec::native::NATIVE_PROTOCOL_VERSION;
-use crate::codec::{Direction, WireFormat};
 use crate::codec::{StreamDecoder, StreamEncoder};
 use crate::error::{ProtocolError, UsageError};
 use crate::key::KeyError;
 use crate::message::{
-    ByteString, ClientHello, DecoderRestart, Message, Pong, SerializedUpdate, ServerHello,
-    SyncStatus,
+    ByteString, ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Pong,
+    SerializedUpdate, ServerHello, SyncStatus,
 };
 use crate::time::Now;
 
@@ -41,6 +41,12 @@ pub enum ClientEvent {
         /// Why the key parser rejected it.
         reason: KeyError,
     },
+    /// The server sent something a client ignores, as upstream's does: a
+    /// `Pong`, `Ack` or `ClientHello` (messages only a client sends), or a
+    /// `DecoderRestart` naming a compression algorithm this crate does not
+    /// know (acknowledged, and the stream goes on as it was). Counted by
+    /// [`ClientConnection::ignored_messages`]; the connection goes on.
+    Ignored(MessageKind),
     /// The connection is over; this is the last event.
     Closed(CloseReason),
 }
@@ -69,6 +75,16 @@ enum State {
 /// The machine answers pings and acknowledges decoder restarts by itself.
 /// Once it has emitted [`ClientEvent::Closed`] it emits and transmits
 /// nothing more; close the socket.
+///
+/// It tolerates what upstream's client tolerates
+/// (`typha/pkg/syncclient/sync_client.go`, `loop` and `restartDecoder`):
+/// a `Pong`, `Ack` or `ClientHello` from the server, and a restart naming an
+/// unknown compression algorithm, are reported as
+/// [`ClientEvent::Ignored`] and the connection goes on. The read timeout
+/// runs per message, as upstream sets its read deadline before each
+/// message: a message that trickles in for longer than the timeout ends the
+/// connection even though bytes keep arriving. A second `ServerHello`, or a
+/// restart when this client did not offer restarts, ends it, as upstream.
 #[derive(Debug)]
 pub struct ClientConnection {
     config: ClientConfig,
@@ -81,6 +97,7 @@ pub struct ClientConnection {
     read_deadline: Instant,
     server_hello: Option<ServerHello>,
     close_reason: Option<CloseReason>,
+    ignored_messages: u64,
 }
 
 impl ClientConnection {
@@ -104,11 +121,9 @@ impl ClientConnection {
                 "compression lists more algorithms than a server accepts (16)",
             ));
         }
-        let decoder = StreamDecoder::new(
-            config.wire_format,
-            config.max_message_len,
-            Some(Direction::ServerToClient),
-        );
+        // Any direction: messages only a client sends are ignored rather
+        // than refused, as upstream's client ignores them.
+        let decoder = StreamDecoder::new(config.wire_format, config.max_message_len, None);
         // What the client sends is small; cap it at what upstream servers accept.
         let encoder = StreamEncoder::new(
             config.wire_format,
@@ -124,6 +139,7 @@ impl ClientConnection {
             events: VecDeque::new(),
             server_hello: None,
             close_reason: None,
+            ignored_messages: 0,
             config,
         };
         connection
@@ -153,14 +169,12 @@ impl ClientConnection {
         }
     }
 
-    /// Feeds bytes received from the server, split anywhere. Any bytes, even
-    /// part of a message, re-arm the read timeout. Ignored once closed.
+    /// Feeds bytes received from the server, split anywhere. Each complete
+    /// message re-arms the read timeout (bytes of an unfinished one do
+    /// not). Ignored once closed.
     pub fn handle_input(&mut self, now: Now, data: &[u8]) {
         if self.state == State::Closed {
             return;
-        }
-        if !data.is_empty() {
-            self.read_deadline = now.instant + self.config.read_timeout;
         }
         self.input.extend_from_slice(data);
         self.process_input(now, false);
@@ -234,6 +248,11 @@ impl ClientConnection {
         self.server_hello.as_ref()
     }
 
+    /// How many messages were ignored ([`ClientEvent::Ignored`]).
+    pub fn ignored_messages(&self) -> u64 {
+        self.ignored_messages
+    }
+
     fn process_input(&mut self, now: Now, at_eof: bool) {
         while self.state != State::Closed {
             let decoded = if at_eof {
@@ -243,6 +262,7 @@ impl ClientConnection {
             };
             match decoded {
                 Ok(Some(message)) => {
+                    self.read_deadline = now.instant + self.config.read_timeout;
                     if let Err(error) = self.handle_message(now, message) {
                         self.finish(CloseReason::Protocol(error));
                     }
@@ -276,6 +296,13 @@ impl ClientConnection {
                 Ok(())
             }
             (State::Syncing, Message::DecoderRestart(restart)) => self.restart_decoder(&restart),
+            (
+                State::Syncing,
+                message @ (Message::Pong(_) | Message::Ack | Message::ClientHello(_)),
+            ) => {
+                self.ignore(message.kind());
+                Ok(())
+            }
             (_, other) => Err(ProtocolError::UnexpectedMessage {
                 expected: "receiving server data",
                 got: other.kind(),
@@ -299,8 +326,20 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// Reports one `KVs` message, dropping updates whose keys are rejected.
+    fn ignore(&mut self, kind: MessageKind) {
+        self.ignored_messages += 1;
+        self.events.push_back(ClientEvent::Ignored(kind));
+    }
+
+    /// Reports one `KVs` message, dropping updates whose keys are rejected
+    /// (and upgrading legacy policy keys first, if configured).
     fn deliver(&mut self, mut updates: Vec<SerializedUpdate>) {
+        if self.config.upgrade_legacy_policy_keys {
+            updates = updates
+                .into_iter()
+                .map(SerializedUpdate::upgrade_legacy_policy_key)
+                .collect();
+        }
         if let Some(parser) = &self.config.key_parser {
             updates.retain(|update| match parser.parse(&update.key) {
                 Ok(_) => true,
@@ -318,22 +357,24 @@ impl ClientConnection {
 
     /// Switches to the stream that begins right after the restart message:
     /// whatever is already buffered past it is decoded by the new decoder.
+    ///
+    /// As upstream's client: a restart to plain or snappy is followed
+    /// whether or not snappy was offered (it can be decoded either way); one
+    /// naming an algorithm this crate does not know is acknowledged and
+    /// otherwise ignored, the stream going on as before.
     fn restart_decoder(&mut self, restart: &DecoderRestart) -> Result<(), ProtocolError> {
         if !self.config.supports_decoder_restart {
             return Err(ProtocolError::UnexpectedMessage {
                 expected: "not having offered decoder restarts",
-                got: crate::message::MessageKind::DecoderRestart,
+                got: MessageKind::DecoderRestart,
             });
         }
-        if let Some(algorithm) = &restart.compression_algorithm
-            && !self.config.compression.contains(algorithm)
-        {
-            return Err(ProtocolError::UnsupportedCompression(
-                algorithm.as_str().to_owned(),
-            ));
+        match &restart.compression_algorithm {
+            None | Some(CompressionAlgorithm::Snappy) => self
+                .decoder
+                .restart(restart.compression_algorithm.as_ref())?,
+            Some(CompressionAlgorithm::Other(_)) => self.ignore(MessageKind::DecoderRestart),
         }
-        self.decoder
-            .restart(restart.compression_algorithm.as_ref())?;
         self.send(&Message::Ack);
         Ok(())
     }
