@@ -142,9 +142,6 @@ pub enum ProtocolError {
     /// The peer lacks a feature this side's policy requires.
     #[error("peer does not support required feature: {0}")]
     MissingFeature(&'static str),
-    /// A pong echoed a timestamp that matches no unanswered ping.
-    #[error("pong answers no outstanding ping")]
-    UnmatchedPong,
     /// Compressed data followed a decoder restart inside the same chunk, so
     /// it belongs to no stream.
     #[error("data after a decoder restart in the same compressed chunk")]

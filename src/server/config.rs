@@ -33,8 +33,17 @@ pub struct ServerConfig {
     /// The syncer types this server serves; a client asking for another is
     /// refused.
     pub syncer_types: Vec<SyncerType>,
-    /// Refuse clients that lack modern policy key support (the newest
-    /// upstream server does; off so that v3.2.5 clients are served).
+    /// Refuse clients that lack modern policy key support, as the newest
+    /// upstream server does (on by default): such a client drops every
+    /// modern policy key (`/calico/v1/policy/<kind>/<namespace>/<name>`).
+    /// The refusal closes the connection without a reply, as upstream's,
+    /// with [`ProtocolError::MissingFeature`](crate::ProtocolError::MissingFeature)
+    /// as the reason.
+    ///
+    /// Turn it off to serve older clients (v3.2.5's, say) from data that
+    /// holds only legacy keys. Such a client is still never silently sent a
+    /// key it would drop: if a modern policy key is about to reach it, its
+    /// connection is closed with the same reason instead.
     pub require_modern_policy_keys: bool,
     /// Sent as `ServerHello.SupportsNodeResourceUpdates`.
     pub supports_node_resource_updates: bool,
@@ -43,8 +52,7 @@ pub struct ServerConfig {
     /// the snapshot and everything after it are compressed (upstream's
     /// compressed-snapshot handshake). Only snappy is implemented.
     pub compression: Vec<CompressionAlgorithm>,
-    /// KVs per snapshot message when the snapshot is compressed, and per
-    /// message of live updates queued once compression is negotiated.
+    /// KVs per snapshot message when the snapshot is compressed.
     pub compressed_snapshot_batch_size: usize,
     /// How long a client has to acknowledge a decoder restart.
     pub ack_timeout: Duration,
@@ -60,8 +68,10 @@ pub struct ServerConfig {
     pub pong_timeout: Duration,
     /// Seeds the ping jitter, so that runs are reproducible.
     pub rng_seed: u64,
-    /// KVs per snapshot message, and per message of live updates, while no
-    /// compression is negotiated.
+    /// KVs per uncompressed snapshot message, and per batch of live
+    /// updates (upstream's snapshot cache batches its changes by 100); a
+    /// lagging client gets waiting batches coalesced until a message holds
+    /// at least this many.
     pub snapshot_batch_size: usize,
     /// The largest message accepted from the client.
     pub max_client_message_len: usize,
@@ -78,7 +88,7 @@ impl Default for ServerConfig {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             wire_format: None,
             syncer_types: SyncerType::KNOWN.to_vec(),
-            require_modern_policy_keys: false,
+            require_modern_policy_keys: true,
             supports_node_resource_updates: true,
             compression: vec![CompressionAlgorithm::Snappy],
             compressed_snapshot_batch_size: DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE,
@@ -117,7 +127,11 @@ impl ServerConfig {
                 self.ping_jitter >= self.ping_interval,
                 "ping_jitter must be below ping_interval",
             ),
-            (self.pong_timeout.is_zero(), "pong_timeout must be positive"),
+            (
+                self.pong_timeout <= self.ping_interval + self.ping_jitter,
+                "pong_timeout must be longer than ping_interval + ping_jitter \
+                 (or a client answering every ping would time out)",
+            ),
             (
                 self.snapshot_batch_size == 0,
                 "snapshot_batch_size must be positive",

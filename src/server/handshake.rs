@@ -42,17 +42,17 @@ impl ServerConnection {
                     self.stream_compressed = true;
                     let header = self.scratch.split().freeze();
                     self.push_ready(header);
-                    // Pings start only now: the compressed snapshot stream
-                    // holds nothing but the snapshot.
+                    // Pings start once the snapshot is out, as upstream's
+                    // (and the compressed snapshot stream may hold nothing
+                    // but the snapshot).
                     self.pinger.start(now.instant);
                 }
                 Ok(())
             }
+            // Any pong is accepted, as upstream: it restarts the pong
+            // timeout whether or not it echoes a ping still outstanding.
             (State::Syncing | State::AwaitingAck { .. }, Message::Pong(pong)) => {
-                let round_trip = self
-                    .pinger
-                    .pong_received(now.instant, &pong.ping_timestamp)
-                    .map_err(|_| ProtocolError::UnmatchedPong)?;
+                let round_trip = self.pinger.pong_received(now.instant, &pong.ping_timestamp);
                 self.events.push_back(ServerEvent::Pong { round_trip });
                 Ok(())
             }
@@ -69,9 +69,13 @@ impl ServerConnection {
         if !self.config.syncer_types.contains(&hello.syncer_type) {
             return Err(ProtocolError::UnsupportedSyncerType(hello.syncer_type));
         }
+        // As upstream's server (`sync_server.go`, `handleHello`): refused
+        // without a reply, since such a client would drop every modern
+        // policy key.
         if self.config.require_modern_policy_keys && !hello.supports_modern_policy_keys {
-            return Err(ProtocolError::MissingFeature("modern policy keys"));
+            return Err(ProtocolError::MissingFeature(super::MODERN_POLICY_KEYS));
         }
+        self.legacy_client = !hello.supports_modern_policy_keys;
         let wire_format = self.wire_format.unwrap_or(WireFormat::Native);
         self.compression = self
             .config
@@ -112,10 +116,8 @@ impl ServerConnection {
                 }
                 self.await_ack(AckPhase::StartCompression, now.instant);
             }
-            None => {
-                self.state = State::Syncing;
-                self.pinger.start(now.instant);
-            }
+            // Pings start once the snapshot is out (see `end_snapshot`).
+            None => self.state = State::Syncing,
         }
         self.client_hello = Some(hello.clone());
         self.events.push_back(ServerEvent::Connected {
@@ -129,8 +131,11 @@ impl ServerConnection {
     /// Ends the snapshot: on a compressed stream, with the restart that
     /// closes it (the snapshot's status follows on the next stream). A
     /// cache's compressed snapshot already ends with that restart.
+    /// Uncompressed, pings start here: upstream's server starts its pinger
+    /// once the snapshot has been written.
     pub(super) fn end_snapshot(&mut self) {
         let Some(algorithm) = self.compression.clone() else {
+            self.pinger.start(self.last_instant);
             return;
         };
         if let Feed::Manual(_) = self.feed

@@ -22,7 +22,7 @@ use self::send_queue::{Next, SendQueue};
 use crate::close::{CloseReason, TimeoutKind};
 use crate::codec::{Direction, WireFormat};
 use crate::codec::{StreamDecoder, StreamEncoder};
-use crate::error::UsageError;
+use crate::error::{ProtocolError, UsageError};
 use crate::fanout::{Flavour, Frame, Pull, Subscription};
 use crate::message::{
     ClientHello, CompressionAlgorithm, Message, Ping, SerializedUpdate, SyncStatus,
@@ -49,10 +49,11 @@ pub enum ServerEvent {
         /// The compression negotiated for the snapshot and what follows it.
         compression: Option<CompressionAlgorithm>,
     },
-    /// A ping was answered.
+    /// A pong arrived (any pong keeps the connection alive, as upstream).
     Pong {
-        /// Time from sending the ping to receiving its pong.
-        round_trip: Duration,
+        /// Time from sending the ping it answers to receiving it; `None`
+        /// when it echoes no ping still waiting for an answer.
+        round_trip: Option<Duration>,
     },
     /// The connection is over; this is the last event.
     Closed(CloseReason),
@@ -146,8 +147,15 @@ pub struct ServerConnection {
     last_instant: Instant,
     events: VecDeque<ServerEvent>,
     client_hello: Option<ClientHello>,
+    /// The client did not say it supports modern policy keys (allowed only
+    /// when the config does not require them).
+    legacy_client: bool,
     close_reason: Option<CloseReason>,
 }
+
+/// The feature a client without modern policy key support lacks, as close
+/// reasons name it.
+const MODERN_POLICY_KEYS: &str = "modern policy keys";
 
 impl ServerConnection {
     /// Starts serving a client that just connected at `now`: arms the
@@ -183,6 +191,7 @@ impl ServerConnection {
             last_instant: now.instant,
             events: VecDeque::new(),
             client_hello: None,
+            legacy_client: false,
             close_reason: None,
             config,
         })
@@ -302,6 +311,9 @@ impl ServerConnection {
         while self.ready.is_empty() && self.state == State::Syncing {
             let Some(step) = self.next_step() else { break };
             match step {
+                Step::Message(Message::Kvs(updates)) if self.would_drop_any(&updates) => {
+                    self.refuse_legacy_client();
+                }
                 // A failed encode closes the connection, which ends the loop.
                 Step::Message(message) => {
                     self.encode(&message);
@@ -392,13 +404,16 @@ impl ServerConnection {
             .set_snapshot(Box::new(snapshot.into_iter()), status)
     }
 
-    /// Queues live updates, to follow the snapshot and earlier changes.
-    /// They are split into messages as they are queued, like the snapshot:
-    /// at most `snapshot_batch_size` updates each, or
-    /// `compressed_snapshot_batch_size` once the handshake has negotiated
-    /// compression, and about half of `max_server_message_len` in bytes. If
-    /// the queue passes `max_queued_bytes`, the client is disconnected with
-    /// [`CloseReason::SlowReader`] (reported as an event, not an error).
+    /// Queues one batch of live updates, to follow the snapshot and earlier
+    /// changes. As upstream sends a change batch, it goes out as one `KVs`
+    /// message, split only if it holds more than `snapshot_batch_size`
+    /// updates or about half of `max_server_message_len` bytes; when the
+    /// client lags, waiting batches are coalesced into one message (never
+    /// splitting one) until it holds at least `snapshot_batch_size`. An
+    /// empty value is sent as a deletion (see
+    /// [`SerializedUpdate`]). If the queue passes `max_queued_bytes`, the
+    /// client is disconnected with [`CloseReason::SlowReader`] (reported as
+    /// an event, not an error).
     pub fn send_updates(&mut self, updates: Vec<SerializedUpdate>) -> Result<(), UsageError> {
         self.check_open()?;
         self.manual_queue()?.push_updates(updates)?;
@@ -474,6 +489,16 @@ impl ServerConnection {
     /// How many pings are waiting for their pong.
     pub fn unanswered_pings(&self) -> usize {
         self.pinger.unanswered()
+    }
+
+    /// How many pings have been sent. Pings start once the snapshot is out.
+    pub fn pings_sent(&self) -> u64 {
+        self.pinger.pings_sent()
+    }
+
+    /// How many pongs have arrived (answering a ping or not).
+    pub fn pongs_received(&self) -> u64 {
+        self.pinger.pongs_received()
     }
 
     fn manual_queue(&mut self) -> Result<&mut SendQueue, UsageError> {
@@ -577,7 +602,9 @@ impl ServerConnection {
     /// same error.
     fn push_frame(&mut self, frame: Frame) {
         let max = self.config.max_server_message_len;
-        if frame.largest.len > max {
+        if frame.modern_policy_keys && self.legacy_client {
+            self.refuse_legacy_client();
+        } else if frame.largest.len > max {
             self.finish(CloseReason::Usage(UsageError::FrameTooLarge {
                 message: frame.largest.kind,
                 len: frame.largest.len,
@@ -586,6 +613,23 @@ impl ServerConnection {
         } else {
             self.push_ready(frame.bytes);
         }
+    }
+
+    /// Whether a client without modern policy key support would drop one
+    /// of `updates`.
+    fn would_drop_any(&self, updates: &[SerializedUpdate]) -> bool {
+        self.legacy_client
+            && updates
+                .iter()
+                .any(|update| crate::rewrite::is_modern_policy_key(&update.key))
+    }
+
+    /// Closes a client that is about to be sent a modern policy key it
+    /// would drop: never silently serve it keys it cannot take.
+    fn refuse_legacy_client(&mut self) {
+        self.finish(CloseReason::Protocol(ProtocolError::MissingFeature(
+            MODERN_POLICY_KEYS,
+        )));
     }
 
     fn push_ready(&mut self, bytes: Bytes) {

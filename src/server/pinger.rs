@@ -1,4 +1,11 @@
-//! When to ping, and which pings are still waiting for their pong.
+//! When to ping, and whether the client is still answering.
+//!
+//! As upstream's server (`typha/pkg/syncserver/sync_server.go`, the loop
+//! after the snapshot): pings start once the snapshot has been sent, any
+//! pong is accepted, and the connection times out when no pong at all has
+//! arrived for the pong timeout, counted from the last pong (or from the
+//! start of pinging). Pongs are still matched to the pings they echo, for
+//! round-trip times and for the count of pings left unanswered.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -13,7 +20,7 @@ struct Outstanding {
     sent_at: Instant,
 }
 
-/// Schedules pings with jitter and matches pongs to them in order.
+/// Schedules pings with jitter and watches for pongs.
 #[derive(Debug, Clone)]
 pub(crate) struct Pinger {
     interval: Duration,
@@ -21,12 +28,16 @@ pub(crate) struct Pinger {
     pong_timeout: Duration,
     rng: SplitMix64,
     next_ping: Option<Instant>,
+    /// When the pong timeout runs out (set once pinging starts).
+    pong_deadline: Option<Instant>,
+    /// Pings not answered yet, oldest first. A pong answering one also
+    /// settles every older one (clients answer in order, so those will
+    /// never be answered), which bounds this by the pings sent within one
+    /// pong timeout.
     outstanding: VecDeque<Outstanding>,
+    pings_sent: u64,
+    pongs_received: u64,
 }
-
-/// A pong that answers no ping this server is waiting for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct UnmatchedPong;
 
 impl Pinger {
     pub(crate) fn new(
@@ -41,13 +52,20 @@ impl Pinger {
             pong_timeout,
             rng: SplitMix64::new(seed),
             next_ping: None,
+            pong_deadline: None,
             outstanding: VecDeque::new(),
+            pings_sent: 0,
+            pongs_received: 0,
         }
     }
 
-    /// Starts the schedule: the first ping is one (jittered) interval away.
+    /// Starts the schedule: the first ping is one (jittered) interval away,
+    /// and the pong timeout starts running. Later calls change nothing.
     pub(crate) fn start(&mut self, now: Instant) {
-        self.next_ping = Some(now + self.jittered_interval());
+        if self.next_ping.is_none() {
+            self.next_ping = Some(now + self.jittered_interval());
+            self.pong_deadline = Some(now + self.pong_timeout);
+        }
     }
 
     fn jittered_interval(&mut self) -> Duration {
@@ -69,36 +87,35 @@ impl Pinger {
             timestamp,
             sent_at: now,
         });
+        self.pings_sent += 1;
         self.next_ping = Some(now + self.jittered_interval());
     }
 
-    /// Matches a pong to the oldest unanswered ping (clients answer in
-    /// order); returns the round-trip time.
-    pub(crate) fn pong_received(
-        &mut self,
-        now: Instant,
-        echoed: &Timestamp,
-    ) -> Result<Duration, UnmatchedPong> {
-        match self.outstanding.front() {
-            Some(oldest) if oldest.timestamp == *echoed => {
-                let round_trip = now.saturating_duration_since(oldest.sent_at);
-                self.outstanding.pop_front();
-                Ok(round_trip)
-            }
-            _ => Err(UnmatchedPong),
+    /// Records a pong received at `now`, whatever it echoes: the pong
+    /// timeout starts again. Returns the round trip of the ping it answers,
+    /// `None` if it answers none still outstanding.
+    pub(crate) fn pong_received(&mut self, now: Instant, echoed: &Timestamp) -> Option<Duration> {
+        self.pongs_received += 1;
+        if self.pong_deadline.is_some() {
+            self.pong_deadline = Some(now + self.pong_timeout);
         }
+        let answered = self
+            .outstanding
+            .iter()
+            .position(|ping| ping.timestamp == *echoed)?;
+        let round_trip = now.saturating_duration_since(self.outstanding[answered].sent_at);
+        self.outstanding.drain(..=answered);
+        Some(round_trip)
     }
 
-    /// When the oldest unanswered ping times out, if any is unanswered.
+    /// When the pong timeout runs out, once pinging has started.
     pub(crate) fn pong_deadline(&self) -> Option<Instant> {
-        self.outstanding
-            .front()
-            .map(|oldest| oldest.sent_at + self.pong_timeout)
+        self.pong_deadline
     }
 
     /// The earliest instant this pinger needs attention.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match (self.next_ping, self.pong_deadline()) {
+        match (self.next_ping, self.pong_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -107,6 +124,16 @@ impl Pinger {
     /// How many pings are waiting for a pong.
     pub(crate) fn unanswered(&self) -> usize {
         self.outstanding.len()
+    }
+
+    /// Pings sent so far.
+    pub(crate) fn pings_sent(&self) -> u64 {
+        self.pings_sent
+    }
+
+    /// Pongs received so far, matching a ping or not.
+    pub(crate) fn pongs_received(&self) -> u64 {
+        self.pongs_received
     }
 }
 
@@ -147,33 +174,29 @@ mod tests {
     }
 
     #[test]
-    fn pongs_match_pings_in_order() {
+    fn any_pong_restarts_the_timeout_and_matched_ones_time_the_round_trip() {
         let start = Instant::now();
-        let mut pinger = Pinger::new(
-            Duration::from_secs(10),
-            Duration::ZERO,
-            Duration::from_secs(60),
-            0,
-        );
+        let secs = Duration::from_secs;
+        let mut pinger = Pinger::new(secs(10), Duration::ZERO, secs(60), 0);
+        assert_eq!(pinger.deadline(), None, "nothing before pinging starts");
+        pinger.start(start);
+        assert_eq!(pinger.pong_deadline(), Some(start + secs(60)));
         let first = Timestamp::from_unix(1, 0).unwrap();
         let second = Timestamp::from_unix(2, 0).unwrap();
+        let stray = Timestamp::from_unix(3, 0).unwrap();
         pinger.ping_sent(start, first);
-        pinger.ping_sent(start + Duration::from_secs(10), second);
+        pinger.ping_sent(start + secs(10), second);
+        assert_eq!(pinger.pong_received(start + secs(11), &stray), None);
+        assert_eq!(pinger.pong_deadline(), Some(start + secs(71)));
+        assert_eq!(pinger.unanswered(), 2);
+        // Answering the second settles the first too.
         assert_eq!(
-            pinger.pong_deadline(),
-            Some(start + Duration::from_secs(60))
+            pinger.pong_received(start + secs(12), &second),
+            Some(secs(2))
         );
-        assert_eq!(pinger.pong_received(start, &second), Err(UnmatchedPong));
-        assert_eq!(
-            pinger.pong_received(start + Duration::from_secs(1), &first),
-            Ok(Duration::from_secs(1))
-        );
-        assert_eq!(
-            pinger.pong_deadline(),
-            Some(start + Duration::from_secs(70))
-        );
-        assert!(pinger.pong_received(start, &second).is_ok());
         assert_eq!(pinger.unanswered(), 0);
-        assert_eq!(pinger.pong_deadline(), None);
+        assert_eq!(pinger.pong_received(start + secs(13), &first), None);
+        assert_eq!((pinger.pings_sent(), pinger.pongs_received()), (2, 3));
+        assert_eq!(pinger.pong_deadline(), Some(start + secs(73)));
     }
 }

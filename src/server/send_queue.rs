@@ -4,6 +4,16 @@
 //! Messages are produced lazily, one at a time, when the connection has room
 //! to send: the snapshot is pulled from its iterator batch by batch rather
 //! than queued whole, and only live changes the caller pushes wait here.
+//!
+//! Live changes go out as upstream's server sends them
+//! (`typha/pkg/syncserver/sync_server.go`, `sendDeltaUpdatesToClient`):
+//! each batch the caller hands over (one `send_updates` call, split only
+//! when it exceeds the batch limits) is one `KVs` message; when the client
+//! lags — batches are waiting behind the one being sent — whole batches
+//! are coalesced into one message until it holds at least `batch_size`
+//! updates (so at most about twice that), and a batch is never split
+//! across messages. Statuses are sent only when they differ from the last
+//! one sent, which starts as `WaitForDatastore`: that status is never sent.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -57,7 +67,11 @@ pub(crate) struct SendQueue {
     snapshot: Snapshot,
     backlog: VecDeque<Outgoing>,
     backlog_bytes: usize,
-    last_status: Option<SyncStatus>,
+    last_status: SyncStatus,
+    /// Updates per snapshot message.
+    snapshot_batch_size: usize,
+    /// Updates per live batch, and the count past which lagging batches
+    /// stop being coalesced.
     batch_size: usize,
     batch_bytes: usize,
 }
@@ -66,21 +80,25 @@ impl SendQueue {
     /// A queue that batches at most `batch_size` updates and about
     /// `batch_bytes` bytes per message.
     pub(crate) fn new(batch_size: usize, batch_bytes: usize) -> SendQueue {
+        let batch_size = batch_size.max(1);
         SendQueue {
             snapshot: Snapshot::NotGiven,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
-            last_status: None,
+            // As upstream's server: nothing to announce until the status
+            // leaves WaitForDatastore.
+            last_status: SyncStatus::WaitForDatastore,
+            snapshot_batch_size: batch_size,
             batch_size,
             batch_bytes: batch_bytes.max(1),
         }
     }
 
-    /// Changes how many updates a batch holds, for the snapshot and for
-    /// live updates queued from now on (upstream sends larger batches in a
-    /// compressed snapshot).
+    /// Changes how many updates a snapshot message holds (upstream sends
+    /// larger batches in a compressed snapshot; live batches stay as they
+    /// are).
     pub(crate) fn set_snapshot_batch_size(&mut self, batch_size: usize) {
-        self.batch_size = batch_size.max(1);
+        self.snapshot_batch_size = batch_size.max(1);
     }
 
     pub(crate) fn set_snapshot(
@@ -106,7 +124,11 @@ impl SendQueue {
         if matches!(self.snapshot, Snapshot::NotGiven) {
             return Err(UsageError::SnapshotNotSent);
         }
-        let mut updates = updates.into_iter().peekable();
+        // An empty value is a deletion on every wire: send it as one.
+        let mut updates = updates
+            .into_iter()
+            .map(SerializedUpdate::normalized)
+            .peekable();
         while updates.peek().is_some() {
             let (batch, bytes) = take_batch(&mut updates, self.batch_size, self.batch_bytes);
             self.backlog_bytes += bytes;
@@ -157,8 +179,16 @@ impl SendQueue {
         }
         while let Some(outgoing) = self.backlog.pop_front() {
             match outgoing {
-                Outgoing::Updates(updates, bytes) => {
+                Outgoing::Updates(mut updates, mut bytes) => {
                     self.backlog_bytes -= bytes;
+                    // Batches waiting behind this one: the client lags, so
+                    // coalesce whole batches into this message.
+                    while updates.len() < self.batch_size
+                        && let Some((next, next_bytes)) = self.pop_batch_fitting(&updates, bytes)
+                    {
+                        updates.extend(next);
+                        bytes += next_bytes;
+                    }
                     return Some(Next::Message(Message::Kvs(updates)));
                 }
                 Outgoing::Status(status) => {
@@ -171,8 +201,30 @@ impl SendQueue {
         None
     }
 
+    /// Takes the next queued batch if it is updates that fit in one
+    /// message with `updates` (`bytes` so far).
+    fn pop_batch_fitting(
+        &mut self,
+        updates: &[SerializedUpdate],
+        bytes: usize,
+    ) -> Option<(Vec<SerializedUpdate>, usize)> {
+        let Some(Outgoing::Updates(next, next_bytes)) = self.backlog.front() else {
+            return None;
+        };
+        let fits = bytes + next_bytes <= self.batch_bytes
+            && updates.len() + next.len() <= crate::codec::MAX_UPDATES_PER_MESSAGE;
+        if !fits {
+            return None;
+        }
+        let Some(Outgoing::Updates(next, next_bytes)) = self.backlog.pop_front() else {
+            return None;
+        };
+        self.backlog_bytes -= next_bytes;
+        Some((next, next_bytes))
+    }
+
     fn next_snapshot_item(&mut self) -> Option<Next> {
-        let (batch_size, batch_bytes) = (self.batch_size, self.batch_bytes);
+        let (batch_size, batch_bytes) = (self.snapshot_batch_size, self.batch_bytes);
         let Snapshot::Streaming {
             feed,
             carry,
@@ -195,18 +247,17 @@ impl SendQueue {
             return Some(Next::Message(Message::Kvs(batch)));
         }
         self.snapshot = Snapshot::Sent;
-        // The snapshot's status goes first among the queued changes; unlike
-        // later statuses it is sent even if unchanged, as upstream does.
+        // The snapshot's status goes first among the queued changes, sent
+        // like any other only if it differs from the last one sent.
         self.backlog.push_front(Outgoing::Status(status));
-        self.last_status = None;
         Some(Next::EndOfSnapshot)
     }
 
     fn status_message(&mut self, status: SyncStatus) -> Option<Message> {
-        if self.last_status == Some(status) {
+        if self.last_status == status {
             return None;
         }
-        self.last_status = Some(status);
+        self.last_status = status;
         Some(Message::SyncStatus(status))
     }
 }
