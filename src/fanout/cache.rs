@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
+use super::batch::{BatchBuilder, ChangeBatch};
 use super::entry::{ByKey, CachedUpdate};
 use super::generation::Generation;
 use super::log::{Change, ChangeLog};
@@ -67,6 +68,8 @@ pub(crate) struct Inner {
     /// subscription, so it is done in proportion to the log's growth rather
     /// than on every change.
     trim_at: usize,
+    /// Updates logged so far (the log's entries are batches of them).
+    updates_logged: u64,
 }
 
 impl SnapshotCache {
@@ -79,12 +82,14 @@ impl SnapshotCache {
             log: ChangeLog::new(),
             generation: Arc::new(Generation::new(
                 0,
+                0,
                 SyncStatus::WaitForDatastore,
                 Vec::new(),
                 shape,
             )),
             cursors: Vec::new(),
             trim_at: 0,
+            updates_logged: 0,
         };
         SnapshotCache {
             shared: Arc::new(Shared {
@@ -95,24 +100,44 @@ impl SnapshotCache {
         }
     }
 
-    /// Applies datastore changes in order: an update with a value sets its
-    /// key, one without deletes it. Changes that would be no-ops for a
-    /// client are dropped; everything else is logged for the attached
-    /// connections. `now` timestamps the changes (for the fall-behind
-    /// limit). Wake the connections' drivers afterwards so they transmit.
+    /// Applies one batch of datastore changes, in order: an update with a
+    /// value sets its key; one without a value, or with an empty one,
+    /// deletes it (an empty value is a deletion on every wire: see
+    /// [`SerializedUpdate`]). Changes that would be no-ops for a client are
+    /// dropped; everything else is logged for the attached connections as
+    /// one change batch, split only past
+    /// [`CacheConfig::batch_size`] updates or half the message limit. A
+    /// client that keeps up gets each batch as one `KVs` message, as
+    /// upstream sends each of its cache's batches. `now` timestamps the
+    /// changes (for batching and the fall-behind limit). Wake the
+    /// connections' drivers afterwards so they transmit.
+    ///
+    /// Values are cached as given: for v3 resources, call
+    /// [`SerializedUpdate::move_resource_version_out`] first, as upstream's
+    /// server does, so that writes changing only the resource version are
+    /// dropped as no-ops.
     pub fn apply(
         &self,
         now: Instant,
         updates: impl IntoIterator<Item = SerializedUpdate>,
     ) -> ApplyOutcome {
         let mut outcome = ApplyOutcome::default();
+        let shape = shape(&self.shared.config);
+        let mut batches = BatchBuilder::new(shape.batch_size, shape.max_message_len / 2);
         let mut inner = self.shared.lock();
         for update in updates {
-            if inner.apply_one(now, update, &self.shared.counters) {
-                outcome.accepted += 1;
-            } else {
-                outcome.skipped += 1;
+            match inner.accept(update.normalized(), &self.shared.counters) {
+                Some(entry) => {
+                    outcome.accepted += 1;
+                    if let Some(batch) = batches.push(entry) {
+                        inner.log_batch(now, batch);
+                    }
+                }
+                None => outcome.skipped += 1,
             }
+        }
+        if let Some(batch) = batches.finish() {
+            inner.log_batch(now, batch);
         }
         inner.maintain(now, &self.shared, false);
         outcome
@@ -222,23 +247,33 @@ impl Shared {
 }
 
 impl Inner {
-    /// Applies one update; `false` if it was dropped as a no-op.
-    fn apply_one(&mut self, now: Instant, update: SerializedUpdate, counters: &Counters) -> bool {
+    /// Applies one (normalised) update to the state; the entry to log,
+    /// `None` if it was dropped as a no-op.
+    fn accept(
+        &mut self,
+        update: SerializedUpdate,
+        counters: &Counters,
+    ) -> Option<Arc<CachedUpdate>> {
         let entry = Arc::new(CachedUpdate::new(update));
         if entry.update.value.is_none() {
-            // Deletions always pass, even of absent keys: clients count them.
+            // Deletions always pass, even of absent keys, as upstream's
+            // (clients count them).
             self.state.remove(&*entry.update.key);
         } else {
             if let Some(existing) = self.state.get(&*entry.update.key)
                 && entry.update.would_be_no_op(&existing.0.update)
             {
                 counters.no_ops_skipped.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return None;
             }
             self.state.replace(ByKey(Arc::clone(&entry)));
         }
-        self.log.append(now, Change::Update(entry));
-        true
+        Some(entry)
+    }
+
+    fn log_batch(&mut self, now: Instant, batch: ChangeBatch) {
+        self.updates_logged += batch.len() as u64;
+        self.log.append(now, Change::Batch(Arc::new(batch)));
     }
 
     /// Freezes the current state as the latest generation.
@@ -250,6 +285,7 @@ impl Inner {
             .collect();
         self.generation = Arc::new(Generation::new(
             self.log.last_seq(),
+            self.updates_logged,
             self.status,
             entries,
             shape(&shared.config),
@@ -268,7 +304,7 @@ impl Inner {
     /// grace, and a joiner replaying it would hold it for another grace
     /// period, and the next joiner for another.
     fn refresh_generation(&mut self, now: Instant, shared: &Shared) {
-        let since_generation = self.log.last_seq() - self.generation.seq;
+        let since_generation = self.updates_logged - self.generation.updates_logged;
         let first_replayed = self.generation.seq + 1;
         let replayable = self.log.first_seq() <= first_replayed;
         let oldest_allowed = now.checked_sub(shared.config.max_fall_behind);

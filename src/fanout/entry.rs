@@ -7,11 +7,9 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::Counters;
-use super::Flavour;
-use super::frame::{Frame, MessageSize};
 use crate::codec::WireFormat;
 use crate::codec::frames;
-use crate::message::{MessageKind, SerializedUpdate, UpdateType};
+use crate::message::{SerializedUpdate, UpdateType};
 
 /// An update plus its wire encodings, filled in lazily per format.
 #[derive(Debug)]
@@ -23,9 +21,9 @@ pub(crate) struct CachedUpdate {
     /// stores snapshot entries so: to a client starting from a snapshot
     /// every key is new); only made for updates of another type.
     snapshot_units: [OnceLock<Bytes>; 2],
-    /// A whole `Kvs` frame holding just this update, per flavour, with
-    /// the message's length (kept because a compressed frame hides it).
-    frames: [OnceLock<(Bytes, usize)>; 4],
+    /// Whether the key is a modern policy key, which a client without
+    /// modern policy key support would drop.
+    pub(crate) modern_policy_key: bool,
 }
 
 /// A state entry: a cached update ordered and looked up by its key, so the
@@ -62,10 +60,10 @@ impl Ord for ByKey {
 impl CachedUpdate {
     pub(crate) fn new(update: SerializedUpdate) -> CachedUpdate {
         CachedUpdate {
+            modern_policy_key: crate::rewrite::is_modern_policy_key(&update.key),
             update,
             units: Default::default(),
             snapshot_units: Default::default(),
-            frames: Default::default(),
         }
     }
 
@@ -92,26 +90,6 @@ impl CachedUpdate {
             };
             frames::update_unit(format, &as_new)
         })
-    }
-
-    /// A whole `Kvs` frame holding only this update, in `flavour`.
-    pub(crate) fn frame(&self, flavour: Flavour, counters: &Counters) -> Frame {
-        let (bytes, len) = self.frames[flavour.index()].get_or_init(|| {
-            counters.frames_built.fetch_add(1, Ordering::Relaxed);
-            let plain = frames::kvs_frame(flavour.format, &[self.unit(flavour.format, counters)]);
-            let len = MessageSize::of(flavour.format, MessageKind::Kvs, &plain).len;
-            match flavour.compressed {
-                false => (plain, len),
-                true => (frames::compress(&plain), len),
-            }
-        });
-        Frame {
-            bytes: bytes.clone(),
-            largest: MessageSize {
-                kind: MessageKind::Kvs,
-                len: *len,
-            },
-        }
     }
 
     /// A rough size, for batching.

@@ -9,11 +9,14 @@ use bytes::Bytes;
 use crate::codec::WireFormat;
 use crate::message::MessageKind;
 
-/// Bytes to send as they are, and the largest message in them.
+/// Bytes to send as they are, the largest message in them, and whether
+/// they carry a modern policy key (which a client without modern policy
+/// key support must not be sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Frame {
     pub(crate) bytes: Bytes,
     pub(crate) largest: MessageSize,
+    pub(crate) modern_policy_keys: bool,
 }
 
 /// One message's kind and length, measured as a stream encoder measures it
@@ -29,7 +32,11 @@ impl Frame {
     /// Bytes holding exactly one uncompressed message in `format`.
     pub(crate) fn single(format: WireFormat, kind: MessageKind, bytes: Bytes) -> Frame {
         let largest = MessageSize::of(format, kind, &bytes);
-        Frame { bytes, largest }
+        Frame {
+            bytes,
+            largest,
+            modern_policy_keys: false,
+        }
     }
 }
 

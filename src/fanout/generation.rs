@@ -20,7 +20,11 @@ use crate::server::END_OF_SNAPSHOT_MESSAGE;
 #[derive(Debug)]
 pub(crate) struct Generation {
     pub(crate) seq: u64,
+    /// How many updates the cache had logged when it was frozen.
+    pub(crate) updates_logged: u64,
     pub(crate) status: SyncStatus,
+    /// Whether any entry's key is a modern policy key.
+    pub(crate) modern_policy_keys: bool,
     entries: Vec<Arc<CachedUpdate>>,
     shape: Shape,
     /// Uncompressed snapshot batches, per wire format.
@@ -34,13 +38,16 @@ pub(crate) struct Generation {
 impl Generation {
     pub(crate) fn new(
         seq: u64,
+        updates_logged: u64,
         status: SyncStatus,
         entries: Vec<Arc<CachedUpdate>>,
         shape: Shape,
     ) -> Generation {
         Generation {
             seq,
+            updates_logged,
             status,
+            modern_policy_keys: entries.iter().any(|entry| entry.modern_policy_key),
             entries,
             shape,
             batches: Default::default(),
@@ -79,6 +86,7 @@ impl Generation {
             Frame {
                 bytes: blob.freeze(),
                 largest,
+                modern_policy_keys: self.modern_policy_keys,
             }
         })
     }

@@ -5,13 +5,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::entry::CachedUpdate;
+use super::batch::ChangeBatch;
 use crate::message::SyncStatus;
 
-/// One accepted change.
+/// One accepted change: a batch of updates, or a status change.
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
-    Update(Arc<CachedUpdate>),
+    Batch(Arc<ChangeBatch>),
     Status(SyncStatus),
 }
 
@@ -47,6 +47,11 @@ impl ChangeLog {
     /// The sequence number of the newest change (0 before any).
     pub(crate) fn last_seq(&self) -> u64 {
         self.first_seq + self.entries.len() as u64 - 1
+    }
+
+    /// When the newest change was applied, if any is held.
+    pub(crate) fn latest_at(&self) -> Option<Instant> {
+        self.entries.back().map(|entry| entry.at)
     }
 
     /// The oldest sequence number still held.

@@ -46,6 +46,7 @@
 //! `Arc`/`Bytes`. The same code serves a single-threaded poll loop (the
 //! mutex is then never contended) and a multi-threaded runtime.
 
+mod batch;
 mod cache;
 mod entry;
 mod frame;
@@ -70,11 +71,15 @@ pub const DEFAULT_MAX_FALL_BEHIND: Duration = Duration::from_secs(300);
 /// snapshot to read first).
 pub const DEFAULT_NEW_CLIENT_GRACE: Duration = Duration::from_secs(300);
 
+/// Upstream Typha's default for [`CacheConfig::min_batching_age`].
+pub const DEFAULT_MIN_BATCHING_AGE: Duration = Duration::from_millis(10);
+
 /// How a [`SnapshotCache`] batches, and how long it keeps history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
-    /// Updates per uncompressed snapshot message (upstream: 100), and the
-    /// most log entries batched into one message for a lagging client.
+    /// Updates per uncompressed snapshot message and per change batch
+    /// (upstream: 100 each); a lagging client's coalesced messages stop
+    /// growing once they hold this many.
     /// Clamped to `1..=`[`MAX_UPDATES_PER_MESSAGE`](crate::codec::MAX_UPDATES_PER_MESSAGE).
     pub batch_size: usize,
     /// Updates per message in the compressed snapshot (upstream: 1000).
@@ -90,9 +95,17 @@ pub struct CacheConfig {
     /// limit; the log keeps what such a client needs until then.
     pub new_client_grace: Duration,
     /// A joining client starts from the latest snapshot generation and
-    /// replays the changes since, unless more than this many: then a new
-    /// generation is frozen for it.
+    /// replays the changes since, unless more than this many updates: then
+    /// a new generation is frozen for it.
     pub rebuild_after: usize,
+    /// A client counts as lagging when the change batch it is sent next is
+    /// at least this much older than the newest change; a lagging client
+    /// gets the batches waiting for it coalesced into one `KVs` message of
+    /// up to about twice `batch_size` updates (never splitting a batch),
+    /// as upstream's server does. Upstream's Typha ships with 10 ms
+    /// (`typha/pkg/config/config_params.go`,
+    /// `ServerMinBatchingAgeThresholdSecs`).
+    pub min_batching_age: Duration,
 }
 
 impl Default for CacheConfig {
@@ -104,6 +117,7 @@ impl Default for CacheConfig {
             max_fall_behind: DEFAULT_MAX_FALL_BEHIND,
             new_client_grace: DEFAULT_NEW_CLIENT_GRACE,
             rebuild_after: 1000,
+            min_batching_age: DEFAULT_MIN_BATCHING_AGE,
         }
     }
 }

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-
 use super::Flavour;
+use super::batch::{ChangeBatch, coalesced_frame};
 use super::cache::{Cursor, Shared};
 use super::frame::{Frame, MessageSize};
 use super::generation::Generation;
 use super::log::Change;
-use crate::codec::frames;
+use crate::codec::{MAX_UPDATES_PER_MESSAGE, frames};
 use crate::message::{Message, MessageKind, SyncStatus};
 
 /// What a subscription hands its connection next.
@@ -55,7 +54,9 @@ pub struct Subscription {
     generation: Arc<Generation>,
     phase: Phase,
     next_seq: u64,
-    last_status: Option<SyncStatus>,
+    /// The last status sent; upstream's server starts from
+    /// WaitForDatastore, so that status is never sent.
+    last_status: SyncStatus,
     joined_at: Instant,
 }
 
@@ -82,7 +83,7 @@ impl Subscription {
             cursor,
             generation,
             phase: Phase::Snapshot { next: 0 },
-            last_status: None,
+            last_status: SyncStatus::WaitForDatastore,
             joined_at: now,
         }
     }
@@ -121,11 +122,13 @@ impl Subscription {
                 match self.generation.batches(flavour.format, counters).get(next) {
                     Some(batch) => {
                         self.phase = Phase::Snapshot { next: next + 1 };
-                        Pull::Frame(Frame::single(
-                            flavour.format,
-                            MessageKind::Kvs,
-                            batch.clone(),
-                        ))
+                        let mut frame =
+                            Frame::single(flavour.format, MessageKind::Kvs, batch.clone());
+                        // Flagged for the whole snapshot when it holds one
+                        // anywhere: a client that cannot take it is closed
+                        // before its snapshot starts.
+                        frame.modern_policy_keys = self.generation.modern_policy_keys;
+                        Pull::Frame(frame)
                     }
                     None => {
                         self.phase = Phase::Status;
@@ -135,90 +138,80 @@ impl Subscription {
             }
             Phase::Status => {
                 self.phase = Phase::Log;
+                // Sent like any status, only if it differs from the last
+                // one sent (WaitForDatastore, to begin with), as upstream.
                 let status = self.generation.status;
-                self.last_status = Some(status);
+                if status == self.last_status {
+                    return self.pull_log(flavour);
+                }
+                self.last_status = status;
                 Pull::Frame(status_frame(flavour, status))
             }
             Phase::Log => self.pull_log(flavour),
         }
     }
 
-    /// Takes the next run of changes off the log: consecutive updates
-    /// batched into one message (one shared frame when it is a single
-    /// update), or one status change.
+    /// Takes the next change off the log: a status change, or a change
+    /// batch as one message — with the batches after it coalesced in, as
+    /// upstream's server does (`sendDeltaUpdatesToClient`), while the client
+    /// lags: while the batch just taken is at least
+    /// [`min_batching_age`](super::CacheConfig::min_batching_age) older than
+    /// the newest change, and the message holds fewer than `batch_size`
+    /// updates. A batch is never split; coalescing also stops at a status
+    /// change (sent next, in its own message) and at the byte budget.
     fn pull_log(&mut self, flavour: Flavour) -> Pull {
         let config = &self.shared.config;
         let counters = &self.shared.counters;
         let budget = config.max_message_len / 2;
-        let mut updates = Vec::new();
-        let mut bytes = 0;
+        let mut batches: Vec<Arc<ChangeBatch>> = Vec::new();
+        let (mut count, mut bytes) = (0, 0);
         let mut status = None;
         {
             let inner = self.shared.lock();
             if self.next_seq < inner.log.first_seq() {
                 return Pull::Trimmed;
             }
+            let newest = inner.log.latest_at();
             while let Some(entry) = inner.log.get(self.next_seq) {
                 match &entry.change {
-                    Change::Status(_) if !updates.is_empty() => break,
+                    Change::Status(_) if !batches.is_empty() => break,
                     Change::Status(new) => {
                         self.next_seq += 1;
-                        if self.last_status != Some(*new) {
+                        if self.last_status != *new {
                             status = Some(*new);
                             break;
                         }
                     }
-                    Change::Update(update) => {
-                        let len = update.estimated_len();
-                        if !updates.is_empty()
-                            && (updates.len() >= config.batch_size || bytes + len > budget)
-                        {
+                    Change::Batch(batch) => {
+                        let full = count >= config.batch_size
+                            || bytes + batch.bytes() > budget
+                            || count + batch.len() > MAX_UPDATES_PER_MESSAGE;
+                        if !batches.is_empty() && full {
                             break;
                         }
-                        bytes += len;
-                        updates.push(Arc::clone(update));
+                        count += batch.len();
+                        bytes += batch.bytes();
+                        batches.push(Arc::clone(batch));
                         self.next_seq += 1;
+                        let lagging = newest.is_some_and(|newest| {
+                            newest.saturating_duration_since(entry.at) >= config.min_batching_age
+                        });
+                        if !lagging {
+                            break;
+                        }
                     }
                 }
             }
         }
         self.cursor.next_seq.store(self.next_seq, Ordering::Release);
         if let Some(status) = status {
-            self.last_status = Some(status);
+            self.last_status = status;
             return Pull::Frame(status_frame(flavour, status));
         }
-        match updates.as_slice() {
+        match batches.as_slice() {
             [] => Pull::Idle,
             [single] => Pull::Frame(single.frame(flavour, counters)),
-            several if flavour.compressed => {
-                // Splice the shared compressed frames (one message each)
-                // rather than compress a batch for this client alone.
-                let mut out = BytesMut::new();
-                let mut largest = MessageSize {
-                    kind: MessageKind::Kvs,
-                    len: 0,
-                };
-                for update in several {
-                    let frame = update.frame(flavour, counters);
-                    out.extend_from_slice(&frame.bytes);
-                    largest = largest.max(frame.largest);
-                }
-                Pull::Frame(Frame {
-                    bytes: out.freeze(),
-                    largest,
-                })
-            }
-            several => {
-                let units: Vec<&[u8]> = several
-                    .iter()
-                    .map(|u| &u.unit(flavour.format, counters)[..])
-                    .collect();
-                Pull::Frame(Frame::single(
-                    flavour.format,
-                    MessageKind::Kvs,
-                    frames::kvs_frame(flavour.format, &units),
-                ))
-            }
+            several => Pull::Frame(coalesced_frame(several, flavour, counters)),
         }
     }
 
@@ -290,5 +283,9 @@ fn status_frame(flavour: Flavour, status: SyncStatus) -> Frame {
         false => plain,
         true => frames::compress(&plain),
     };
-    Frame { bytes, largest }
+    Frame {
+        bytes,
+        largest,
+        modern_policy_keys: false,
+    }
 }

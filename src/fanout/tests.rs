@@ -108,7 +108,8 @@ fn a_subscription_whose_changes_were_trimmed_is_told_so() {
         ..CacheConfig::default()
     });
     let mut laggard = cache.subscribe(start);
-    assert_eq!(drain(&mut laggard, NATIVE, false).len(), 2); // end, status
+    // The end of the snapshot; its status, WaitForDatastore, is never sent.
+    assert_eq!(drain(&mut laggard, NATIVE, false), [Pull::EndOfSnapshot]);
     cache.apply(start, [upsert(1)]);
     assert_eq!(laggard.fallen_behind(start + Duration::from_secs(5)), None);
     assert!(
@@ -131,8 +132,10 @@ fn dropped_subscriptions_release_the_log() {
         ..CacheConfig::default()
     });
     let subscription = cache.subscribe(now);
-    cache.apply(now, (0..50).map(upsert));
-    assert_eq!(cache.stats().log_len, 50);
+    for batch in 0..5 {
+        cache.apply(now, (batch * 10..batch * 10 + 10).map(upsert));
+    }
+    assert_eq!(cache.stats().log_len, 5, "one log entry per batch");
     drop(subscription);
     cache.trim(now);
     assert_eq!(cache.stats().log_len, 0);
@@ -165,4 +168,137 @@ fn a_client_in_its_grace_keeps_its_replay_but_joiners_do_not_extend_it() {
     // Once the second client's grace is over, the change goes.
     cache.trim(at(500));
     assert_eq!(cache.stats().log_len, 0);
+}
+
+/// The `Kvs` messages (as update counts) and statuses in `pulls`.
+fn shapes(pulls: &[Pull]) -> Vec<String> {
+    let mut stream = BytesMut::from(&crate::codec::native::PREAMBLE[..]);
+    for pull in pulls {
+        if let Pull::Frame(frame) = pull {
+            stream.extend_from_slice(&frame.bytes);
+        }
+    }
+    let mut decoder = StreamDecoder::new(WireFormat::Native, usize::MAX, None);
+    std::iter::from_fn(|| decoder.decode(&mut stream).unwrap())
+        .map(|message| match message {
+            Message::Kvs(updates) => format!("kvs {}", updates.len()),
+            Message::SyncStatus(status) => format!("status {status}"),
+            other => format!("{:?}", other.kind()),
+        })
+        .collect()
+}
+
+/// A subscription past its (empty) snapshot.
+fn live_subscription(cache: &SnapshotCache, now: Instant) -> Subscription {
+    let mut subscription = cache.subscribe(now);
+    assert_eq!(
+        drain(&mut subscription, NATIVE, false),
+        [Pull::EndOfSnapshot]
+    );
+    subscription
+}
+
+#[test]
+fn each_batch_is_one_message_for_a_client_that_keeps_up() {
+    let now = Instant::now();
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let mut subscription = live_subscription(&cache, now);
+    cache.apply(now, (0..30).map(upsert));
+    cache.apply(now, (30..40).map(upsert));
+    // Over the batch size: split into batches of 100.
+    cache.apply(now, (100..350).map(upsert));
+    cache.set_status(now, SyncStatus::InSync);
+    let pulls = drain(&mut subscription, NATIVE, false);
+    assert_eq!(
+        shapes(&pulls),
+        [
+            "kvs 30",
+            "kvs 10",
+            "kvs 100",
+            "kvs 100",
+            "kvs 50",
+            "status in-sync"
+        ]
+    );
+}
+
+#[test]
+fn a_lagging_client_gets_whole_batches_coalesced() {
+    let start = Instant::now();
+    let later = start + Duration::from_millis(50);
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let mut subscription = live_subscription(&cache, start);
+    // Five batches of 40, then one 50 ms newer: the old ones are more than
+    // min_batching_age behind the newest, so the client lags.
+    for batch in 0..5 {
+        cache.apply(start, (batch * 40..batch * 40 + 40).map(upsert));
+    }
+    cache.apply(later, (500..540).map(upsert));
+    let pulls = drain(&mut subscription, NATIVE, false);
+    // Coalesced until a message holds at least 100 (3 batches), never
+    // splitting one. As upstream, a batch that is no longer behind still
+    // joins a message already coalescing, and ends it.
+    assert_eq!(shapes(&pulls), ["kvs 120", "kvs 120"]);
+    // Caught up: each batch is its own message again.
+    cache.apply(later, (600..610).map(upsert));
+    cache.apply(later, (610..620).map(upsert));
+    let pulls = drain(&mut subscription, NATIVE, false);
+    assert_eq!(shapes(&pulls), ["kvs 10", "kvs 10"]);
+}
+
+#[test]
+fn coalescing_stops_at_a_status_change() {
+    let start = Instant::now();
+    let later = start + Duration::from_secs(1);
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let mut subscription = live_subscription(&cache, start);
+    cache.apply(start, (0..10).map(upsert));
+    cache.set_status(start, SyncStatus::InSync);
+    cache.apply(start, (10..20).map(upsert));
+    cache.apply(later, (20..30).map(upsert));
+    let pulls = drain(&mut subscription, NATIVE, false);
+    assert_eq!(
+        shapes(&pulls),
+        ["kvs 10", "status in-sync", "kvs 20"],
+        "the status splits the run; the last two batches coalesce"
+    );
+}
+
+#[test]
+fn wait_for_datastore_is_never_sent() {
+    let now = Instant::now();
+    let cache = SnapshotCache::new(CacheConfig::default());
+    cache.apply(now, (0..3).map(upsert));
+    let mut subscription = cache.subscribe(now);
+    cache.set_status(now, SyncStatus::ResyncInProgress);
+    cache.set_status(now, SyncStatus::WaitForDatastore);
+    cache.set_status(now, SyncStatus::InSync);
+    let pulls = drain(&mut subscription, NATIVE, false);
+    assert_eq!(
+        shapes(&pulls),
+        [
+            "kvs 3",
+            "status resync",
+            "status wait-for-ready",
+            "status in-sync"
+        ],
+        "only the snapshot's own WaitForDatastore is skipped (a later change to it is news)"
+    );
+}
+
+#[test]
+fn an_empty_value_deletes_the_key() {
+    let now = Instant::now();
+    let cache = SnapshotCache::new(CacheConfig::default());
+    cache.apply(now, [upsert(1), upsert(2)]);
+    let mut emptied = upsert(1);
+    emptied.value = Some(bytes::Bytes::new());
+    let outcome = cache.apply(now, [emptied]);
+    assert_eq!(outcome.accepted, 1);
+    let keys: Vec<_> = cache
+        .snapshot_updates()
+        .into_iter()
+        .map(|update| update.key)
+        .collect();
+    assert_eq!(keys, [upsert(2).key]);
 }
