@@ -382,26 +382,6 @@ fn server_refuses_an_unknown_syncer_type() {
 }
 
 #[test]
-fn server_policy_can_require_modern_policy_keys() {
-    let client = ClientConfig {
-        supports_modern_policy_keys: false,
-        ..client_config()
-    };
-    let server = ServerConfig {
-        require_modern_policy_keys: true,
-        ..server_config()
-    };
-    let mut pair = Pair::new(client, server, Link::default());
-    pair.settle();
-    assert_eq!(
-        last_server_close(&pair),
-        Some(&CloseReason::Protocol(ProtocolError::MissingFeature(
-            "modern policy keys"
-        )))
-    );
-}
-
-#[test]
 fn a_key_the_parser_rejects_is_dropped_and_later_updates_still_arrive() {
     let mut pair = Pair::new(client_config(), server_config(), Link::default());
     pair.settle();

@@ -273,6 +273,10 @@ fn go_client_against_rust_server(layout: &str, compress: bool) {
         ping_interval: Duration::from_millis(20),
         ping_jitter: Duration::from_millis(2),
         connection_id: 99,
+        // A v3.2.5 client lacks modern policy keys: serve it anyway (the
+        // dataset holds none; the server would close it before sending it
+        // one).
+        require_modern_policy_keys: layout == "new",
         ..ServerConfig::default()
     };
     let mut server = ServerConnection::new(config, now()).unwrap();
@@ -378,4 +382,47 @@ fn newest_go_client_against_rust_server_compressed() {
 #[test]
 fn v3_2_5_go_client_against_rust_server() {
     go_client_against_rust_server("v325", false);
+}
+
+/// As upstream's newest server: a client without modern policy key
+/// support is refused, and closed without a reply.
+#[test]
+fn by_default_a_v3_2_5_go_client_is_refused_without_a_reply() {
+    let Some(_) = go_peers() else { return };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (mut child, stdout) = spawn("go-peer-v325", &["client", "--connect", &address]);
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut server = ServerConnection::new(ServerConfig::default(), now()).unwrap();
+    let mut written = 0;
+    let mut buffer = [0u8; 4096];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    while !server.is_closed() {
+        let read = std::io::Read::read(&mut stream, &mut buffer).unwrap();
+        assert!(read > 0, "the client hung up before the server decided");
+        server.handle_input(now(), &buffer[..read]);
+        while let Some(bytes) = server.poll_transmit() {
+            written += bytes.len();
+            stream.write_all(&bytes).unwrap();
+        }
+    }
+    assert_eq!(
+        server.close_reason(),
+        Some(&CloseReason::Protocol(
+            syncproto::ProtocolError::MissingFeature("modern policy keys")
+        ))
+    );
+    assert_eq!(written, 0, "the refusal sends nothing");
+    drop(stream);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(!child.wait().unwrap().success());
+    let summary: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(summary["ok"], false, "{summary}");
+    assert!(
+        summary["error"] == "server closed the connection before its ServerHello",
+        "the Go client read nothing before the close: {summary}"
+    );
 }

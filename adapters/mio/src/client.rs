@@ -36,6 +36,7 @@ pub struct ClientState {
     server_hello: Option<ServerHello>,
     updates_messages: u64,
     dropped_keys: u64,
+    ignored_messages: u64,
     closed: Option<Disconnect>,
 }
 
@@ -47,6 +48,7 @@ static NO_STATE: ClientState = ClientState {
     server_hello: None,
     updates_messages: 0,
     dropped_keys: 0,
+    ignored_messages: 0,
     closed: None,
 };
 
@@ -81,6 +83,12 @@ impl ClientState {
     /// How many updates were dropped because their keys did not parse.
     pub fn dropped_keys(&self) -> u64 {
         self.dropped_keys
+    }
+
+    /// How many messages the client ignored (see
+    /// [`ClientEvent::Ignored`]).
+    pub fn ignored_messages(&self) -> u64 {
+        self.ignored_messages
     }
 
     /// Why the connection ended, once it has.
@@ -576,6 +584,7 @@ fn record(state: &mut ClientState, event: &ClientEvent, stats: &mut ClientsStats
         }
         ClientEvent::Connected(hello) => state.server_hello = Some(hello.clone()),
         ClientEvent::Dropped { .. } => state.dropped_keys += 1,
+        ClientEvent::Ignored(_) => state.ignored_messages += 1,
         // Handled by the caller, which drops the connection.
         ClientEvent::Closed(_) => {}
     }

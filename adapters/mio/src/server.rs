@@ -64,12 +64,13 @@ pub enum ServerLoopEvent {
         /// The compression negotiated, if any.
         compression: Option<CompressionAlgorithm>,
     },
-    /// The client answered a ping.
+    /// A pong arrived.
     Pong {
         /// The connection.
         connection: ConnectionId,
-        /// Time from sending the ping to receiving its pong.
-        round_trip: Duration,
+        /// Time from sending the ping it answers to receiving it; `None`
+        /// when it answers no ping still outstanding.
+        round_trip: Option<Duration>,
     },
     /// The connection was dropped (its socket is closed).
     Closed {

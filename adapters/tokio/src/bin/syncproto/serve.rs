@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use syncproto::fanout::{CacheConfig, SnapshotCache};
-use syncproto::message::SyncStatus;
+use syncproto::message::{Revision, SerializedUpdate, SyncStatus};
 use syncproto::records::{Record, parse_line};
 use syncproto::server::ServerConfig;
 use syncproto_tokio::{Server, ServerHandle, ServerOptions};
@@ -18,7 +18,9 @@ use crate::options::{TlsArgs, Wire};
 /// `key`, `value` as text or null (or `value_base64`), optional `revision`,
 /// `ttl_ns`, `type` new|updated|deleted; or a `{"status": ...}` line).
 /// Unless the file sets a status, the datastore is in-sync once loaded.
-/// Runs until interrupted.
+/// As a real Typha does, revisions are sent as strings and a v3 resource's
+/// `metadata.resourceVersion` is moved out of its value into
+/// `v3_resource_version`. Runs until interrupted.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Address to listen on, e.g. 0.0.0.0:5473.
@@ -35,6 +37,16 @@ pub(crate) struct Args {
     /// Which wire format to accept: auto tells gob and native clients apart.
     #[arg(long, value_enum, default_value_t = WireChoice::Auto)]
     wire: WireChoice,
+    /// Send revisions with the Go types the file gives them (a JSON integer
+    /// as an int64, a missing one as nil), as senders older than upstream's
+    /// string revisions did, instead of as strings (a missing one as "").
+    #[arg(long)]
+    typed_revisions: bool,
+    /// Serve clients that do not support modern policy keys (v3.2.5's, for
+    /// one) instead of refusing them as upstream's Typha does; such a
+    /// client is disconnected if a modern policy key is about to reach it.
+    #[arg(long)]
+    allow_legacy_clients: bool,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -55,7 +67,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let (records, consumed) = parse_records(&args.snapshot, &text, 1, args.follow)?;
     let cache = SnapshotCache::new(CacheConfig::default());
     let loaded = records.len();
-    let set_status = apply(&cache, records);
+    let prepare = Prepare {
+        typed_revisions: args.typed_revisions,
+    };
+    let set_status = apply(&cache, records, prepare);
     if !set_status {
         cache.set_status(std::time::Instant::now(), SyncStatus::InSync);
     }
@@ -66,6 +81,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
                 WireChoice::Gob => Some(Wire::Gob.into()),
                 WireChoice::Native => Some(Wire::Native.into()),
             },
+            require_modern_policy_keys: !args.allow_legacy_clients,
             ..ServerConfig::default()
         },
         tls: args.tls.server()?,
@@ -92,7 +108,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             .count()
             + 1;
         tokio::spawn(async move {
-            let followed = follow(&path, consumed as u64, next_line, &handle).await;
+            let followed = follow(&path, consumed as u64, next_line, &handle, prepare).await;
             // A bad line stops the server; the failure is its exit status.
             handle.shutdown();
             followed
@@ -154,14 +170,35 @@ fn parse_records(
     Ok((records, consumed))
 }
 
+/// How each update from the file is made into what a real Typha sends.
+#[derive(Debug, Clone, Copy)]
+struct Prepare {
+    typed_revisions: bool,
+}
+
+impl Prepare {
+    fn update(self, mut update: SerializedUpdate) -> SerializedUpdate {
+        if !self.typed_revisions {
+            // Upstream's revisions are Go strings (`""` when unknown).
+            update.revision = match &update.revision {
+                Revision::Nil => Revision::String(Default::default()),
+                Revision::String(_) => update.revision,
+                typed => Revision::String(typed.to_string().into()),
+            };
+        }
+        update.move_resource_version_out();
+        update
+    }
+}
+
 /// Applies records to the cache in order; whether any set a status.
-fn apply(cache: &SnapshotCache, records: Vec<Record>) -> bool {
+fn apply(cache: &SnapshotCache, records: Vec<Record>, prepare: Prepare) -> bool {
     let now = std::time::Instant::now();
     let mut set_status = false;
     let mut batch = Vec::new();
     for record in records {
         match record {
-            Record::Update(update) => batch.push(update),
+            Record::Update(update) => batch.push(prepare.update(update)),
             Record::Status(status) => {
                 cache.apply(now, std::mem::take(&mut batch));
                 cache.set_status(now, status);
@@ -179,6 +216,7 @@ async fn follow(
     mut offset: u64,
     mut line: usize,
     handle: &ServerHandle,
+    prepare: Prepare,
 ) -> Result<(), Failure> {
     let mut pending = Vec::new();
     let mut file = tokio::fs::File::open(path)
@@ -206,7 +244,7 @@ async fn follow(
                 .filter(|byte| **byte == b'\n')
                 .count();
             pending.drain(..complete);
-            apply(handle.cache(), records);
+            apply(handle.cache(), records, prepare);
             handle.notify();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
