@@ -193,6 +193,11 @@ pub enum UsageError {
     /// directly; its data comes from the cache.
     #[error("this connection follows a snapshot cache; apply changes to the cache")]
     FollowingCache,
+    /// The connection is stopping (after
+    /// [`ServerConnection::stop_sending`](crate::server::ServerConnection::stop_sending)):
+    /// nothing more can be given to it.
+    #[error("connection is stopping; nothing more is sent")]
+    Stopping,
     /// The connection is closed; nothing more can be sent or received.
     #[error("connection is closed")]
     Closed,

@@ -13,7 +13,7 @@
 //!   `value_base64` carries a value that is not UTF-8 (never both). An
 //!   empty value is a deletion too, and is read as `null`: gob cannot carry
 //!   one, so no client of a server could hold it (see
-//!   [`SerializedUpdate`](crate::message::SerializedUpdate)).
+//!   [`SerializedUpdate`]).
 //! - `revision` is absent for none; a JSON string is a Go `string`, a JSON
 //!   integer an `int64`, and `{"go_type":…,"text":…}` any Go basic type,
 //!   the text in Go's `%v` form.

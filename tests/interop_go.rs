@@ -13,69 +13,24 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 use syncproto::message::ByteString;
 
 use common::blocking::{now, run_client, run_server};
 use common::dataset::{self, apply, comparable};
+use common::go_peer::{go_peers, read_state, scratch, spawn, summary, write_records};
 use serde_json::Value;
 use syncproto::CloseReason;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
-use syncproto::records::{Record, parse_line, status_to_line, update_to_line};
+use syncproto::records::{Record, status_to_line, update_to_line};
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
 use syncproto::synthetic::UNKNOWN_KEY;
 
 const ENDPOINTS: usize = 10_000;
 const SEED: u64 = 20_261_126;
-
-/// Builds both layouts of the Go peer once; `None` when Go is missing and
-/// not required.
-fn go_peers() -> Option<&'static Path> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let required = std::env::var("SYNCPROTO_REQUIRE_GO").is_ok_and(|v| v == "1");
-            if Command::new("go").arg("version").output().is_err() {
-                assert!(
-                    !required,
-                    "SYNCPROTO_REQUIRE_GO=1 but `go` is not installed"
-                );
-                eprintln!("skipping Go interop: `go` is not installed");
-                return None;
-            }
-            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-peer");
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/go/build.sh");
-            let status = Command::new(script)
-                .arg(&out)
-                .status()
-                .expect("run build.sh");
-            assert!(status.success(), "building the Go peer failed");
-            Some(out)
-        })
-        .as_deref()
-}
-
-/// Test files in a fresh directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("interop")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn write_records(path: &Path, lines: impl Iterator<Item = String>) {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for line in lines {
-        writeln!(file, "{line}").unwrap();
-    }
-}
 
 /// The dataset, written where the Go peer can read it.
 fn write_dataset(dir: &Path) -> (Vec<SerializedUpdate>, Vec<Record>) {
@@ -95,18 +50,6 @@ fn write_dataset(dir: &Path) -> (Vec<SerializedUpdate>, Vec<Record>) {
     (snapshot, changes)
 }
 
-/// A state file written by the Go peer, as key → update.
-fn read_state(path: &Path) -> BTreeMap<ByteString, SerializedUpdate> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .filter_map(|line| match parse_line(line).unwrap() {
-            Some(Record::Update(update)) => Some((update.key.clone(), update)),
-            Some(Record::Status(_)) => panic!("status in a state file"),
-            None => None,
-        })
-        .collect()
-}
-
 fn assert_same_state(
     actual: &BTreeMap<ByteString, SerializedUpdate>,
     expected: &BTreeMap<ByteString, SerializedUpdate>,
@@ -119,31 +62,6 @@ fn assert_same_state(
             .unwrap_or_else(|| panic!("{context}: missing {key}"));
         assert_eq!(comparable(ours), comparable(update), "{context}: {key}");
     }
-}
-
-fn spawn(peer: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
-    let binary = go_peers().unwrap().join(peer);
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the Go peer");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    (child, stdout)
-}
-
-fn summary(child: &mut Child, mut stdout: BufReader<ChildStdout>) -> Value {
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let status = child.wait().unwrap();
-    let summary: Value =
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("summary: {line:?}"));
-    assert!(
-        status.success() && summary["ok"] == true,
-        "Go peer failed: {summary}"
-    );
-    summary
 }
 
 fn rust_client_against_go_server(layout: &str, compress: bool) {

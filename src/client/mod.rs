@@ -73,8 +73,10 @@ enum State {
 ///    re-read [`poll_timeout`](Self::poll_timeout).
 ///
 /// The machine answers pings and acknowledges decoder restarts by itself.
-/// Once it has emitted [`ClientEvent::Closed`] it emits and transmits
-/// nothing more; close the socket.
+/// Once it has emitted [`ClientEvent::Closed`] it emits nothing more and
+/// queues nothing more; write out what [`poll_transmit`](Self::poll_transmit)
+/// still hands out (only after a clean end of stream: see
+/// [`handle_eof`](Self::handle_eof)), then close the socket.
 ///
 /// It tolerates what upstream's client tolerates
 /// (`typha/pkg/syncclient/sync_client.go`, `loop` and `restartDecoder`):
@@ -183,6 +185,12 @@ impl ClientConnection {
     /// Tells the machine the server closed its side of the connection. A
     /// clean close between messages ends with [`CloseReason::PeerClosed`];
     /// one mid-message is a truncation error.
+    ///
+    /// After a clean close, what was already queued (a pong to a ping that
+    /// came just before the end) is still handed out by
+    /// [`poll_transmit`](Self::poll_transmit): the server may only have
+    /// closed its writing side and still be reading, and upstream's client
+    /// answers every ping it reads before the end.
     pub fn handle_eof(&mut self, now: Now) {
         if self.state == State::Closed {
             return;
@@ -389,7 +397,10 @@ impl ClientConnection {
     fn finish(&mut self, reason: CloseReason) {
         self.state = State::Closed;
         self.input = BytesMut::new();
-        self.output = BytesMut::new();
+        // Owed answers survive a clean end of stream (see `handle_eof`).
+        if reason != CloseReason::PeerClosed {
+            self.output = BytesMut::new();
+        }
         self.close_reason = Some(reason.clone());
         self.events.push_back(ClientEvent::Closed(reason));
     }

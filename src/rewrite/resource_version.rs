@@ -40,7 +40,7 @@ impl SerializedUpdate {
     /// [`SnapshotCache`](crate::fanout::SnapshotCache) or a server
     /// connection, as `syncproto serve` does. It returns whether it moved a
     /// version; it leaves alone anything but a v3 resource key
-    /// ([`is_v3_resource_key`](crate::rewrite::is_v3_resource_key)) whose
+    /// ([`is_v3_resource_key`]) whose
     /// value is a JSON object with a string `metadata.resourceVersion`.
     pub fn move_resource_version_out(&mut self) -> bool {
         if !is_v3_resource_key(&self.key) {

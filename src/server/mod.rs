@@ -150,6 +150,9 @@ pub struct ServerConnection {
     /// The client did not say it supports modern policy keys (allowed only
     /// when the config does not require them).
     legacy_client: bool,
+    /// [`stop_sending`](Self::stop_sending) was called: hand out what is
+    /// ready, produce nothing more, wait for the client to close.
+    draining: bool,
     close_reason: Option<CloseReason>,
 }
 
@@ -192,6 +195,7 @@ impl ServerConnection {
             events: VecDeque::new(),
             client_hello: None,
             legacy_client: false,
+            draining: false,
             close_reason: None,
             config,
         })
@@ -209,7 +213,10 @@ impl ServerConnection {
         self.process_input(now, false);
     }
 
-    /// Tells the machine the client closed its side of the connection.
+    /// Tells the machine the client closed its side of the connection. After
+    /// [`stop_sending`](Self::stop_sending) that is the expected end, and
+    /// the reason is [`CloseReason::Local`]; otherwise
+    /// [`CloseReason::PeerClosed`].
     pub fn handle_eof(&mut self, now: Now) {
         self.last_instant = self.last_instant.max(now.instant);
         if self.state == State::Closed {
@@ -217,7 +224,11 @@ impl ServerConnection {
         }
         self.process_input(now, true);
         if self.state != State::Closed {
-            self.finish(CloseReason::PeerClosed);
+            let reason = match self.draining {
+                true => CloseReason::Local,
+                false => CloseReason::PeerClosed,
+            };
+            self.finish(reason);
         }
     }
 
@@ -227,6 +238,9 @@ impl ServerConnection {
     /// or repeatedly is harmless.
     pub fn handle_timeout(&mut self, now: Now) {
         self.last_instant = self.last_instant.max(now.instant);
+        if self.draining {
+            return;
+        }
         if let Some(reason) = self.expired(now.instant) {
             self.finish(reason);
             return;
@@ -270,6 +284,10 @@ impl ServerConnection {
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout)
     /// must be called, `None` once closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.draining {
+            // The driver bounds the wait for the client's close itself.
+            return None;
+        }
         match self.state {
             State::AwaitingHello => Some(self.handshake_deadline),
             State::AwaitingAck { deadline, .. } => Some(
@@ -308,7 +326,7 @@ impl ServerConnection {
     /// [`poll_event`](Self::poll_event) and re-read
     /// [`poll_timeout`](Self::poll_timeout).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        while self.ready.is_empty() && self.state == State::Syncing {
+        while self.ready.is_empty() && self.state == State::Syncing && !self.draining {
             let Some(step) = self.next_step() else { break };
             match step {
                 Step::Message(Message::Kvs(updates)) if self.would_drop_any(&updates) => {
@@ -428,6 +446,33 @@ impl ServerConnection {
         self.manual_queue()?.push_status(status)
     }
 
+    /// Ends the stream from this side gracefully, as a server shutting
+    /// down does: nothing more is produced (no snapshot, changes, statuses
+    /// or pings), but what [`poll_transmit`](Self::poll_transmit) has
+    /// ready is still handed out, so the client never sees a message cut
+    /// short. Once [`is_flushed`](Self::is_flushed), the driver half-closes
+    /// the socket and keeps reading: the client's last pongs are still
+    /// taken (and counted) until it closes its side,
+    /// [`handle_eof`](Self::handle_eof), which ends the connection with
+    /// [`CloseReason::Local`]. Deadlines stop: the driver bounds that wait
+    /// itself and then calls [`close`](Self::close).
+    ///
+    /// Before the handshake is done there is nothing to finish: it closes
+    /// at once. Harmless when already closed or called twice.
+    pub fn stop_sending(&mut self) {
+        match self.state {
+            State::Closed => {}
+            State::Syncing => self.draining = true,
+            State::AwaitingHello | State::AwaitingAck { .. } => self.finish(CloseReason::Local),
+        }
+    }
+
+    /// Whether [`stop_sending`](Self::stop_sending) was called (and the
+    /// connection is waiting for the client to close).
+    pub fn is_stopping(&self) -> bool {
+        self.draining && self.state != State::Closed
+    }
+
     /// Closes the connection from this side: queued output is discarded and
     /// a final [`ServerEvent::Closed`]`(`[`CloseReason::Local`]`)` is queued.
     /// Harmless when already closed.
@@ -476,9 +521,13 @@ impl ServerConnection {
     /// Whether everything given to the connection has been handed out by
     /// [`poll_transmit`](Self::poll_transmit): the snapshot (once given), its
     /// status and every queued change, with no decoder restart awaiting its
-    /// acknowledgement. A driver shutting down gracefully waits for this
-    /// (and for its own buffers to drain) before closing the socket.
+    /// acknowledgement. After [`stop_sending`](Self::stop_sending): whether
+    /// what was ready has been handed out, the driver's signal to
+    /// half-close the socket once its own buffers are written.
     pub fn is_flushed(&self) -> bool {
+        if self.draining {
+            return self.state != State::Closed && self.ready.is_empty();
+        }
         let drained = match &self.feed {
             Feed::Manual(queue) => queue.is_drained(),
             Feed::Cache(subscription) => subscription.is_caught_up(),
@@ -511,6 +560,7 @@ impl ServerConnection {
     fn check_open(&self) -> Result<(), UsageError> {
         match self.state {
             State::Closed => Err(UsageError::Closed),
+            _ if self.draining => Err(UsageError::Stopping),
             _ => Ok(()),
         }
     }

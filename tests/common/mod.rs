@@ -5,6 +5,7 @@
 pub mod blocking;
 pub mod dataset;
 pub mod fleet;
+pub mod go_peer;
 pub mod golden;
 pub mod harness;
 pub mod pieces;

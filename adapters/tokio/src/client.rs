@@ -190,9 +190,28 @@ impl Client {
             if let Some(event) = self.machine.poll_event() {
                 if matches!(event, ClientEvent::Closed(_)) {
                     self.finished = true;
-                    // On TLS this writes (close_notify, and anything held):
-                    // a server that stopped reading must not hold us here.
-                    let _ = timeout(LINGER, self.writer.shutdown()).await;
+                    // After a clean end of stream the machine still hands
+                    // out what it owes (a pong to a last ping): the server
+                    // may still be reading. Write it, then shut down; on
+                    // TLS that writes too (close_notify, and anything
+                    // held). A server that stopped reading must not hold us
+                    // here: LINGER bounds both.
+                    let owed = self
+                        .pending
+                        .drain(..)
+                        .chain(std::iter::from_fn(|| self.machine.poll_transmit()))
+                        .collect::<Vec<_>>();
+                    let writable = self.write_error.is_none();
+                    let writer = &mut self.writer;
+                    let finish = async move {
+                        if writable {
+                            for bytes in owed {
+                                writer.write_all(&bytes).await?;
+                            }
+                        }
+                        writer.shutdown().await
+                    };
+                    let _ = timeout(LINGER, finish).await;
                 }
                 return Ok(Some(event));
             }

@@ -29,7 +29,7 @@ pub mod tls;
 
 pub use client::{Client, ClientOptions, ConnectError};
 pub use reconnect::{Backoff, ReconnectingClient, SyncEvent};
-pub use server::{Server, ServerHandle, ServerOptions, ServerStats};
+pub use server::{ConnectionReport, ReportHook, Server, ServerHandle, ServerOptions, ServerStats};
 pub use syncproto;
 
 use std::time::{Instant, SystemTime};

@@ -1,0 +1,241 @@
+//! One connection's life on the server: TLS, the machine, and the loop
+//! that moves its bytes and time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use syncproto::CloseReason;
+use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::Shared;
+use super::stats::ConnectionReport;
+use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
+use crate::now;
+
+/// Serves one connection; reports how it went.
+pub(super) async fn serve(
+    shared: &Shared,
+    id: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+    close: &Notify,
+) -> ConnectionReport {
+    let started = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let early = |reason: String| ConnectionReport::early(id, Some(peer), reason, started.elapsed());
+    let transport: BoxedTransport = match &shared.options.tls {
+        None => Box::new(stream),
+        Some((config, requirement)) => {
+            let accept = tokio_rustls::TlsAcceptor::from(Arc::clone(config)).accept(stream);
+            let tls = match timeout(shared.options.tls_handshake_timeout, accept).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    shared.counters.tls_rejected.fetch_add(1, Ordering::Relaxed);
+                    return early(format!("TLS handshake failed: {error}"));
+                }
+                Err(_) => {
+                    shared.counters.tls_rejected.fetch_add(1, Ordering::Relaxed);
+                    return early("TLS handshake timed out".to_owned());
+                }
+            };
+            let checked = match tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+            {
+                Some(certificate) => requirement
+                    .check(certificate)
+                    .map_err(|error| error.to_string()),
+                None => Err("client presented no certificate".to_owned()),
+            };
+            if let Err(reason) = checked {
+                shared.counters.tls_rejected.fetch_add(1, Ordering::Relaxed);
+                return early(format!("client identity refused: {reason}"));
+            }
+            Box::new(tls)
+        }
+    };
+    let mut report = serve_transport(shared, id, transport, close).await;
+    report.peer = Some(peer);
+    report.duration = started.elapsed();
+    report
+}
+
+/// Runs the protocol over an established transport; reports how it went
+/// (without the peer address and duration, which the caller knows).
+pub(super) async fn serve_transport(
+    shared: &Shared,
+    id: u64,
+    transport: BoxedTransport,
+    close: &Notify,
+) -> ConnectionReport {
+    let config = ServerConfig {
+        connection_id: id,
+        rng_seed: shared.options.config.rng_seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ..shared.options.config.clone()
+    };
+    let early = |reason| ConnectionReport::early(id, None, reason, Duration::ZERO);
+    let mut machine = match ServerConnection::new(config, now()) {
+        Ok(machine) => machine,
+        Err(error) => return early(format!("invalid server configuration: {error}")),
+    };
+    if let Err(error) = machine.follow(shared.cache.subscribe(std::time::Instant::now())) {
+        return early(format!("cannot follow the cache: {error}"));
+    }
+    let reason = match drive(shared, id, &mut machine, transport, close).await {
+        Ok(()) => machine
+            .close_reason()
+            .map_or_else(|| "closed".to_owned(), CloseReason::to_string),
+        Err(error) => format!("I/O error: {error}"),
+    };
+    ConnectionReport {
+        id,
+        peer: None,
+        hello: machine.client_hello().cloned(),
+        wire_format: machine.wire_format(),
+        compression: machine.compression().cloned(),
+        reason,
+        duration: Duration::ZERO,
+        pings_sent: machine.pings_sent(),
+        pongs_received: machine.pongs_received(),
+        unanswered_pings: machine.unanswered_pings(),
+    }
+}
+
+/// The connection's loop: bytes in, bytes out, timers, wake-ups.
+///
+/// On the server's shutdown it stops the machine gracefully
+/// ([`ServerConnection::stop_sending`]): what is ready is written whole,
+/// then the writing side is shut and the client's last words (pongs) are
+/// read until it closes, for at most [`LINGER`].
+async fn drive(
+    shared: &Shared,
+    id: u64,
+    machine: &mut ServerConnection,
+    transport: BoxedTransport,
+    close: &Notify,
+) -> std::io::Result<()> {
+    let (mut reader, mut writer) = tokio::io::split(transport);
+    let mut changes = shared.changes.subscribe();
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut buffer = vec![0u8; READ_CHUNK];
+    let mut pending: Option<Bytes> = None;
+    // Written but perhaps held by the transport (TLS buffers encrypted
+    // output when the socket is full): flush before going quiet.
+    let mut needs_flush = false;
+    let mut stalled_since: Option<Instant> = None;
+    // After end of stream a read returns at once, every time: stop asking.
+    let mut read_open = true;
+    // Once the machine is closed, how long the message in flight (if any)
+    // may take to finish, so that the client sees it whole.
+    let mut closing_deadline: Option<Instant> = None;
+    // Once a graceful stop has written everything: our side is shut, and
+    // the client has until then to close its own.
+    let mut drain_deadline: Option<Instant> = None;
+    if *shutdown.borrow_and_update() {
+        machine.stop_sending();
+    }
+    loop {
+        while let Some(event) = machine.poll_event() {
+            let counter = match event {
+                ServerEvent::Connected { .. } => &shared.counters.handshakes,
+                ServerEvent::Pong { .. } => &shared.counters.pongs,
+                _ => continue,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if pending.is_none() {
+            // Take one message at a time: the machine produces the next
+            // only when this one has gone, so nothing piles up here.
+            pending = machine.poll_transmit();
+        }
+        if machine.is_closed() {
+            let give_up = *closing_deadline.get_or_insert_with(|| Instant::now() + LINGER);
+            if Instant::now() >= give_up {
+                // A client that will not take the rest cannot hold the
+                // connection open: it sees the message cut short instead.
+                pending = None;
+            }
+        }
+        if machine.is_closed() && pending.is_none() {
+            // No longer a live connection (for the limit), even while it
+            // lingers below.
+            shared.lock_connections().remove(&id);
+            // Close our side, then let the client's last writes (a pong in
+            // flight) land before the socket goes, so that the client sees
+            // a clean end of stream rather than a reset. Shutting down TLS
+            // writes (what it still holds, then close_notify): a client
+            // that stopped reading would hold it, and graceful shutdown,
+            // forever.
+            let _ = timeout(LINGER, writer.shutdown()).await;
+            let linger =
+                async { while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {} };
+            let _ = timeout(LINGER, linger).await;
+            return Ok(());
+        }
+        let stopped_and_written =
+            machine.is_stopping() && machine.is_flushed() && pending.is_none() && !needs_flush;
+        if stopped_and_written && drain_deadline.is_none() {
+            let _ = timeout(LINGER, writer.shutdown()).await;
+            drain_deadline = Some(Instant::now() + LINGER);
+        }
+        if drain_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            // The client did not close in time: give up on it.
+            machine.close();
+            continue;
+        }
+        let writing = drain_deadline.is_none() && (pending.is_some() || needs_flush);
+        if writing && stalled_since.is_none() {
+            stalled_since = Some(Instant::now());
+        }
+        let deadline = closing_deadline
+            .or(drain_deadline)
+            .or_else(|| machine.poll_timeout().map(Instant::from_std));
+        let write_deadline = stalled_since.map(|since| since + shared.options.write_timeout);
+        tokio::select! {
+            progress = write_or_flush(&mut writer, pending.as_deref()), if writing => {
+                stalled_since = None;
+                match progress? {
+                    Progress::Wrote(written) => {
+                        needs_flush = true;
+                        if let Some(bytes) = pending.as_mut() {
+                            let _ = bytes.split_to(written.min(bytes.len()));
+                            if bytes.is_empty() {
+                                pending = None;
+                            }
+                        }
+                    }
+                    Progress::Flushed => needs_flush = false,
+                }
+            }
+            _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading"));
+            }
+            read = reader.read(&mut buffer), if read_open => match read? {
+                0 => {
+                    read_open = false;
+                    machine.handle_eof(now());
+                }
+                n => machine.handle_input(now(), &buffer[..n]),
+            },
+            _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                machine.handle_timeout(now());
+            }
+            _ = changes.changed() => {}
+            _ = close.notified() => machine.close(),
+            _ = shutdown.changed() => machine.stop_sending(),
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}

@@ -1,0 +1,330 @@
+//! The server on tokio: an accept loop on a shared snapshot cache, one task
+//! per connection.
+
+mod connection;
+mod stats;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use syncproto::UsageError;
+use syncproto::fanout::{ApplyOutcome, SnapshotCache};
+use syncproto::message::{SerializedUpdate, SyncStatus};
+use syncproto::server::ServerConfig;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+pub use self::stats::{ConnectionReport, ServerStats};
+use self::stats::{Counters, count_close};
+#[cfg(test)]
+use crate::io::BoxedTransport;
+use crate::tls::PeerRequirement;
+
+/// Called with each connection's [`ConnectionReport`] as it ends.
+pub type ReportHook = Arc<dyn Fn(&ConnectionReport) + Send + Sync>;
+
+/// How a [`Server`] runs its connections.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// The template for every connection's machine (`connection_id` and
+    /// `rng_seed` are set per connection).
+    pub config: ServerConfig,
+    /// Drop a connection whose writes make no progress for this long
+    /// (upstream Typha: 120 s).
+    pub write_timeout: Duration,
+    /// Above this many connections, shed one (chosen at random) every
+    /// `shed_interval` until back at the limit, as upstream Typha does.
+    pub max_connections: Option<usize>,
+    /// The pace of shedding.
+    pub shed_interval: Duration,
+    /// TLS: the rustls configuration (see
+    /// [`tls::server_config`](crate::tls::server_config)) and which client
+    /// certificate to accept.
+    pub tls: Option<(Arc<rustls::ServerConfig>, PeerRequirement)>,
+    /// How long a client has to complete the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Called (on the connection's task) with a report of each connection
+    /// as it ends: its hello, why it ended, pings and pongs. Keep it quick.
+    pub on_connection_closed: Option<ReportHook>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            config: ServerConfig::default(),
+            write_timeout: Duration::from_secs(120),
+            max_connections: None,
+            shed_interval: Duration::from_secs(1),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            on_connection_closed: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("config", &self.config)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("shed_interval", &self.shed_interval)
+            .field("tls", &self.tls.as_ref().map(|(_, peer)| peer))
+            .field("on_connection_closed", &self.on_connection_closed.is_some())
+            .finish()
+    }
+}
+
+struct Shared {
+    cache: SnapshotCache,
+    options: ServerOptions,
+    /// Bumped whenever the cache changes, to wake connection tasks.
+    changes: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    /// Live connections, by id, with the signal that closes each.
+    connections: Mutex<HashMap<u64, Arc<Notify>>>,
+    next_id: AtomicU64,
+    counters: Counters,
+}
+
+impl Shared {
+    fn lock_connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Notify>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a connection that ended and hands its report to the hook.
+    fn record_close(&self, report: &ConnectionReport) {
+        if let Some(hook) = &self.options.on_connection_closed {
+            hook(report);
+        }
+        self.count_close_reason(report.reason.clone());
+    }
+
+    fn count_close_reason(&self, reason: String) {
+        let mut closed = self
+            .counters
+            .closed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        count_close(&mut closed, reason);
+    }
+}
+
+/// A control handle on a running [`Server`]: feed its cache, watch it,
+/// shut it down. Cheap to clone and usable from any thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("connections", &self.connection_count())
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// The cache the server serves.
+    pub fn cache(&self) -> &SnapshotCache {
+        &self.shared.cache
+    }
+
+    /// Applies datastore changes to the cache and wakes the connections.
+    pub fn apply(&self, updates: impl IntoIterator<Item = SerializedUpdate>) -> ApplyOutcome {
+        let outcome = self.shared.cache.apply(std::time::Instant::now(), updates);
+        self.notify();
+        outcome
+    }
+
+    /// Sets the cache's sync status and wakes the connections.
+    pub fn set_status(&self, status: SyncStatus) {
+        self.shared
+            .cache
+            .set_status(std::time::Instant::now(), status);
+        self.notify();
+    }
+
+    /// Wakes the connections after the cache was changed directly.
+    pub fn notify(&self) {
+        self.shared
+            .changes
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// Stops accepting and ends every connection gracefully: each sends
+    /// what it has ready (never a message cut short), then closes its side
+    /// and waits briefly for the client's last pongs and close.
+    /// [`Server::run`] returns once they are gone.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// Connections currently open.
+    pub fn connection_count(&self) -> usize {
+        self.shared.lock_connections().len()
+    }
+
+    /// Serves one connection over an in-memory transport, as the accept
+    /// loop would over a socket; returns why it ended. For tests of the
+    /// connection loop against transports that misbehave on purpose.
+    #[cfg(test)]
+    pub(crate) async fn serve_transport(&self, transport: BoxedTransport) -> String {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        connection::serve_transport(&self.shared, id, transport, &Notify::new())
+            .await
+            .reason
+    }
+
+    /// What the server has done so far.
+    pub fn stats(&self) -> ServerStats {
+        let counters = &self.shared.counters;
+        ServerStats {
+            accepted: counters.accepted.load(Ordering::Relaxed),
+            tls_rejected: counters.tls_rejected.load(Ordering::Relaxed),
+            shed: counters.shed.load(Ordering::Relaxed),
+            handshakes: counters.handshakes.load(Ordering::Relaxed),
+            pongs: counters.pongs.load(Ordering::Relaxed),
+            closed: counters
+                .closed
+                .lock()
+                .map(|closed| closed.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A server bound to a port, serving a [`SnapshotCache`] to every client
+/// that connects, in either wire format (told apart per connection).
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds `address`; nothing is accepted until [`run`](Self::run).
+    ///
+    /// Fails with [`std::io::ErrorKind::InvalidInput`] if `options.config`
+    /// does not validate, or if the cache batches messages larger than
+    /// `max_server_message_len` allows.
+    pub async fn bind(
+        address: impl ToSocketAddrs,
+        cache: SnapshotCache,
+        options: ServerOptions,
+    ) -> std::io::Result<Server> {
+        // Fail at start-up, not on each accept, if the template is unusable
+        // or the cache batches for a larger limit than connections allow.
+        let invalid = |error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+        options.config.validate().map_err(invalid)?;
+        if cache.config().max_message_len > options.config.max_server_message_len {
+            return Err(invalid(UsageError::InvalidConfig(
+                "the cache's max_message_len is above the server's max_server_message_len",
+            )));
+        }
+        let listener = TcpListener::bind(address).await?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                cache,
+                options,
+                changes: watch::Sender::new(0),
+                shutdown: watch::Sender::new(false),
+                connections: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle to feed and control the server.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Accepts connections until [`ServerHandle::shutdown`], then closes
+    /// them all and returns once they are gone.
+    pub async fn run(self) -> std::io::Result<()> {
+        let mut tasks = JoinSet::new();
+        let mut shutdown = self.shared.shutdown.subscribe();
+        let mut shed_tick = tokio::time::interval(self.shared.options.shed_interval);
+        shed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut random = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_nanos() as u64)
+            | 1;
+        while !*shutdown.borrow() {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let Ok((stream, peer)) = accepted else {
+                        // Out of descriptors and the like: back off briefly
+                        // rather than spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    self.shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+                    let close = Arc::new(Notify::new());
+                    self.shared.lock_connections().insert(id, Arc::clone(&close));
+                    let shared = Arc::clone(&self.shared);
+                    tasks.spawn(async move {
+                        let report = connection::serve(&shared, id, stream, peer, &close).await;
+                        shared.lock_connections().remove(&id);
+                        shared.record_close(&report);
+                    });
+                }
+                _ = shed_tick.tick() => {
+                    random ^= random << 13;
+                    random ^= random >> 7;
+                    random ^= random << 17;
+                    self.shed_one(random);
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        // Connections see the shutdown signal themselves; wait for them.
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// If over the connection limit, closes one connection at random.
+    fn shed_one(&self, random: u64) {
+        let Some(limit) = self.shared.options.max_connections else {
+            return;
+        };
+        let connections = self.shared.lock_connections();
+        if connections.len() <= limit {
+            return;
+        }
+        let victim = connections
+            .values()
+            .nth((random % connections.len() as u64) as usize);
+        if let Some(close) = victim {
+            close.notify_one();
+            self.shared.counters.shed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

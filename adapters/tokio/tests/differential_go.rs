@@ -1,0 +1,755 @@
+//! Differential test against Go: one random datastore script is played
+//! through two servers side by side — the project's Go peer (`go-peer
+//! hub`, upstream-shaped, on Go's own `encoding/gob`) and this crate's
+//! tokio server — each with Go clients of both protocol generations and
+//! Rust clients (gob, and native on the Rust server). Every client of
+//! either server must end holding the same datastore, the one the script
+//! describes, and every ping a server sent to a client that saw the end
+//! must have been answered.
+//!
+//! The script mixes upserts, deletions (of absent keys too), no-op writes,
+//! empty values (deletions on every wire), binary, unicode and large
+//! values, a long key, status flips, pauses and client reconnects. It runs
+//! in CI with a fixed number of cases (`SYNCPROTO_DIFFERENTIAL_CASES`,
+//! default 32); a failure prints the shrunk script.
+//!
+//! Needs Go; see `tests/common/go_peer.rs` at the repository root.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../../tests/common/go_peer.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod go_peer;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use bytes::Bytes;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use serde_json::Value;
+use syncproto::client::ClientConfig;
+use syncproto::codec::WireFormat;
+use syncproto::fanout::{CacheConfig, SnapshotCache};
+use syncproto::key::Key;
+use syncproto::message::{ByteString, CompressionAlgorithm, SerializedUpdate, SyncStatus};
+use syncproto::records::{status_to_line, update_to_line};
+use syncproto::server::ServerConfig;
+use syncproto_tokio::{
+    Backoff, ClientOptions, ConnectionReport, ReconnectingClient, Server, ServerOptions, SyncEvent,
+};
+use tokio::sync::{mpsc as async_mpsc, watch};
+
+use go_peer::{go_peers, read_state, scratch};
+
+/// How long any one wait may take before the case fails.
+const LIMIT: Duration = Duration::from_secs(60);
+const SENTINEL: &str = "/calico/v1/config/DifferentialDone";
+const PING_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Keys every client generation parses (no modern policy keys, which a
+/// v3.2.5 client would drop), including unicode and a long one.
+fn key_pool() -> Vec<String> {
+    vec![
+        "/calico/v1/config/LogSeverityScreen".into(),
+        "/calico/v1/config/Ünïcødé-名前".into(),
+        format!("/calico/v1/config/{}", "L".repeat(3000)),
+        "/calico/v1/host/node-1/config/MTU".into(),
+        "/calico/v1/host/node-1/workload/kubernetes/ns-a%2fpod-a/endpoint/eth0".into(),
+        "/calico/v1/host/node-2/workload/kubernetes/ns-b%2fpod-b/endpoint/eth0".into(),
+        "/calico/v1/Ready".into(),
+        "/calico/v1/policy/tier/default/policy/allow-dns".into(),
+        "/calico/resources/v3/projectcalico.org/globalnetworkpolicies/gnp-1".into(),
+    ]
+}
+
+/// What one change writes.
+#[derive(Clone)]
+enum Change {
+    Text(u8),
+    Unicode,
+    Binary(Vec<u8>),
+    /// A value of `kib` KiB.
+    Large(u16),
+    /// An empty value: a deletion on every wire.
+    Empty,
+    Delete,
+    /// The key's current value again (a no-op for the servers to squash),
+    /// or a text value if it has none.
+    Same,
+}
+
+impl fmt::Debug for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Text(n) => write!(f, "Text({n})"),
+            Change::Unicode => f.write_str("Unicode"),
+            Change::Binary(bytes) => write!(f, "Binary({bytes:02x?})"),
+            Change::Large(kib) => write!(f, "Large({kib} KiB)"),
+            Change::Empty => f.write_str("Empty"),
+            Change::Delete => f.write_str("Delete"),
+            Change::Same => f.write_str("Same"),
+        }
+    }
+}
+
+/// The clients of each server, by slot.
+const GO_NEW: usize = 0;
+const GO_V325: usize = 1;
+const RUST_GOB: usize = 2;
+const RUST_NATIVE: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// One batch of changes (one flush of the Go hub, one `apply`).
+    Write(Vec<(usize, Change)>),
+    Status(SyncStatus),
+    /// A client drops its connection and connects again.
+    Reconnect(usize),
+    /// Let this many milliseconds pass.
+    Pause(u8),
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    steps: Vec<Step>,
+    hub_compresses: bool,
+    go_client_compresses: bool,
+    rust_client_compresses: bool,
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        4 => any::<u8>().prop_map(Change::Text),
+        1 => Just(Change::Unicode),
+        1 => vec(any::<u8>(), 1..12).prop_map(Change::Binary),
+        1 => (64u16..300).prop_map(Change::Large),
+        1 => Just(Change::Empty),
+        2 => Just(Change::Delete),
+        2 => Just(Change::Same),
+    ]
+}
+
+fn step(keys: usize) -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => vec((0..keys, change()), 1..6).prop_map(Step::Write),
+        2 => prop_oneof![
+            Just(SyncStatus::InSync),
+            Just(SyncStatus::ResyncInProgress),
+            Just(SyncStatus::WaitForDatastore),
+        ]
+        .prop_map(Step::Status),
+        1 => (0usize..4).prop_map(Step::Reconnect),
+        2 => (0u8..40).prop_map(Step::Pause),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        vec(step(key_pool().len()), 0..30),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(steps, hub_compresses, go_client_compresses, rust_client_compresses)| Case {
+                steps,
+                hub_compresses,
+                go_client_compresses,
+                rust_client_compresses,
+            },
+        )
+}
+
+/// The script's datastore, and the updates each step writes.
+#[derive(Default)]
+struct Model {
+    state: BTreeMap<ByteString, Bytes>,
+    revision: u64,
+}
+
+impl Model {
+    /// The updates a write step sends, applied to the model.
+    fn write(&mut self, keys: &[String], changes: &[(usize, Change)]) -> Vec<SerializedUpdate> {
+        changes
+            .iter()
+            .map(|(index, change)| {
+                self.revision += 1;
+                let key = ByteString::from(keys[*index].as_str());
+                let revision = format!("r{}", self.revision);
+                let value: Option<Bytes> = match change {
+                    Change::Text(n) => Some(format!("{{\"text\":{n}}}").into()),
+                    Change::Unicode => Some("Grüße, 世界 — ✓".into()),
+                    Change::Binary(bytes) => Some(Bytes::from([&[0xff], &bytes[..]].concat())),
+                    Change::Large(kib) => Some(Bytes::from(
+                        (0..usize::from(*kib) * 1024)
+                            .map(|i| b'a' + (i % 26) as u8)
+                            .collect::<Vec<u8>>(),
+                    )),
+                    Change::Empty => Some(Bytes::new()),
+                    Change::Delete => None,
+                    Change::Same => Some(
+                        self.state
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or_else(|| Bytes::from_static(b"same")),
+                    ),
+                };
+                match value.as_ref().filter(|value| !value.is_empty()) {
+                    Some(value) => self.state.insert(key.clone(), value.clone()),
+                    None => self.state.remove(&key),
+                };
+                match value {
+                    Some(value) => SerializedUpdate::upsert(key, value, revision),
+                    None => SerializedUpdate::deletion(key, revision),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The Go hub, driven over its stdin.
+struct Hub {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    address: String,
+    state_out: PathBuf,
+}
+
+impl Hub {
+    fn start(dir: &Path, compress: bool) -> Hub {
+        let state_out = dir.join("hub-state.jsonl");
+        let binary = go_peers().unwrap().join("go-peer-new");
+        let mut command = Command::new(binary);
+        command.args(["hub", "--allow-legacy-clients", "--ping-interval", "20ms"]);
+        command.args(["--state-out", state_out.to_str().unwrap()]);
+        if compress {
+            command.arg("--compress");
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = forward_lines(child.stdout.take().unwrap());
+        let listening = lines.recv_timeout(LIMIT).unwrap();
+        let address = listening.strip_prefix("LISTENING ").unwrap().to_owned();
+        Hub {
+            child,
+            stdin,
+            lines,
+            address,
+            state_out,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+    }
+
+    fn write(&mut self, updates: &[SerializedUpdate]) {
+        for update in updates {
+            self.send(&update_to_line(update, true));
+        }
+        self.send(r#"{"cmd":"flush"}"#);
+    }
+
+    fn status(&mut self, status: SyncStatus) {
+        self.send(&status_to_line(status));
+        self.send(r#"{"cmd":"flush"}"#);
+    }
+
+    /// Finishes: returns the summary.
+    fn finish(mut self) -> Value {
+        self.send(r#"{"cmd":"finish"}"#);
+        let summary = loop {
+            let line = self.lines.recv_timeout(LIMIT).expect("hub summary");
+            let value: Value = serde_json::from_str(&line).unwrap();
+            if value.get("ok").is_some() {
+                break value;
+            }
+        };
+        assert!(self.child.wait().unwrap().success(), "hub: {summary}");
+        assert_eq!(summary["ok"], true, "{summary}");
+        summary
+    }
+}
+
+/// Lines a child writes on `stdout`, as they come.
+fn forward_lines(stdout: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// A Go client process (one connection; a reconnect is a new process, as a
+/// Felix restarts).
+struct GoClient {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    state_out: PathBuf,
+}
+
+impl GoClient {
+    fn start(layout: &str, address: &str, state_out: PathBuf, compress: bool) -> GoClient {
+        let binary = go_peers().unwrap().join(format!("go-peer-{layout}"));
+        let mut command = Command::new(binary);
+        command.args(["client", "--connect", address, "--report-key", SENTINEL]);
+        command.args(["--state-out", state_out.to_str().unwrap()]);
+        if compress {
+            command.arg("--compress");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = forward_lines(child.stdout.take().unwrap());
+        GoClient {
+            child,
+            lines,
+            state_out,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits until the sentinel arrives with `value`.
+    fn wait_for(&mut self, value: &str) {
+        loop {
+            let line = self.lines.recv_timeout(LIMIT).expect("Go client reports");
+            let event: Value = serde_json::from_str(&line).unwrap();
+            assert_ne!(event["ok"], false, "Go client failed: {event}");
+            if event["event"] == "key" && event["value"] == value {
+                return;
+            }
+        }
+    }
+
+    /// After the server closed: the summary and the state.
+    fn finish(mut self) -> (Value, BTreeMap<ByteString, Bytes>) {
+        let line = self.lines.recv_timeout(LIMIT).expect("Go client summary");
+        let summary: Value = serde_json::from_str(&line).unwrap();
+        assert!(self.child.wait().unwrap().success(), "Go client: {summary}");
+        let state = read_state(&self.state_out)
+            .into_iter()
+            .filter_map(|(key, update)| Some((key, update.value?)))
+            .collect();
+        (summary, state)
+    }
+}
+
+/// Commands to a Rust client's task.
+enum RustCommand {
+    Reconnect,
+    /// The server is about to close: end at the next lost connection.
+    Finish,
+}
+
+/// A Rust client on its own task, reconnecting (its view carried across
+/// reconnects by `ReconnectingClient`'s resync).
+struct RustClient {
+    commands: async_mpsc::UnboundedSender<RustCommand>,
+    sentinel: watch::Receiver<Option<Bytes>>,
+    task: tokio::task::JoinHandle<(BTreeMap<ByteString, Bytes>, Vec<ByteString>)>,
+}
+
+impl RustClient {
+    fn start(address: &str, format: WireFormat, compress: bool) -> RustClient {
+        let config = ClientConfig {
+            hostname: format!("rust-{format:?}"),
+            wire_format: format,
+            compression: match compress {
+                true => vec![CompressionAlgorithm::Snappy],
+                false => Vec::new(),
+            },
+            ..ClientConfig::default()
+        };
+        let backoff = Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(50),
+        };
+        let mut client =
+            ReconnectingClient::new(address, config, ClientOptions::default(), backoff);
+        let (commands, mut receive) = async_mpsc::unbounded_channel();
+        let (sentinel_tx, sentinel) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            let mut finishing = false;
+            let mut dropped = Vec::new();
+            loop {
+                tokio::select! {
+                    command = receive.recv() => match command {
+                        Some(RustCommand::Reconnect) => client.disconnect(),
+                        Some(RustCommand::Finish) => finishing = true,
+                        None => {}
+                    },
+                    event = client.next_event() => match event {
+                        SyncEvent::Dropped { key, .. } => dropped.push(key),
+                        SyncEvent::Reconnecting { .. } if finishing => break,
+                        _ => {
+                            let value = client.view().get(SENTINEL).and_then(|u| u.value.clone());
+                            sentinel_tx.send_if_modified(|held| {
+                                let changed = *held != value;
+                                *held = value;
+                                changed
+                            });
+                        }
+                    },
+                }
+            }
+            let view = client
+                .view()
+                .iter()
+                .filter_map(|(key, update)| Some((key.clone(), update.value.clone()?)))
+                .collect();
+            (view, dropped)
+        });
+        RustClient {
+            commands,
+            sentinel,
+            task,
+        }
+    }
+
+    async fn wait_for(&mut self, value: &str) {
+        let wanted = Some(Bytes::copy_from_slice(value.as_bytes()));
+        tokio::time::timeout(LIMIT, self.sentinel.wait_for(|held| *held == wanted))
+            .await
+            .expect("Rust client reaches the sentinel")
+            .unwrap();
+    }
+}
+
+/// The clients of one server.
+struct Fleet {
+    go: Vec<Option<GoClient>>,
+    rust: Vec<Option<RustClient>>,
+    dir: PathBuf,
+    name: &'static str,
+    address: String,
+    go_compress: bool,
+    connections: usize,
+}
+
+impl Fleet {
+    fn start(
+        name: &'static str,
+        dir: &Path,
+        address: String,
+        go_compress: bool,
+        rust_compress: bool,
+        native: bool,
+    ) -> Fleet {
+        let mut fleet = Fleet {
+            go: vec![None, None],
+            rust: vec![None, None],
+            dir: dir.to_owned(),
+            name,
+            address,
+            go_compress,
+            connections: 0,
+        };
+        fleet.start_go(GO_NEW);
+        fleet.start_go(GO_V325);
+        fleet.rust[0] = Some(RustClient::start(
+            &fleet.address,
+            WireFormat::Gob,
+            rust_compress,
+        ));
+        if native {
+            fleet.rust[1] = Some(RustClient::start(
+                &fleet.address,
+                WireFormat::Native,
+                rust_compress,
+            ));
+        }
+        fleet
+    }
+
+    fn start_go(&mut self, slot: usize) {
+        self.connections += 1;
+        let layout = if slot == GO_NEW { "new" } else { "v325" };
+        let state = self
+            .dir
+            .join(format!("{}-{layout}-{}.jsonl", self.name, self.connections));
+        self.go[slot] = Some(GoClient::start(
+            layout,
+            &self.address,
+            state,
+            self.go_compress,
+        ));
+    }
+
+    fn reconnect(&mut self, slot: usize) {
+        match slot {
+            GO_NEW | GO_V325 => {
+                if let Some(mut client) = self.go[slot].take() {
+                    client.kill();
+                }
+                self.start_go(slot);
+            }
+            RUST_GOB | RUST_NATIVE => {
+                if let Some(client) = &self.rust[slot - RUST_GOB] {
+                    client.commands.send(RustCommand::Reconnect).unwrap();
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    async fn wait_for(&mut self, value: &str) {
+        for client in self.go.iter_mut().flatten() {
+            client.wait_for(value);
+        }
+        for client in self.rust.iter_mut().flatten() {
+            client.wait_for(value).await;
+        }
+    }
+
+    fn prepare_to_finish(&self) {
+        for client in self.rust.iter().flatten() {
+            client.commands.send(RustCommand::Finish).unwrap();
+        }
+    }
+
+    /// After the server closed: every client's state, by name.
+    async fn finish(self) -> Vec<(String, BTreeMap<ByteString, Bytes>)> {
+        let mut states = Vec::new();
+        for (slot, client) in self.go.into_iter().enumerate() {
+            let (summary, state) = client.unwrap().finish();
+            let name = format!("{} server, Go client {slot}", self.name);
+            assert_eq!(
+                summary["pongs_sent"], summary["pings_received"],
+                "{name}: {summary}"
+            );
+            states.push((name, state));
+        }
+        for (slot, client) in self.rust.into_iter().enumerate() {
+            let Some(client) = client else { continue };
+            let (view, dropped) = tokio::time::timeout(LIMIT, client.task)
+                .await
+                .expect("Rust client ends with the server")
+                .unwrap();
+            let name = format!("{} server, Rust client {slot}", self.name);
+            assert!(dropped.is_empty(), "{name} dropped {dropped:?}");
+            states.push((name, view));
+        }
+        states
+    }
+}
+
+fn run(case: &Case, number: u64) {
+    let dir = scratch(&format!("differential-{number}"));
+    let keys = key_pool();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut hub = Hub::start(&dir, case.hub_compresses);
+        let reports: Arc<Mutex<Vec<ConnectionReport>>> = Arc::default();
+        let collected = Arc::clone(&reports);
+        let options = ServerOptions {
+            config: ServerConfig {
+                ping_interval: PING_INTERVAL,
+                ping_jitter: Duration::from_millis(2),
+                pong_timeout: Duration::from_secs(10),
+                // v3.2.5 clients are served: the data holds no modern keys.
+                require_modern_policy_keys: false,
+                ..ServerConfig::default()
+            },
+            on_connection_closed: Some(Arc::new(move |report: &ConnectionReport| {
+                collected.lock().unwrap().push(report.clone());
+            })),
+            ..ServerOptions::default()
+        };
+        let cache = SnapshotCache::new(CacheConfig::default());
+        let server = Server::bind("127.0.0.1:0", cache, options).await.unwrap();
+        let rust_address = server.local_addr().unwrap().to_string();
+        let handle = server.handle();
+        let serving = tokio::spawn(server.run());
+
+        let mut fleets = [
+            Fleet::start(
+                "Go",
+                &dir,
+                hub.address.clone(),
+                case.go_client_compresses,
+                case.rust_client_compresses,
+                false,
+            ),
+            Fleet::start(
+                "Rust",
+                &dir,
+                rust_address,
+                case.go_client_compresses,
+                case.rust_client_compresses,
+                true,
+            ),
+        ];
+        let mut model = Model::default();
+        let ending = [
+            Step::Status(SyncStatus::InSync),
+            // Time for pings to go both ways on every connection.
+            Step::Pause(3 * PING_INTERVAL.as_millis() as u8),
+        ];
+        for step in case.steps.iter().chain(&ending) {
+            match step {
+                Step::Write(changes) => {
+                    let updates = model.write(&keys, changes);
+                    hub.write(&updates);
+                    handle.apply(updates);
+                }
+                Step::Status(status) => {
+                    hub.status(*status);
+                    handle.set_status(*status);
+                }
+                Step::Reconnect(slot) => fleets.iter_mut().for_each(|f| f.reconnect(*slot)),
+                Step::Pause(ms) => tokio::time::sleep(Duration::from_millis(u64::from(*ms))).await,
+            }
+        }
+        let done = format!("case-{number}");
+        let sentinel = SerializedUpdate::upsert(SENTINEL, done.clone(), "sentinel");
+        model
+            .state
+            .insert(SENTINEL.into(), Bytes::from(done.clone()));
+        hub.write(std::slice::from_ref(&sentinel));
+        handle.apply([sentinel]);
+        for fleet in &mut fleets {
+            fleet.wait_for(&done).await;
+            fleet.prepare_to_finish();
+        }
+
+        // Both servers end their connections gracefully.
+        let [go_fleet, rust_fleet] = fleets;
+        let hub_state_out = hub.state_out.clone();
+        let hub_summary = hub.finish();
+        handle.shutdown();
+        tokio::time::timeout(LIMIT, serving)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let mut states = go_fleet.finish().await;
+        states.extend(rust_fleet.finish().await);
+
+        // The servers hold the script's datastore...
+        let hub_state: BTreeMap<ByteString, Bytes> = read_state(&hub_state_out)
+            .into_iter()
+            .filter_map(|(key, update)| Some((key, update.value?)))
+            .collect();
+        states.push(("Go hub".into(), hub_state));
+        let cache_state = handle
+            .cache()
+            .snapshot_updates()
+            .into_iter()
+            .filter_map(|update| Some((update.key, update.value?)))
+            .collect();
+        states.push(("Rust cache".into(), cache_state));
+        // ...and so does every client of either.
+        for (name, state) in &states {
+            assert_same(name, state, &model.state);
+        }
+
+        // Every ping to a connection that saw the end was answered.
+        for connection in hub_summary["connections"].as_array().unwrap() {
+            if connection["end"] == "finished" {
+                assert!(connection["pings_sent"].as_u64() > Some(0), "{connection}");
+                assert_eq!(
+                    connection["pongs_matched"], connection["pings_sent"],
+                    "Go hub: {connection}"
+                );
+            }
+        }
+        let reports = reports.lock().unwrap();
+        let finished: Vec<&ConnectionReport> = reports
+            .iter()
+            .filter(|report| report.reason == "closed locally")
+            .collect();
+        assert_eq!(finished.len(), 4, "every client saw the end: {reports:#?}");
+        for report in finished {
+            assert!(report.pings_sent > 0, "{report:?}");
+            assert_eq!(report.unanswered_pings, 0, "Rust server: {report:?}");
+        }
+    });
+}
+
+fn assert_same(
+    name: &str,
+    actual: &BTreeMap<ByteString, Bytes>,
+    expected: &BTreeMap<ByteString, Bytes>,
+) {
+    let short = |key: &ByteString| key.chars().take(80).collect::<String>();
+    for (key, value) in expected {
+        match actual.get(key) {
+            Some(held) => assert!(held == value, "{name}: {} has the wrong value", short(key)),
+            None => panic!("{name}: missing {}", short(key)),
+        }
+    }
+    for key in actual.keys() {
+        assert!(expected.contains_key(key), "{name}: extra {}", short(key));
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("SYNCPROTO_DIFFERENTIAL_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(32)
+}
+
+#[test]
+fn the_key_pool_parses_for_every_client() {
+    for key in key_pool() {
+        assert!(Key::parse(&key).is_ok(), "{key}");
+        assert!(!syncproto::rewrite::is_modern_policy_key(&key));
+    }
+}
+
+#[test]
+fn every_client_of_either_server_ends_with_the_scripts_datastore() {
+    if go_peers().is_none() {
+        return;
+    }
+    let config = ProptestConfig {
+        cases: cases(),
+        // Each case runs real processes; shrinking re-runs it.
+        max_shrink_iters: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let number = std::sync::atomic::AtomicU64::new(0);
+    proptest::test_runner::TestRunner::new(config)
+        .run(&case(), |case| {
+            let number = number.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let started = std::time::Instant::now();
+            run(&case, number);
+            eprintln!(
+                "case {number}: {} steps in {:.2?}",
+                case.steps.len(),
+                started.elapsed()
+            );
+            Ok(())
+        })
+        .unwrap_or_else(|failure| panic!("{failure}"));
+}
