@@ -173,6 +173,7 @@ fn snapshot_assembly(c: &mut Criterion) {
                     let mut hello = BytesMut::new();
                     let mut client = StreamEncoder::new(format, usize::MAX);
                     let offer = syncproto::message::ClientHello {
+                        supports_modern_policy_keys: true,
                         supports_decoder_restart: compressed,
                         supported_compression_algorithms: if compressed {
                             vec![CompressionAlgorithm::Snappy]

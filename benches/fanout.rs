@@ -38,6 +38,7 @@ fn client_bytes(format: WireFormat, compressed: bool) -> (BytesMut, BytesMut) {
     let mut hello = BytesMut::new();
     let message = Message::ClientHello(ClientHello {
         hostname: "bench".into(),
+        supports_modern_policy_keys: true,
         supports_decoder_restart: compressed,
         supported_compression_algorithms: if compressed {
             vec![CompressionAlgorithm::Snappy]

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use syncproto::Now;
 use syncproto::codec::{StreamDecoder, StreamEncoder, WireFormat};
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{
     ClientHello, CompressionAlgorithm, Message, SerializedUpdate, SyncStatus, Timestamp,
 };
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
+use syncproto::{CloseReason, Now};
 
 #[derive(Arbitrary, Debug)]
 enum Step {
@@ -30,6 +30,8 @@ enum Step {
     ReadOutput,
     Eof,
     Close,
+    /// A graceful stop: what is ready goes out, nothing new after it.
+    StopSending,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -78,6 +80,8 @@ fuzz_target!(|script: Script| {
         };
         let mut encoder = StreamEncoder::new(format, 4096);
         let hello = ClientHello {
+            // The server refuses clients without it by default.
+            supports_modern_policy_keys: true,
             supports_decoder_restart: script.compressed,
             supported_compression_algorithms: if script.compressed {
                 vec![CompressionAlgorithm::Snappy]
@@ -96,6 +100,9 @@ fuzz_target!(|script: Script| {
     let mut output = BytesMut::new();
     let mut decoder = None;
     let mut closed = false;
+    // Set once output was read after a graceful stop: from then on the
+    // machine must produce nothing.
+    let mut stopped_and_drained = false;
     for step in script.steps {
         match step {
             Step::Input(bytes) => server.handle_input(now(elapsed), &bytes),
@@ -127,8 +134,10 @@ fuzz_target!(|script: Script| {
             Step::ReadOutput => {
                 while let Some(bytes) = server.poll_transmit() {
                     assert!(!closed, "transmit after close");
+                    assert!(!stopped_and_drained, "output produced after stop_sending");
                     output.extend_from_slice(&bytes);
                 }
+                stopped_and_drained = server.is_stopping();
                 if decoder.is_none()
                     && let Some(format) = server.wire_format()
                 {
@@ -146,8 +155,29 @@ fuzz_target!(|script: Script| {
                     }
                 }
             }
-            Step::Eof => server.handle_eof(now(elapsed)),
+            Step::Eof => {
+                let stopping = server.is_stopping();
+                server.handle_eof(now(elapsed));
+                if stopping {
+                    // The expected end, unless what was left of the input
+                    // was bad.
+                    assert!(
+                        matches!(
+                            server.close_reason(),
+                            Some(CloseReason::Local | CloseReason::Protocol(_))
+                        ),
+                        "{:?}",
+                        server.close_reason()
+                    );
+                }
+            }
             Step::Close => server.close(),
+            Step::StopSending => {
+                server.stop_sending();
+                if server.is_stopping() {
+                    assert!(server.poll_timeout().is_none());
+                }
+            }
         }
         if server
             .poll_timeout()
