@@ -54,6 +54,51 @@ func buildPeer(t *testing.T, layout string) string {
 	return out
 }
 
+// startPeer starts the peer binary with args, its stdout (and, with
+// withStdin, its stdin) piped; the process is killed when the test ends.
+func startPeer(t *testing.T, peer string, withStdin bool, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(peer, args...)
+	var stdin io.WriteCloser
+	if withStdin {
+		var err error
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stdin, bufio.NewScanner(stdout)
+}
+
+// startListeningPeer is startPeer for the server and hub modes: it also
+// reads the LISTENING line and returns the address.
+func startListeningPeer(t *testing.T, peer string, withStdin bool, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Scanner, string) {
+	t.Helper()
+	cmd, stdin, sc := startPeer(t, peer, withStdin, args...)
+	first := ""
+	if sc.Scan() {
+		first = sc.Text()
+	}
+	return cmd, stdin, sc, listeningAddr(t, first)
+}
+
+// listeningAddr is the address in the "LISTENING <host:port>" line that the
+// server and hub modes print first.
+func listeningAddr(t *testing.T, first string) string {
+	t.Helper()
+	if !strings.HasPrefix(first, "LISTENING ") {
+		t.Fatalf("first line %q", first)
+	}
+	return strings.TrimPrefix(first, "LISTENING ")
+}
+
 func otherLayout() string {
 	if syncproto.LayoutName == "v325" {
 		return "new"
@@ -122,21 +167,8 @@ func TestOtherLayoutServer(t *testing.T) {
 	dir := t.TempDir()
 	snapPath, updPath := writeTestData(t, dir, 1200)
 	statePath := filepath.Join(dir, "server-state.jsonl")
-	cmd := exec.Command(peer, "server", "--snapshot", snapPath, "--updates", updPath, "--compress",
-		"--ping-interval", "5ms", "--state-out", statePath)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "LISTENING ") {
-		t.Fatalf("first line %q", sc.Text())
-	}
-	addr := strings.TrimPrefix(sc.Text(), "LISTENING ")
+	cmd, _, sc, addr := startListeningPeer(t, peer, false, "server", "--snapshot", snapPath, "--updates", updPath,
+		"--compress", "--ping-interval", "5ms", "--state-out", statePath)
 	summary, state, err := runClient(clientConfig{connect: addr, syncer: "felix", compress: true, readTimeout: 10 * time.Second, dialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("client: %v", err)
@@ -229,19 +261,10 @@ func TestOtherLayoutClientOnHub(t *testing.T) {
 	h.send(`{"key":"/calico/v1/a","value":"1","v3_resource_version":"3"}`, `{"status":"in-sync"}`, `{"cmd":"flush"}`)
 	h.sync(1)
 	statePath := filepath.Join(t.TempDir(), "client-state.jsonl")
-	cmd := exec.Command(peer, "client", "--connect", h.addr, "--compress", "--state-out", statePath,
+	cmd, _, sc := startPeer(t, peer, false, "client", "--connect", h.addr, "--compress", "--state-out", statePath,
 		"--report-key", "/calico/v1/z")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
 	h.waitFor("event", "streaming")
 	h.send(`{"key":"/calico/v1/z","value":"sentinel"}`, `{"cmd":"flush"}`)
-	sc := bufio.NewScanner(stdout)
 	if !sc.Scan() || sc.Text() != `{"event":"key","key":"/calico/v1/z","value":"sentinel"}` {
 		t.Fatalf("first client line %q", sc.Text())
 	}
@@ -268,25 +291,8 @@ func TestOtherLayoutClientOnHub(t *testing.T) {
 func TestOtherLayoutHub(t *testing.T) {
 	peer := buildPeer(t, otherLayout())
 	hubState := filepath.Join(t.TempDir(), "hub-state.jsonl")
-	cmd := exec.Command(peer, "hub", "--compress", "--allow-legacy-clients", "--ping-interval", "5ms",
-		"--events", "--state-out", hubState)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "LISTENING ") {
-		t.Fatalf("first line %q", sc.Text())
-	}
-	addr := strings.TrimPrefix(sc.Text(), "LISTENING ")
+	cmd, stdin, sc, addr := startListeningPeer(t, peer, true, "hub", "--compress", "--allow-legacy-clients",
+		"--ping-interval", "5ms", "--events", "--state-out", hubState)
 	waitFor := func(prefix string) string {
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), prefix) {

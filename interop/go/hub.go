@@ -6,7 +6,6 @@ package main
 // drains and closes every connection and reports.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -19,20 +18,13 @@ import (
 )
 
 type hubConfig struct {
-	listen           string
-	compress         bool
-	batch            int
-	maxBatchSize     int
-	maxMessageSize   int
-	minBatchingAge   time.Duration
-	pingInterval     time.Duration
-	pongTimeout      time.Duration
-	handshakeTimeout time.Duration
-	writeTimeout     time.Duration
-	allowLegacy      bool
-	moveRV           bool
-	stateOut         string
-	events           bool
+	commonServerFlags
+	maxBatchSize   int
+	maxMessageSize int
+	minBatchingAge time.Duration
+	pingInterval   time.Duration
+	allowLegacy    bool
+	events         bool
 
 	// Not flags: the finish timeouts, and the breadcrumb clock (nil =
 	// time.Now; tests mint old timestamps with it).
@@ -50,25 +42,14 @@ func hubMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg := hubConfig{catchUpTimeout: hubCatchUpTimeout, closeTimeout: hubCloseTimeout}
 	fs := flag.NewFlagSet("go-peer hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address to listen on")
-	fs.BoolVar(&cfg.compress, "compress", false, "do the snappy decoder-restart dance with clients that support it (new layout)")
-	fs.IntVar(&cfg.batch, "batch", 100, "KVs per message of an uncompressed snapshot")
+	cfg.register(fs, "disconnect after this long without a pong (also the ACK timeout)")
 	fs.IntVar(&cfg.maxBatchSize, "max-batch-size", 100, "most updates per breadcrumb")
 	fs.IntVar(&cfg.maxMessageSize, "max-message-size", 100, "coalesce breadcrumbs of a lagging client while a message has fewer updates than this")
 	fs.DurationVar(&cfg.minBatchingAge, "min-batching-age", 10*time.Millisecond, "a breadcrumb this much older than the latest counts as lagging")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 20*time.Millisecond, "interval between pings once the snapshot is sent (0 = no pings)")
-	fs.DurationVar(&cfg.pongTimeout, "pong-timeout", 10*time.Second, "disconnect after this long without a pong (also the ACK timeout)")
-	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for the ClientHello")
-	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 30*time.Second, "deadline for each write to a client")
 	fs.BoolVar(&cfg.allowLegacy, "allow-legacy-clients", false, "serve clients without SupportsModernPolicyKeys (new layout)")
-	fs.BoolVar(&cfg.moveRV, "move-resource-versions", false, "move metadata.resourceVersion of /calico/resources/v3/ values into V3ResourceVersion, as upstream (new layout)")
-	fs.StringVar(&cfg.stateOut, "state-out", "", "write the final store here (JSON lines, sorted by key)")
 	fs.BoolVar(&cfg.events, "events", false, "print a line when a connection is accepted, starts streaming deltas and ends")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "go-peer hub: unexpected arguments %q\n", fs.Args())
+	if !parseNoArgs(fs, args, stderr) {
 		return exitUsage
 	}
 	if cfg.batch < 1 || cfg.maxBatchSize < 1 || cfg.maxMessageSize < 1 {
@@ -194,24 +175,17 @@ type hubCommand struct {
 // readCommands processes stdin until finish (true), EOF (false) or an
 // error.
 func (h *hub) readCommands(stdin io.Reader) (bool, error) {
-	sc := bufio.NewScanner(stdin)
-	sc.Buffer(make([]byte, 0, 64*1024), 256*1024*1024)
-	n := 0
-	for sc.Scan() {
-		n++
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 {
-			continue
-		}
-		finished, err := h.handleLine(text)
+	ls := newLineScanner(stdin)
+	for ls.next() {
+		finished, err := h.handleLine(ls.text)
 		if err != nil {
-			return false, fmt.Errorf("line %d: %v", n, err)
+			return false, fmt.Errorf("line %d: %v", ls.n, err)
 		}
 		if finished {
 			return true, nil
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := ls.err(); err != nil {
 		return false, fmt.Errorf("reading stdin: %v", err)
 	}
 	return false, nil

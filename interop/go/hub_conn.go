@@ -200,10 +200,7 @@ func (c *hubConn) handshake() (syncproto.MsgClientHello, syncproto.SyncerType, e
 	c.mu.Lock()
 	c.hostname = hello.Hostname
 	c.mu.Unlock()
-	syncer := syncproto.RequestedSyncer(hello)
-	if syncer == "" {
-		syncer = syncproto.SyncerTypeFelix
-	}
+	syncer := requestedSyncer(hello)
 	if syncer != syncproto.SyncerTypeFelix {
 		return hello, syncer, c.refuse(fmt.Sprintf("unsupported syncer type %q", syncer))
 	}

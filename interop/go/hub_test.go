@@ -30,16 +30,18 @@ type hubRun struct {
 
 func testHubConfig() hubConfig {
 	return hubConfig{
-		batch:            2,
-		maxBatchSize:     3,
-		maxMessageSize:   100,
-		minBatchingAge:   10 * time.Millisecond,
-		pingInterval:     5 * time.Millisecond,
-		pongTimeout:      10 * time.Second,
-		handshakeTimeout: 5 * time.Second,
-		writeTimeout:     10 * time.Second,
-		events:           true,
-		closeTimeout:     5 * time.Second,
+		commonServerFlags: commonServerFlags{
+			batch:            2,
+			pongTimeout:      10 * time.Second,
+			handshakeTimeout: 5 * time.Second,
+			writeTimeout:     10 * time.Second,
+		},
+		maxBatchSize:   3,
+		maxMessageSize: 100,
+		minBatchingAge: 10 * time.Millisecond,
+		pingInterval:   5 * time.Millisecond,
+		events:         true,
+		closeTimeout:   5 * time.Second,
 	}
 }
 
@@ -65,11 +67,7 @@ func startHub(t *testing.T, cfg hubConfig) *hubRun {
 		close(h.lines)
 	}()
 	t.Cleanup(func() { inW.Close() }) // EOF: a hub still running exits
-	first := h.next()
-	if !strings.HasPrefix(first, "LISTENING ") {
-		t.Fatalf("first line %q", first)
-	}
-	h.addr = strings.TrimPrefix(first, "LISTENING ")
+	h.addr = listeningAddr(t, h.next())
 	return h
 }
 

@@ -81,14 +81,16 @@ func writeTestData(t *testing.T, dir string, n int) (snapshot, updates string) {
 
 func testServerConfig() serverConfig {
 	return serverConfig{
-		batch:            100,
-		snapBatch:        compressedBatchMax,
-		pingInterval:     5 * time.Millisecond,
-		minPongs:         3,
-		pongTimeout:      10 * time.Second,
-		acceptTimeout:    10 * time.Second,
-		handshakeTimeout: 10 * time.Second,
-		writeTimeout:     10 * time.Second,
+		commonServerFlags: commonServerFlags{
+			batch:            100,
+			pongTimeout:      10 * time.Second,
+			handshakeTimeout: 10 * time.Second,
+			writeTimeout:     10 * time.Second,
+		},
+		snapBatch:     compressedBatchMax,
+		pingInterval:  5 * time.Millisecond,
+		minPongs:      3,
+		acceptTimeout: 10 * time.Second,
 	}
 }
 

@@ -70,28 +70,52 @@ func readRecordsFile(path string, allowStatus bool) ([]line, error) {
 	return readRecords(f, path, allowStatus)
 }
 
-func readRecords(r io.Reader, name string, allowStatus bool) ([]line, error) {
-	var out []line
+// lineScanner reads JSON lines (records files and the hub's stdin): lines
+// of up to 256 MiB, blank ones skipped.
+type lineScanner struct {
+	sc   *bufio.Scanner
+	n    int    // 1-based line number of text
+	text []byte // the current line, trimmed; valid until the next call to next
+}
+
+func newLineScanner(r io.Reader) *lineScanner {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 256*1024*1024)
-	n := 0
-	for sc.Scan() {
-		n++
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 {
-			continue
+	return &lineScanner{sc: sc}
+}
+
+// next moves to the next non-blank line; false at the end of the input or
+// on a read error (see err).
+func (ls *lineScanner) next() bool {
+	for ls.sc.Scan() {
+		ls.n++
+		if ls.text = bytes.TrimSpace(ls.sc.Bytes()); len(ls.text) != 0 {
+			return true
 		}
-		l, err := parseLine(text)
+	}
+	return false
+}
+
+// err is the read error that ended next, if any.
+func (ls *lineScanner) err() error {
+	return ls.sc.Err()
+}
+
+func readRecords(r io.Reader, name string, allowStatus bool) ([]line, error) {
+	var out []line
+	ls := newLineScanner(r)
+	for ls.next() {
+		l, err := parseLine(ls.text)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
+			return nil, fmt.Errorf("%s:%d: %v", name, ls.n, err)
 		}
 		if l.status != nil && !allowStatus {
-			return nil, fmt.Errorf("%s:%d: status lines are not allowed here", name, n)
+			return nil, fmt.Errorf("%s:%d: status lines are not allowed here", name, ls.n)
 		}
-		l.lineNo, l.fileName = n, name
+		l.lineNo, l.fileName = ls.n, name
 		out = append(out, l)
 	}
-	if err := sc.Err(); err != nil {
+	if err := ls.err(); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	return out, nil

@@ -19,21 +19,14 @@ import (
 )
 
 type serverConfig struct {
-	listen           string
-	snapshotPath     string
-	updatesPath      string
-	compress         bool
-	batch            int
-	snapBatch        int
-	pingInterval     time.Duration
-	minPongs         int
-	pongTimeout      time.Duration
-	stateOut         string
-	plainChunks      bool
-	acceptTimeout    time.Duration
-	handshakeTimeout time.Duration
-	writeTimeout     time.Duration
-	moveRV           bool
+	commonServerFlags
+	snapshotPath  string
+	updatesPath   string
+	snapBatch     int
+	pingInterval  time.Duration
+	minPongs      int
+	plainChunks   bool
+	acceptTimeout time.Duration
 }
 
 const (
@@ -45,25 +38,14 @@ func serverMain(args []string, stdout, stderr io.Writer) int {
 	var cfg serverConfig
 	fs := flag.NewFlagSet("go-peer server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address to listen on")
+	cfg.register(fs, "time allowed, after everything is sent, for the pongs (also the ACK timeout)")
 	fs.StringVar(&cfg.snapshotPath, "snapshot", "", "snapshot records file (JSON lines); empty = empty snapshot")
 	fs.StringVar(&cfg.updatesPath, "updates", "", "updates file (records and status lines), sent after the snapshot")
-	fs.BoolVar(&cfg.compress, "compress", false, "do the snappy decoder-restart dance if the client supports it (new layout)")
-	fs.IntVar(&cfg.batch, "batch", 100, "KVs per message for the uncompressed snapshot")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 50*time.Millisecond, "interval between pings (0 = only the pre-snapshot ping)")
 	fs.IntVar(&cfg.minPongs, "min-pongs", 3, "pongs required before finishing")
-	fs.DurationVar(&cfg.pongTimeout, "pong-timeout", 10*time.Second, "time allowed, after everything is sent, for the pongs (also the ACK timeout)")
-	fs.StringVar(&cfg.stateOut, "state-out", "", "write the final datastore here (JSON lines, sorted by key)")
 	fs.BoolVar(&cfg.plainChunks, "plain-chunks", false, "snappy: write only uncompressed (0x01) chunks")
 	fs.DurationVar(&cfg.acceptTimeout, "accept-timeout", 60*time.Second, "give up if no client connects in this time (0 = wait forever)")
-	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for the ClientHello")
-	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 30*time.Second, "deadline for each write to the client")
-	fs.BoolVar(&cfg.moveRV, "move-resource-versions", false, "move metadata.resourceVersion of /calico/resources/v3/ values into V3ResourceVersion, as upstream (new layout)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "go-peer server: unexpected arguments %q\n", fs.Args())
+	if !parseNoArgs(fs, args, stderr) {
 		return exitUsage
 	}
 	if cfg.batch < 1 || cfg.minPongs < 0 || cfg.pingInterval < 0 {
@@ -320,6 +302,15 @@ func (s *serverConn) pongCounts() (pings, pongs int) {
 	return len(s.pings), s.pongs
 }
 
+// requestedSyncer is the syncer type hello asks for, felix if it names
+// none (as upstream; both the server and the hub modes answer this way).
+func requestedSyncer(hello syncproto.MsgClientHello) syncproto.SyncerType {
+	if syncer := syncproto.RequestedSyncer(hello); syncer != "" {
+		return syncer
+	}
+	return syncproto.SyncerTypeFelix
+}
+
 // describe names a decoded message's type for error messages.
 func describe(msg interface{}) string {
 	if msg == nil {
@@ -372,10 +363,7 @@ func (s *serverConn) serve(data *serverData) (ordered, error) {
 	case <-t.C:
 		return nil, fmt.Errorf("no ClientHello within %v", cfg.handshakeTimeout)
 	}
-	syncer := syncproto.RequestedSyncer(hello)
-	if syncer == "" {
-		syncer = syncproto.SyncerTypeFelix
-	}
+	syncer := requestedSyncer(hello)
 	compressed := cfg.compress && syncproto.ClientWantsSnappy(hello)
 
 	s.writeMu.Lock()
