@@ -388,17 +388,25 @@ fn a_restart_to_an_unknown_algorithm_is_acknowledged_and_the_stream_goes_on() {
     }
 }
 
+/// A native client past its handshake at `at`, and the encoder of the
+/// server's side of its stream.
+fn handshaken_client(at: Now) -> (ClientConnection, StreamEncoder) {
+    let mut client = ClientConnection::new(client_config(WireFormat::Native), at).unwrap();
+    let mut encoder = StreamEncoder::new(WireFormat::Native, usize::MAX);
+    let mut hello = BytesMut::new();
+    encoder
+        .encode(&Message::ServerHello(ServerHello::default()), &mut hello)
+        .unwrap();
+    client.handle_input(at, &hello);
+    (client, encoder)
+}
+
 #[test]
 fn the_read_timeout_runs_per_message_not_per_byte() {
     let start = Instant::now();
     let at = |secs: u64| Now::new(start + Duration::from_secs(secs), Timestamp::ZERO);
-    let mut client = ClientConnection::new(client_config(WireFormat::Native), at(0)).unwrap();
+    let (mut client, mut encoder) = handshaken_client(at(0));
     let mut stream = BytesMut::new();
-    let mut encoder = StreamEncoder::new(WireFormat::Native, usize::MAX);
-    encoder
-        .encode(&Message::ServerHello(ServerHello::default()), &mut stream)
-        .unwrap();
-    client.handle_input(at(0), &stream.split());
     // A message that trickles in, one byte a second: bytes keep arriving,
     // but no message completes for 30 s.
     encoder
@@ -424,13 +432,8 @@ fn the_read_timeout_runs_per_message_not_per_byte() {
     );
 
     // Whole messages every 20 s keep a connection up indefinitely.
-    let mut client = ClientConnection::new(client_config(WireFormat::Native), at(0)).unwrap();
+    let (mut client, mut encoder) = handshaken_client(at(0));
     let mut stream = BytesMut::new();
-    let mut encoder = StreamEncoder::new(WireFormat::Native, usize::MAX);
-    encoder
-        .encode(&Message::ServerHello(ServerHello::default()), &mut stream)
-        .unwrap();
-    client.handle_input(at(0), &stream.split());
     for secs in (20..400).step_by(20) {
         encoder
             .encode(&Message::SyncStatus(SyncStatus::InSync), &mut stream)

@@ -136,6 +136,20 @@ fn through(format: WireFormat, message: &Message) -> Result<Message, UsageError>
     Ok(decoded)
 }
 
+/// `message` as every decoder hands it back: an empty value is a deletion
+/// on every wire, so it comes back as none.
+fn as_received(message: Message) -> Message {
+    match message {
+        Message::Kvs(updates) => Message::Kvs(
+            updates
+                .into_iter()
+                .map(SerializedUpdate::normalized)
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(message) = message(&mut u) else {
@@ -146,7 +160,7 @@ fuzz_target!(|data: &[u8]| {
         through(WireFormat::Gob, &message),
     ) {
         (Ok(native), Ok(gob)) => {
-            assert_eq!(native, message, "native changed the message");
+            assert_eq!(native, as_received(message), "native changed the message");
             assert_eq!(gob, native, "gob and native disagree");
         }
         (Err(native), Err(gob)) => assert_eq!(native, gob, "the formats refuse differently"),

@@ -69,7 +69,7 @@ impl ServerConnection {
         if !self.config.syncer_types.contains(&hello.syncer_type) {
             return Err(ProtocolError::UnsupportedSyncerType(hello.syncer_type));
         }
-        // As upstream's server (`sync_server.go`, `handleHello`): refused
+        // As upstream's server (`sync_server.go` `doHandshake`, line 1007): refused
         // without a reply, since such a client would drop every modern
         // policy key.
         if self.config.require_modern_policy_keys && !hello.supports_modern_policy_keys {
