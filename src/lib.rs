@@ -44,6 +44,7 @@ pub mod records;
 pub mod rewrite;
 mod rng;
 pub mod server;
+pub mod session;
 pub mod synthetic;
 mod time;
 

@@ -25,4 +25,16 @@ impl Now {
     pub fn new(instant: Instant, wall: Timestamp) -> Now {
         Now { instant, wall }
     }
+
+    /// Pairs a monotonic instant with a `SystemTime` the caller read (the
+    /// core reads no clock): what a driver on real clocks passes. A system
+    /// clock outside Go's time range cannot happen on a working machine; if
+    /// it did, pings would carry the zero time, which a pong still echoes,
+    /// so the connection keeps working.
+    pub fn from_std(instant: Instant, wall: std::time::SystemTime) -> Now {
+        Now {
+            instant,
+            wall: Timestamp::from_system_time(wall).unwrap_or(Timestamp::ZERO),
+        }
+    }
 }

@@ -268,10 +268,9 @@ impl Subscription {
         self.shared.config.max_fall_behind
     }
 
-    /// The message limit the cache batches for
-    /// ([`CacheConfig::max_message_len`](super::CacheConfig::max_message_len)).
-    pub(crate) fn max_message_len(&self) -> usize {
-        self.shared.config.max_message_len
+    /// The configuration of the cache it follows.
+    pub(crate) fn cache_config(&self) -> &super::CacheConfig {
+        &self.shared.config
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN, WireFormat};
+use crate::error::UsageError;
 use crate::message::{CompressionAlgorithm, SyncerType};
 
 /// Upstream's handshake timeout: how long a client has to send its hello.
@@ -108,10 +109,38 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// This template as the configuration of the connection numbered `id`:
+    /// `connection_id` is `id` (what the client sees as `ServerConnID`),
+    /// and `rng_seed` is the template's mixed with `id`, so that the
+    /// connections' ping jitter is reproducible but not in lock step. What
+    /// every driver gives each connection it accepts.
+    pub fn for_connection(&self, id: u64) -> ServerConfig {
+        let mut seed = crate::rng::SplitMix64::new(self.rng_seed ^ id);
+        ServerConfig {
+            connection_id: id,
+            rng_seed: seed.next(),
+            ..self.clone()
+        }
+    }
+
+    /// Checks that connections with this configuration can follow a cache
+    /// configured with `cache`: the cache batches messages for its
+    /// `max_message_len`, which must not be above what this configuration
+    /// sends. [`ServerConnection::follow`](super::ServerConnection::follow)
+    /// checks it; drivers check it once, at start-up.
+    pub fn check_cache(&self, cache: &crate::fanout::CacheConfig) -> Result<(), UsageError> {
+        match cache.max_message_len > self.max_server_message_len {
+            true => Err(UsageError::InvalidConfig(
+                "the cache's max_message_len is above the connection's max_server_message_len",
+            )),
+            false => Ok(()),
+        }
+    }
+
     /// Checks that the values can work together
     /// ([`ServerConnection::new`](super::ServerConnection::new) does this
     /// too); drivers can check a template once, up front.
-    pub fn validate(&self) -> Result<(), crate::error::UsageError> {
+    pub fn validate(&self) -> Result<(), UsageError> {
         use crate::codec::MAX_UPDATES_PER_MESSAGE;
         use crate::error::UsageError::InvalidConfig;
         let checks = [

@@ -3,13 +3,18 @@
 
 mod config;
 mod handshake;
+mod limit;
 mod pinger;
+mod report;
 mod send_queue;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+
+pub use limit::ConnectionLimit;
+pub use report::{CloseReasons, ConnectionReport, ServerStats};
 
 pub use config::{
     DEFAULT_ACK_TIMEOUT, DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE, DEFAULT_HANDSHAKE_TIMEOUT,
@@ -153,6 +158,8 @@ pub struct ServerConnection {
     /// [`stop_sending`](Self::stop_sending) was called: hand out what is
     /// ready, produce nothing more, wait for the client to close.
     draining: bool,
+    /// Bytes handed out by `poll_transmit`.
+    bytes_sent: u64,
     close_reason: Option<CloseReason>,
 }
 
@@ -196,6 +203,7 @@ impl ServerConnection {
             client_hello: None,
             legacy_client: false,
             draining: false,
+            bytes_sent: 0,
             close_reason: None,
             config,
         })
@@ -349,6 +357,7 @@ impl ServerConnection {
         }
         let bytes = self.ready.pop_front()?;
         self.ready_bytes -= bytes.len();
+        self.bytes_sent += bytes.len() as u64;
         Some(bytes)
     }
 
@@ -393,11 +402,7 @@ impl ServerConnection {
     /// [`send_updates`](Self::send_updates) does.
     pub fn follow(&mut self, subscription: Subscription) -> Result<(), UsageError> {
         self.check_open()?;
-        if subscription.max_message_len() > self.config.max_server_message_len {
-            return Err(UsageError::InvalidConfig(
-                "the cache's max_message_len is above the connection's max_server_message_len",
-            ));
-        }
+        self.config.check_cache(subscription.cache_config())?;
         match &self.feed {
             Feed::Manual(queue) if !queue.snapshot_given() => {
                 self.feed = Feed::Cache(Box::new(subscription));
@@ -548,6 +553,11 @@ impl ServerConnection {
     /// How many pongs have arrived (answering a ping or not).
     pub fn pongs_received(&self) -> u64 {
         self.pinger.pongs_received()
+    }
+
+    /// How many bytes [`poll_transmit`](Self::poll_transmit) has handed out.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
     }
 
     fn manual_queue(&mut self) -> Result<&mut SendQueue, UsageError> {

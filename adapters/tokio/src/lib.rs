@@ -28,17 +28,17 @@ mod server;
 pub mod tls;
 
 pub use client::{Client, ClientOptions, ConnectError};
-pub use reconnect::{Backoff, ReconnectingClient, SyncEvent};
-pub use server::{ConnectionReport, ReportHook, Server, ServerHandle, ServerOptions, ServerStats};
+pub use reconnect::ReconnectingClient;
+pub use server::{ReportHook, Server, ServerHandle, ServerOptions};
 pub use syncproto;
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use syncproto::Now;
-use syncproto::message::Timestamp;
 
-/// Reads both clocks, for the machines' `handle_*` calls.
+/// Reads both clocks, for the machines' `handle_*` calls: the instant from
+/// tokio's clock (which the drivers sleep on, so that tests can pause and
+/// advance it), the wall time from the system's.
 pub fn now() -> Now {
-    let wall = Timestamp::from_system_time(SystemTime::now()).unwrap_or(Timestamp::ZERO);
-    Now::new(Instant::now(), wall)
+    Now::from_std(tokio::time::Instant::now().into_std(), SystemTime::now())
 }

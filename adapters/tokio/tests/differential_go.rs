@@ -40,10 +40,10 @@ use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::key::Key;
 use syncproto::message::{ByteString, CompressionAlgorithm, SerializedUpdate, SyncStatus};
 use syncproto::records::{status_to_line, update_to_line};
+use syncproto::server::ConnectionReport;
 use syncproto::server::ServerConfig;
-use syncproto_tokio::{
-    Backoff, ClientOptions, ConnectionReport, ReconnectingClient, Server, ServerOptions, SyncEvent,
-};
+use syncproto::session::{Backoff, SessionEvent};
+use syncproto_tokio::{ClientOptions, ReconnectingClient, Server, ServerOptions};
 use tokio::sync::{mpsc as async_mpsc, watch};
 
 use go_peer::{go_peers, read_state, scratch};
@@ -403,8 +403,8 @@ impl RustClient {
                         None => {}
                     },
                     event = client.next_event() => match event {
-                        SyncEvent::Dropped { key, .. } => dropped.push(key),
-                        SyncEvent::Reconnecting { .. } if finishing => break,
+                        SessionEvent::Dropped { key, .. } => dropped.push(key),
+                        SessionEvent::Reconnecting { .. } if finishing => break,
                         _ => {
                             let value = client.view().get(SENTINEL).and_then(|u| u.value.clone());
                             sentinel_tx.send_if_modified(|held| {

@@ -14,11 +14,12 @@ use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
+use syncproto::server::CloseReasons;
 use syncproto::server::ServerConfig;
+use syncproto::session::{Backoff, SessionEvent};
 use syncproto::{CloseReason, synthetic};
 use syncproto_tokio::{
-    Backoff, Client, ClientOptions, ReconnectingClient, Server, ServerHandle, ServerOptions,
-    ServerStats, SyncEvent,
+    Client, ClientOptions, ReconnectingClient, Server, ServerHandle, ServerOptions,
 };
 use tokio::time::timeout;
 
@@ -262,10 +263,10 @@ async fn a_reconnect_is_hidden_behind_resync_deletions() {
     timeout(LIMIT, async {
         while view != snapshot {
             match client.next_event().await {
-                SyncEvent::Updates(updates) => {
+                SessionEvent::Updates(updates) => {
                     apply(&mut view, updates);
                 }
-                SyncEvent::Status(status) => statuses.push(status),
+                SessionEvent::Status(status) => statuses.push(status),
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -281,7 +282,7 @@ async fn a_reconnect_is_hidden_behind_resync_deletions() {
     timeout(LIMIT, async {
         loop {
             match client.next_event().await {
-                SyncEvent::Reconnecting { .. } => {
+                SessionEvent::Reconnecting { .. } => {
                     reconnects += 1;
                     if reconnects == 1 {
                         handle.apply([
@@ -291,9 +292,11 @@ async fn a_reconnect_is_hidden_behind_resync_deletions() {
                         ]);
                     }
                 }
-                SyncEvent::Updates(updates) => delivered_during_resync += apply(&mut view, updates),
-                SyncEvent::Status(status) => statuses.push(status),
-                SyncEvent::Dropped { .. } => {}
+                SessionEvent::Updates(updates) => {
+                    delivered_during_resync += apply(&mut view, updates)
+                }
+                SessionEvent::Status(status) => statuses.push(status),
+                SessionEvent::Dropped { .. } => {}
             }
             if view == expected(handle.cache()) && reconnects > 0 {
                 return;
@@ -350,18 +353,22 @@ async fn close_reasons_from_clients_are_counted_in_bounded_space() {
         .expect("the server kept a refused client");
     }
     // Counted once each connection's task is over.
-    let closed = timeout(LIMIT, async {
+    let reasons = timeout(LIMIT, async {
         loop {
-            let closed = handle.stats().closed;
-            if closed.values().sum::<u64>() == clients {
-                return closed;
+            let stats = handle.stats();
+            if stats.closed == clients {
+                return stats.close_reasons;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
     .expect("not every connection was counted");
-    assert_eq!(closed.len(), 64);
-    assert!(closed.keys().all(|reason| reason.chars().count() <= 201));
-    assert_eq!(closed[ServerStats::OTHER_CLOSE_REASONS], clients - 63);
+    assert_eq!(reasons.len(), 64);
+    assert!(
+        reasons
+            .iter()
+            .all(|(reason, _)| reason.chars().count() <= 201)
+    );
+    assert_eq!(reasons.get(CloseReasons::OTHER), clients - 63);
 }

@@ -7,15 +7,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use syncproto::CloseReason;
-use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
+use syncproto::server::{ConnectionReport, ServerConnection, ServerEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
-use super::stats::ConnectionReport;
 use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 
@@ -29,7 +27,11 @@ pub(super) async fn serve(
 ) -> ConnectionReport {
     let started = Instant::now();
     let _ = stream.set_nodelay(true);
-    let early = |reason: String| ConnectionReport::early(id, Some(peer), reason, started.elapsed());
+    let early = |reason: String| {
+        let mut report = ConnectionReport::early(id, Some(peer), reason);
+        report.duration = started.elapsed();
+        report
+    };
     let transport: BoxedTransport = match &shared.options.tls {
         None => Box::new(stream),
         Some((config, requirement)) => {
@@ -77,37 +79,22 @@ pub(super) async fn serve_transport(
     transport: BoxedTransport,
     close: &Notify,
 ) -> ConnectionReport {
-    let config = ServerConfig {
-        connection_id: id,
-        rng_seed: shared.options.config.rng_seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        ..shared.options.config.clone()
-    };
-    let early = |reason| ConnectionReport::early(id, None, reason, Duration::ZERO);
+    let config = shared.options.config.for_connection(id);
+    let early = |reason| ConnectionReport::early(id, None, reason);
     let mut machine = match ServerConnection::new(config, now()) {
         Ok(machine) => machine,
         Err(error) => return early(format!("invalid server configuration: {error}")),
     };
-    if let Err(error) = machine.follow(shared.cache.subscribe(std::time::Instant::now())) {
+    if let Err(error) = machine.follow(shared.cache.subscribe(now().instant)) {
         return early(format!("cannot follow the cache: {error}"));
     }
-    let reason = match drive(shared, id, &mut machine, transport, close).await {
-        Ok(()) => machine
-            .close_reason()
-            .map_or_else(|| "closed".to_owned(), CloseReason::to_string),
-        Err(error) => format!("I/O error: {error}"),
-    };
-    ConnectionReport {
-        id,
-        peer: None,
-        hello: machine.client_hello().cloned(),
-        wire_format: machine.wire_format(),
-        compression: machine.compression().cloned(),
-        reason,
-        duration: Duration::ZERO,
-        pings_sent: machine.pings_sent(),
-        pongs_received: machine.pongs_received(),
-        unanswered_pings: machine.unanswered_pings(),
+    let driven = drive(shared, id, &mut machine, transport, close).await;
+    let mut report = machine.report(id);
+    if let Err(error) = driven {
+        report.reason = format!("I/O error: {error}");
+        report.is_error = true;
     }
+    report
 }
 
 /// The connection's loop: bytes in, bytes out, timers, wake-ups.
@@ -205,6 +192,7 @@ async fn drive(
                 stalled_since = None;
                 match progress? {
                     Progress::Wrote(written) => {
+                        shared.counters.bytes_written.fetch_add(written as u64, Ordering::Relaxed);
                         needs_flush = true;
                         if let Some(bytes) = pending.as_mut() {
                             let _ = bytes.split_to(written.min(bytes.len()));
@@ -224,7 +212,10 @@ async fn drive(
                     read_open = false;
                     machine.handle_eof(now());
                 }
-                n => machine.handle_input(now(), &buffer[..n]),
+                n => {
+                    shared.counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                    machine.handle_input(now(), &buffer[..n]);
+                }
             },
             _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
                 machine.handle_timeout(now());

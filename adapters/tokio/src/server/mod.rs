@@ -9,21 +9,23 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use syncproto::UsageError;
 use syncproto::fanout::{ApplyOutcome, SnapshotCache};
 use syncproto::message::{SerializedUpdate, SyncStatus};
-use syncproto::server::ServerConfig;
+use syncproto::server::{ConnectionLimit, ConnectionReport, ServerConfig, ServerStats};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-pub use self::stats::{ConnectionReport, ServerStats};
-use self::stats::{Counters, count_close};
+use self::stats::Counters;
 #[cfg(test)]
 use crate::io::BoxedTransport;
 use crate::tls::PeerRequirement;
+
+/// How long to wait before accepting again after `accept` failed (out of
+/// file descriptors, say), rather than spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Called with each connection's [`ConnectionReport`] as it ends.
 pub type ReportHook = Arc<dyn Fn(&ConnectionReport) + Send + Sync>;
@@ -104,16 +106,7 @@ impl Shared {
         if let Some(hook) = &self.options.on_connection_closed {
             hook(report);
         }
-        self.count_close_reason(report.reason.clone());
-    }
-
-    fn count_close_reason(&self, reason: String) {
-        let mut closed = self
-            .counters
-            .closed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        count_close(&mut closed, reason);
+        self.counters.record_close(report);
     }
 }
 
@@ -140,16 +133,14 @@ impl ServerHandle {
 
     /// Applies datastore changes to the cache and wakes the connections.
     pub fn apply(&self, updates: impl IntoIterator<Item = SerializedUpdate>) -> ApplyOutcome {
-        let outcome = self.shared.cache.apply(std::time::Instant::now(), updates);
+        let outcome = self.shared.cache.apply(crate::now().instant, updates);
         self.notify();
         outcome
     }
 
     /// Sets the cache's sync status and wakes the connections.
     pub fn set_status(&self, status: SyncStatus) {
-        self.shared
-            .cache
-            .set_status(std::time::Instant::now(), status);
+        self.shared.cache.set_status(crate::now().instant, status);
         self.notify();
     }
 
@@ -186,19 +177,7 @@ impl ServerHandle {
 
     /// What the server has done so far.
     pub fn stats(&self) -> ServerStats {
-        let counters = &self.shared.counters;
-        ServerStats {
-            accepted: counters.accepted.load(Ordering::Relaxed),
-            tls_rejected: counters.tls_rejected.load(Ordering::Relaxed),
-            shed: counters.shed.load(Ordering::Relaxed),
-            handshakes: counters.handshakes.load(Ordering::Relaxed),
-            pongs: counters.pongs.load(Ordering::Relaxed),
-            closed: counters
-                .closed
-                .lock()
-                .map(|closed| closed.clone())
-                .unwrap_or_default(),
-        }
+        self.shared.counters.snapshot()
     }
 }
 
@@ -232,11 +211,10 @@ impl Server {
         // or the cache batches for a larger limit than connections allow.
         let invalid = |error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
         options.config.validate().map_err(invalid)?;
-        if cache.config().max_message_len > options.config.max_server_message_len {
-            return Err(invalid(UsageError::InvalidConfig(
-                "the cache's max_message_len is above the server's max_server_message_len",
-            )));
-        }
+        options
+            .config
+            .check_cache(cache.config())
+            .map_err(invalid)?;
         let listener = TcpListener::bind(address).await?;
         Ok(Server {
             listener,
@@ -271,17 +249,19 @@ impl Server {
         let mut shutdown = self.shared.shutdown.subscribe();
         let mut shed_tick = tokio::time::interval(self.shared.options.shed_interval);
         shed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut random = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |elapsed| elapsed.as_nanos() as u64)
-            | 1;
+        let mut limit = self
+            .shared
+            .options
+            .max_connections
+            .map(|max| ConnectionLimit::new(max, self.shared.options.config.rng_seed));
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = self.listener.accept() => {
                     let Ok((stream, peer)) = accepted else {
                         // Out of descriptors and the like: back off briefly
                         // rather than spin.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        self.shared.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(ACCEPT_RETRY).await;
                         continue;
                     };
                     self.shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
@@ -295,11 +275,10 @@ impl Server {
                         shared.record_close(&report);
                     });
                 }
-                _ = shed_tick.tick() => {
-                    random ^= random << 13;
-                    random ^= random >> 7;
-                    random ^= random << 17;
-                    self.shed_one(random);
+                _ = shed_tick.tick(), if limit.is_some() => {
+                    if let Some(limit) = limit.as_mut() {
+                        self.shed_one(limit);
+                    }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = shutdown.changed() => {}
@@ -310,18 +289,12 @@ impl Server {
         Ok(())
     }
 
-    /// If over the connection limit, closes one connection at random.
-    fn shed_one(&self, random: u64) {
-        let Some(limit) = self.shared.options.max_connections else {
-            return;
-        };
+    /// If over the connection limit, closes the connection it chooses.
+    fn shed_one(&self, limit: &mut ConnectionLimit) {
         let connections = self.shared.lock_connections();
-        if connections.len() <= limit {
-            return;
-        }
-        let victim = connections
-            .values()
-            .nth((random % connections.len() as u64) as usize);
+        let victim = limit
+            .choose_victim(connections.len())
+            .and_then(|index| connections.values().nth(index));
         if let Some(close) = victim {
             close.notify_one();
             self.shared.counters.shed.fetch_add(1, Ordering::Relaxed);
