@@ -192,7 +192,7 @@ fn snapshot_assembly(c: &mut Criterion) {
                         server.handle_input(now, &ack);
                     }
                     let mut sent = 0;
-                    while let Some(bytes) = server.poll_transmit() {
+                    while let Some(bytes) = server.poll_transmit(now.instant) {
                         sent += bytes.len();
                     }
                     black_box(sent)

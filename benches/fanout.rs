@@ -73,7 +73,7 @@ fn serve_one(
     let mut sent = 0;
     let mut acks = if compressed { 2 } else { 0 };
     loop {
-        while let Some(bytes) = server.poll_transmit() {
+        while let Some(bytes) = server.poll_transmit(Instant::now()) {
             sent += bytes.len();
         }
         if acks == 0 {
@@ -157,7 +157,7 @@ fn updates_to_n_clients(c: &mut Criterion) {
                                 Record::Status(status) => cache.set_status(start, status),
                             }
                             for server in servers.iter_mut() {
-                                while let Some(bytes) = server.poll_transmit() {
+                                while let Some(bytes) = server.poll_transmit(start) {
                                     sent += bytes.len();
                                 }
                             }

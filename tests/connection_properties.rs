@@ -211,7 +211,7 @@ proptest! {
             prop_assert_eq!(pair.client.poll_transmit(), None);
         }
         if pair.server.is_closed() {
-            prop_assert_eq!(pair.server.poll_transmit(), None);
+            prop_assert_eq!(pair.server.poll_transmit(pair.clock.now().instant), None);
         }
     }
 }

@@ -313,7 +313,7 @@ fn server_refuses_anything_but_a_hello_first() {
         )))
     );
     assert_eq!(server.poll_event(), None);
-    assert_eq!(server.poll_transmit(), None);
+    assert_eq!(server.poll_transmit(now().instant), None);
 }
 
 /// A client fed `messages` as if a server had sent them, all in one chunk.
@@ -478,7 +478,7 @@ fn a_client_that_does_not_read_is_cut_off_at_the_queue_limit() {
     };
     assert_eq!(*limit, 64 * 1024);
     assert!(*queued > *limit && *queued < *limit + 2048);
-    assert_eq!(pair.server.poll_transmit(), None);
+    assert_eq!(pair.server.poll_transmit(pair.clock.now().instant), None);
     assert_eq!(
         pair.server.send_updates(vec![]),
         Err(syncproto::UsageError::Closed)

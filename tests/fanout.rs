@@ -186,7 +186,7 @@ fn encodes_with(clients: usize, format: WireFormat, compressed: bool) -> (u64, u
     }
     assert_converged(&fleet);
     let stats = fleet.cache.stats();
-    (stats.updates_encoded, stats.frames_built)
+    (stats.updates_encoded, stats.outputs_built)
 }
 
 #[test]

@@ -321,7 +321,7 @@ fn by_default_a_v3_2_5_go_client_is_refused_without_a_reply() {
         let read = std::io::Read::read(&mut stream, &mut buffer).unwrap();
         assert!(read > 0, "the client hung up before the server decided");
         server.handle_input(now(), &buffer[..read]);
-        while let Some(bytes) = server.poll_transmit() {
+        while let Some(bytes) = server.poll_transmit(now().instant) {
             written += bytes.len();
             stream.write_all(&bytes).unwrap();
         }

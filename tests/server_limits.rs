@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::harness::{Clock, Link, Pair, client_config};
@@ -37,9 +37,9 @@ fn client_hello(format: WireFormat, compressed: bool, now: Now) -> Vec<u8> {
     out
 }
 
-fn drain(server: &mut ServerConnection) -> (Vec<ServerEvent>, Vec<Bytes>) {
+fn drain(server: &mut ServerConnection, now: Instant) -> (Vec<ServerEvent>, Vec<Bytes>) {
     let events = std::iter::from_fn(|| server.poll_event()).collect();
-    let sent = std::iter::from_fn(|| server.poll_transmit()).collect();
+    let sent = std::iter::from_fn(|| server.poll_transmit(now)).collect();
     (events, sent)
 }
 
@@ -61,7 +61,7 @@ fn a_server_hello_over_the_limit_closes_once_and_sends_nothing() {
         )
         .unwrap();
         server.handle_input(now, &client_hello(format, compressed, now));
-        let (events, sent) = drain(&mut server);
+        let (events, sent) = drain(&mut server, now.instant);
         assert!(sent.is_empty(), "{context}: sent {sent:?}");
         match events.as_slice() {
             [
@@ -78,7 +78,7 @@ fn a_server_hello_over_the_limit_closes_once_and_sends_nothing() {
         // Nothing brings it back.
         clock.advance(Duration::from_secs(60));
         server.handle_timeout(clock.now());
-        let (events, sent) = drain(&mut server);
+        let (events, sent) = drain(&mut server, clock.now().instant);
         assert!(events.is_empty() && sent.is_empty(), "{context}");
     }
 }
@@ -180,7 +180,8 @@ fn a_cache_holds_its_messages_to_the_connections_limit_as_the_encoder_does() {
                 matches!(cached.server_events.last(), Some(ServerEvent::Closed(_))),
                 "{context}"
             );
-            assert!(cached.server.poll_transmit().is_none(), "{context}");
+            let now = cached.clock.now().instant;
+            assert!(cached.server.poll_transmit(now).is_none(), "{context}");
             // The client was sent nothing it would reject: it is still open,
             // waiting (the harness does not pass the close on as an EOF).
             assert!(

@@ -105,7 +105,8 @@ fn a_client_still_answers_a_ping_that_came_right_before_the_end() {
     let answered = pair.server.pongs_received();
     // ...then it and the end of stream reach the client together.
     pair.server.stop_sending();
-    let bytes: Vec<_> = std::iter::from_fn(|| pair.server.poll_transmit()).collect();
+    let bytes: Vec<_> =
+        std::iter::from_fn(|| pair.server.poll_transmit(pair.clock.now().instant)).collect();
     let now = pair.clock.now();
     for chunk in &bytes {
         pair.client.handle_input(now, chunk);

@@ -205,7 +205,7 @@ impl BareServer {
         bare.server
             .send_snapshot(Vec::new(), SyncStatus::InSync)
             .unwrap();
-        while bare.server.poll_transmit().is_some() {}
+        while bare.server.poll_transmit(start).is_some() {}
         bare.drain();
         bare
     }
@@ -218,7 +218,7 @@ impl BareServer {
 
     fn tick(&mut self, secs: u64) {
         self.server.handle_timeout(self.at(secs));
-        while self.server.poll_transmit().is_some() {}
+        while self.server.poll_transmit(self.at(secs).instant).is_some() {}
     }
 
     fn drain(&mut self) -> Vec<ServerEvent> {

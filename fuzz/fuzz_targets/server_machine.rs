@@ -132,7 +132,7 @@ fuzz_target!(|script: Script| {
                 }
             }
             Step::ReadOutput => {
-                while let Some(bytes) = server.poll_transmit() {
+                while let Some(bytes) = server.poll_transmit(start + elapsed) {
                     assert!(!closed, "transmit after close");
                     assert!(!stopped_and_drained, "output produced after stop_sending");
                     output.extend_from_slice(&bytes);
@@ -190,7 +190,10 @@ fuzz_target!(|script: Script| {
             closed = matches!(event, ServerEvent::Closed(_));
         }
         if closed {
-            assert!(server.poll_transmit().is_none(), "transmit after close");
+            assert!(
+                server.poll_transmit(start + elapsed).is_none(),
+                "transmit after close"
+            );
             assert!(server.poll_timeout().is_none());
         }
     }

@@ -5,9 +5,9 @@
 //! can tell them apart from a connection's first byte
 //! ([`WireFormat::detect`]).
 
-pub(crate) mod frames;
 pub mod gob;
 pub mod native;
+pub(crate) mod prebuilt;
 mod read_ahead;
 pub mod snappy;
 mod stream;

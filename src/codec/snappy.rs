@@ -54,16 +54,16 @@ pub(crate) fn masked_crc(data: &[u8]) -> u32 {
 
 /// Decodes a snappy framing stream one chunk at a time.
 #[derive(Debug, Default)]
-pub(crate) struct FrameDecoder {
+pub(crate) struct ChunkDecoder {
     seen_identifier: bool,
     /// Bytes of a skippable chunk still to discard as they arrive.
     skipping: usize,
     block: snap::raw::Decoder,
 }
 
-impl Clone for FrameDecoder {
-    fn clone(&self) -> FrameDecoder {
-        FrameDecoder {
+impl Clone for ChunkDecoder {
+    fn clone(&self) -> ChunkDecoder {
+        ChunkDecoder {
             seen_identifier: self.seen_identifier,
             skipping: self.skipping,
             block: snap::raw::Decoder::new(),
@@ -71,9 +71,9 @@ impl Clone for FrameDecoder {
     }
 }
 
-impl FrameDecoder {
-    pub(crate) fn new() -> FrameDecoder {
-        FrameDecoder::default()
+impl ChunkDecoder {
+    pub(crate) fn new() -> ChunkDecoder {
+        ChunkDecoder::default()
     }
 
     /// Takes at most one complete chunk off the front of `src`, appending
@@ -170,15 +170,15 @@ impl FrameDecoder {
 /// Writes a snappy framing stream: the identifier first, then each piece of
 /// data as one or more chunks.
 #[derive(Debug)]
-pub(crate) struct FrameEncoder {
+pub(crate) struct ChunkEncoder {
     identifier_sent: bool,
     block: snap::raw::Encoder,
     scratch: Vec<u8>,
 }
 
-impl Clone for FrameEncoder {
-    fn clone(&self) -> FrameEncoder {
-        FrameEncoder {
+impl Clone for ChunkEncoder {
+    fn clone(&self) -> ChunkEncoder {
+        ChunkEncoder {
             identifier_sent: self.identifier_sent,
             block: snap::raw::Encoder::new(),
             scratch: Vec::new(),
@@ -186,9 +186,9 @@ impl Clone for FrameEncoder {
     }
 }
 
-impl FrameEncoder {
-    pub(crate) fn new() -> FrameEncoder {
-        FrameEncoder {
+impl ChunkEncoder {
+    pub(crate) fn new() -> ChunkEncoder {
+        ChunkEncoder {
             identifier_sent: false,
             block: snap::raw::Encoder::new(),
             scratch: Vec::new(),
@@ -198,10 +198,10 @@ impl FrameEncoder {
     /// An encoder for data that continues a stream whose identifier was
     /// written elsewhere: its output is bare chunks, which can be spliced
     /// into any snappy framing stream.
-    pub(crate) fn continuing() -> FrameEncoder {
-        FrameEncoder {
+    pub(crate) fn continuing() -> ChunkEncoder {
+        ChunkEncoder {
             identifier_sent: true,
-            ..FrameEncoder::new()
+            ..ChunkEncoder::new()
         }
     }
 
@@ -252,7 +252,7 @@ mod tests {
     use super::*;
 
     fn decode_all(stream: &[u8]) -> Result<Vec<u8>, SnappyError> {
-        let mut decoder = FrameDecoder::new();
+        let mut decoder = ChunkDecoder::new();
         let mut src = BytesMut::from(stream);
         let mut out = BytesMut::new();
         while decoder.decode_chunk(&mut src, &mut out)? {}
@@ -271,7 +271,7 @@ mod tests {
         for len in [0, 1, 100, MAX_CHUNK_DATA, MAX_CHUNK_DATA + 1, 300_000] {
             let data = sample(len);
             let mut ours = BytesMut::new();
-            let mut encoder = FrameEncoder::new();
+            let mut encoder = ChunkEncoder::new();
             encoder.encode(&data[..len / 2], &mut ours);
             encoder.encode(&data[len / 2..], &mut ours);
             let mut theirs = Vec::new();
@@ -295,7 +295,7 @@ mod tests {
         let stream = theirs.into_inner().unwrap();
         assert_eq!(decode_all(&stream).unwrap(), data);
         for piece in [1, 5, 4099] {
-            let mut decoder = FrameDecoder::new();
+            let mut decoder = ChunkDecoder::new();
             let (mut src, mut out) = (BytesMut::new(), BytesMut::new());
             for bytes in stream.chunks(piece) {
                 src.extend_from_slice(bytes);
@@ -311,9 +311,9 @@ mod tests {
         stream.put_slice(&[0x80, 0x10, 0x00, 0x00]);
         stream.put_slice(&[7; 16]);
         stream.put_slice(&[0xfe, 0, 0, 0]); // padding
-        FrameEncoder {
+        ChunkEncoder {
             identifier_sent: true,
-            ..FrameEncoder::new()
+            ..ChunkEncoder::new()
         }
         .encode(b"after", &mut stream);
         assert_eq!(decode_all(&stream).unwrap(), b"after");
@@ -339,7 +339,7 @@ mod tests {
             Err(SnappyError::ChunkTooLarge(65_541))
         );
         let mut corrupt_crc = BytesMut::new();
-        FrameEncoder::new().encode(b"hello hello hello hello", &mut corrupt_crc);
+        ChunkEncoder::new().encode(b"hello hello hello hello", &mut corrupt_crc);
         let crc_at = STREAM_IDENTIFIER.len() + HEADER_LEN;
         corrupt_crc[crc_at] ^= 1;
         assert_eq!(decode_all(&corrupt_crc), Err(SnappyError::BadChecksum));

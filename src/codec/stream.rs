@@ -7,7 +7,7 @@ use bytes::BytesMut;
 
 use super::gob::{GobDecoder, GobEncoder, GobLimits};
 use super::native::{NativeDecoder, NativeEncoder};
-use super::snappy::{FrameDecoder, FrameEncoder};
+use super::snappy::{ChunkDecoder, ChunkEncoder};
 use super::{Direction, WireFormat};
 use crate::error::{DecodeError, ProtocolError, UsageError};
 use crate::message::{CompressionAlgorithm, Message};
@@ -39,7 +39,7 @@ impl FormatDecoder {
 /// the input past a restart point is never consumed by the old stream.
 #[derive(Debug, Clone)]
 struct Decompression {
-    frames: FrameDecoder,
+    chunks: ChunkDecoder,
     plain: BytesMut,
 }
 
@@ -154,7 +154,7 @@ impl StreamDecoder {
                 return Ok(Some(message));
             }
             if !decompression
-                .frames
+                .chunks
                 .decode_chunk(src, &mut decompression.plain)?
             {
                 return Ok(None);
@@ -199,7 +199,7 @@ impl StreamDecoder {
         self.decompression = match compression {
             None => None,
             Some(CompressionAlgorithm::Snappy) => Some(Decompression {
-                frames: FrameDecoder::new(),
+                chunks: ChunkDecoder::new(),
                 plain: BytesMut::new(),
             }),
             Some(other) => {
@@ -226,7 +226,7 @@ pub struct StreamEncoder {
     format: WireFormat,
     max_message_len: usize,
     encoder: FormatEncoder,
-    compression: Option<FrameEncoder>,
+    compression: Option<ChunkEncoder>,
     scratch: BytesMut,
 }
 
@@ -295,7 +295,7 @@ impl StreamEncoder {
     /// Starts a new stream (call after encoding a `DecoderRestart`): a fresh
     /// encoder, behind a fresh snappy compressor when `compressed`.
     pub fn restart(&mut self, compressed: bool) {
-        self.compression = compressed.then(FrameEncoder::new);
+        self.compression = compressed.then(ChunkEncoder::new);
         self.encoder = Self::fresh(self.format, self.max_message_len);
     }
 }

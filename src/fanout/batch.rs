@@ -10,9 +10,9 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::entry::CachedUpdate;
-use super::frame::{Frame, MessageSize};
+use super::output::{MessageSize, Output};
 use super::{Counters, Flavour};
-use crate::codec::{WireFormat, frames};
+use crate::codec::{WireFormat, prebuilt};
 use crate::message::MessageKind;
 
 /// Updates sent together, with their message encoded once per flavour.
@@ -22,7 +22,7 @@ pub(crate) struct ChangeBatch {
     bytes: usize,
     modern_policy_keys: bool,
     /// The batch as one whole `Kvs` message, per flavour.
-    frames: [OnceLock<Frame>; 4],
+    messages: [OnceLock<Output>; 4],
 }
 
 impl ChangeBatch {
@@ -31,7 +31,7 @@ impl ChangeBatch {
             modern_policy_keys: updates.iter().any(|update| update.modern_policy_key),
             updates,
             bytes,
-            frames: Default::default(),
+            messages: Default::default(),
         }
     }
 
@@ -47,11 +47,11 @@ impl ChangeBatch {
 
     /// The batch as one `Kvs` message in `flavour`, built the first time
     /// any connection needs it and shared after that.
-    pub(crate) fn frame(&self, flavour: Flavour, counters: &Counters) -> Frame {
-        self.frames[flavour.index()]
+    pub(crate) fn message(&self, flavour: Flavour, counters: &Counters) -> Output {
+        self.messages[flavour.index()]
             .get_or_init(|| {
-                counters.frames_built.fetch_add(1, Ordering::Relaxed);
-                coalesced_frame(std::slice::from_ref(&self), flavour, counters)
+                counters.outputs_built.fetch_add(1, Ordering::Relaxed);
+                coalesced_message(std::slice::from_ref(&self), flavour, counters)
             })
             .clone()
     }
@@ -69,22 +69,22 @@ impl ChangeBatch {
 
 /// Several batches as one `Kvs` message in `flavour`, assembled from the
 /// updates' shared encodings (for a client that lags: built for it alone).
-pub(crate) fn coalesced_frame(
+pub(crate) fn coalesced_message(
     batches: &[impl AsRef<ChangeBatch>],
     flavour: Flavour,
     counters: &Counters,
-) -> Frame {
+) -> Output {
     let units: Vec<&[u8]> = batches
         .iter()
         .flat_map(|batch| batch.as_ref().units(flavour.format, counters))
         .collect();
-    let plain = frames::kvs_frame(flavour.format, &units);
+    let plain = prebuilt::kvs_message(flavour.format, &units);
     let largest = MessageSize::of(flavour.format, MessageKind::Kvs, &plain);
     let bytes: Bytes = match flavour.compressed {
         false => plain,
-        true => frames::compress(&plain),
+        true => prebuilt::compress(&plain),
     };
-    Frame {
+    Output {
         bytes,
         largest,
         modern_policy_keys: batches

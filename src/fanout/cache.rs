@@ -199,7 +199,7 @@ impl SnapshotCache {
     /// What the cache holds and the work it has done.
     pub fn stats(&self) -> CacheStats {
         let inner = self.shared.lock();
-        let (updates_encoded, frames_built, generations_built, no_ops_skipped) =
+        let (updates_encoded, outputs_built, generations_built, no_ops_skipped) =
             self.shared.counters.snapshot();
         CacheStats {
             sequence: inner.log.last_seq(),
@@ -211,7 +211,7 @@ impl SnapshotCache {
                 .filter(|cursor| cursor.strong_count() > 0)
                 .count(),
             updates_encoded,
-            frames_built,
+            outputs_built,
             generations_built,
             no_ops_skipped,
         }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::Counters;
 use crate::codec::WireFormat;
-use crate::codec::frames;
+use crate::codec::prebuilt;
 use crate::message::{SerializedUpdate, UpdateType};
 
 /// An update plus its wire encodings, filled in lazily per format.
@@ -72,7 +72,7 @@ impl CachedUpdate {
     pub(crate) fn unit(&self, format: WireFormat, counters: &Counters) -> &Bytes {
         self.units[format_index(format)].get_or_init(|| {
             counters.updates_encoded.fetch_add(1, Ordering::Relaxed);
-            frames::update_unit(format, &self.update)
+            prebuilt::update_element(format, &self.update)
         })
     }
 
@@ -88,7 +88,7 @@ impl CachedUpdate {
                 update_type: UpdateType::New,
                 ..self.update.clone()
             };
-            frames::update_unit(format, &as_new)
+            prebuilt::update_element(format, &as_new)
         })
     }
 

@@ -8,10 +8,10 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Bytes, BytesMut};
 
 use super::entry::{CachedUpdate, format_index};
-use super::frame::{Frame, MessageSize};
+use super::output::{MessageSize, Output};
 use super::{Counters, Shape};
 use crate::codec::WireFormat;
-use crate::codec::frames;
+use crate::codec::prebuilt;
 use crate::codec::snappy::STREAM_IDENTIFIER;
 use crate::message::{CompressionAlgorithm, DecoderRestart, Message, MessageKind, SyncStatus};
 use crate::server::END_OF_SNAPSHOT_MESSAGE;
@@ -32,7 +32,7 @@ pub(crate) struct Generation {
     /// The compressed snapshot stream, per wire format: a fresh snappy
     /// stream holding a fresh stream of `Kvs` batches and the restart that
     /// ends it, as upstream sends it.
-    compressed: [OnceLock<Frame>; 2],
+    compressed: [OnceLock<Output>; 2],
 }
 
 impl Generation {
@@ -67,23 +67,23 @@ impl Generation {
 
     /// The compressed snapshot stream, from its snappy stream identifier to
     /// the end-of-snapshot restart.
-    pub(crate) fn compressed(&self, format: WireFormat, counters: &Counters) -> &Frame {
+    pub(crate) fn compressed(&self, format: WireFormat, counters: &Counters) -> &Output {
         self.compressed[format_index(format)].get_or_init(|| {
             let mut blob = BytesMut::from(&STREAM_IDENTIFIER[..]);
-            blob.extend_from_slice(&frames::compress(&frames::stream_header(format)));
+            blob.extend_from_slice(&prebuilt::compress(&prebuilt::stream_header(format)));
             let end = Message::DecoderRestart(DecoderRestart {
                 message: END_OF_SNAPSHOT_MESSAGE.to_owned(),
                 compression_algorithm: Some(CompressionAlgorithm::Snappy),
             });
-            let end = frames::message_frame(format, &end);
+            let end = prebuilt::message_bytes(format, &end);
             let mut largest = MessageSize::of(format, MessageKind::DecoderRestart, &end);
             for batch in self.build_batches(format, self.shape.compressed_batch_size, counters) {
                 largest = largest.max(MessageSize::of(format, MessageKind::Kvs, &batch));
-                blob.extend_from_slice(&frames::compress(&batch));
+                blob.extend_from_slice(&prebuilt::compress(&batch));
             }
-            blob.extend_from_slice(&frames::compress(&end));
-            counters.frames_built.fetch_add(1, Ordering::Relaxed);
-            Frame {
+            blob.extend_from_slice(&prebuilt::compress(&end));
+            counters.outputs_built.fetch_add(1, Ordering::Relaxed);
+            Output {
                 bytes: blob.freeze(),
                 largest,
                 modern_policy_keys: self.modern_policy_keys,
@@ -106,7 +106,7 @@ impl Generation {
         for entry in &self.entries {
             let unit = entry.snapshot_unit(format, counters);
             if !units.is_empty() && (units.len() >= batch_size || bytes + unit.len() > budget) {
-                batches.push(frames::kvs_frame(format, &units));
+                batches.push(prebuilt::kvs_message(format, &units));
                 units.clear();
                 bytes = 0;
             }
@@ -114,10 +114,10 @@ impl Generation {
             units.push(unit);
         }
         if !units.is_empty() {
-            batches.push(frames::kvs_frame(format, &units));
+            batches.push(prebuilt::kvs_message(format, &units));
         }
         counters
-            .frames_built
+            .outputs_built
             .fetch_add(batches.len() as u64, Ordering::Relaxed);
         batches
     }

@@ -5,19 +5,19 @@
 //! not change what a client holds
 //! ([`SerializedUpdate::would_be_no_op`](crate::message::SerializedUpdate::would_be_no_op);
 //! deletions always pass, as upstream), and appends every accepted change
-//! to a change log with a sequence number. A
+//! to a change log, one entry per change batch, with a sequence number. A
 //! [`ServerConnection`](crate::server::ServerConnection) attached to the
 //! cache with [`follow`](crate::server::ServerConnection::follow) sends a
 //! consistent snapshot at some sequence number N, then the log from N+1.
 //!
 //! Each update is encoded once per wire format in use, into `Bytes` that
-//! every connection sends as they are: a live update is one shared frame;
-//! snapshot batches and the compressed snapshot stream are built once per
-//! snapshot *generation* and shared by every client that starts from it. A
-//! connection that falls behind gets several log entries batched into one
-//! message, assembled from the shared encodings by copying. So a client
-//! costs roughly a reference count per message, and a memory copy when it
-//! lags.
+//! every connection sends as they are: a change batch is one shared `KVs`
+//! message; snapshot batches and the compressed snapshot stream are built
+//! once per snapshot *generation* and shared by every client that starts
+//! from it. A connection that lags gets several change batches coalesced
+//! into one message, assembled from the shared encodings by copying. So a
+//! client costs roughly a reference count per message, and a memory copy
+//! when it lags.
 //!
 //! # Memory
 //!
@@ -42,23 +42,23 @@
 //! state behind one mutex, held only to apply changes or to copy a few
 //! reference-counted entries out of the log; encoding happens outside it,
 //! each encoding initialised exactly once however many threads race for
-//! it. Frozen generations and encoded frames are immutable and shared by
+//! it. Frozen generations and encoded messages are immutable and shared by
 //! `Arc`/`Bytes`. The same code serves a single-threaded poll loop (the
 //! mutex is then never contended) and a multi-threaded runtime.
 
 mod batch;
 mod cache;
 mod entry;
-mod frame;
 mod generation;
 mod log;
+mod output;
 mod subscription;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use cache::{ApplyOutcome, SnapshotCache};
-pub(crate) use frame::Frame;
+pub(crate) use output::Output;
 pub(crate) use subscription::Pull;
 pub use subscription::Subscription;
 
@@ -148,7 +148,7 @@ impl Flavour {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) updates_encoded: AtomicU64,
-    pub(crate) frames_built: AtomicU64,
+    pub(crate) outputs_built: AtomicU64,
     pub(crate) generations_built: AtomicU64,
     pub(crate) no_ops_skipped: AtomicU64,
 }
@@ -168,9 +168,9 @@ pub struct CacheStats {
     /// the log and again for a snapshot when its type differs): this does
     /// not grow with the number of clients.
     pub updates_encoded: u64,
-    /// Shared frames built from encoded updates (single-update frames,
+    /// Shared outputs built from encoded updates (change batch messages,
     /// snapshot batches, compressed snapshot streams).
-    pub frames_built: u64,
+    pub outputs_built: u64,
     /// Snapshot generations frozen.
     pub generations_built: u64,
     /// Changes dropped because they would have been no-ops.
@@ -181,7 +181,7 @@ impl Counters {
     fn snapshot(&self) -> (u64, u64, u64, u64) {
         (
             self.updates_encoded.load(Ordering::Relaxed),
-            self.frames_built.load(Ordering::Relaxed),
+            self.outputs_built.load(Ordering::Relaxed),
             self.generations_built.load(Ordering::Relaxed),
             self.no_ops_skipped.load(Ordering::Relaxed),
         )

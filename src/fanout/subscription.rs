@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Flavour;
-use super::batch::{ChangeBatch, coalesced_frame};
+use super::batch::{ChangeBatch, coalesced_message};
 use super::cache::{Cursor, Shared};
-use super::frame::{Frame, MessageSize};
 use super::generation::Generation;
 use super::log::Change;
-use crate::codec::{MAX_UPDATES_PER_MESSAGE, frames};
+use super::output::{MessageSize, Output};
+use crate::codec::{MAX_UPDATES_PER_MESSAGE, prebuilt};
 use crate::message::{Message, MessageKind, SyncStatus};
 
 /// What a subscription hands its connection next.
@@ -20,7 +20,7 @@ use crate::message::{Message, MessageKind, SyncStatus};
 pub(crate) enum Pull {
     /// Bytes to send (check their largest message against the
     /// connection's limit first).
-    Frame(Frame),
+    Output(Output),
     /// The snapshot has been handed out (a compressed snapshot already
     /// ended with its restart); the snapshot's status comes next.
     EndOfSnapshot,
@@ -105,7 +105,7 @@ impl Subscription {
 
     /// The next piece of output for a connection whose stream is currently
     /// in `flavour`. A compressed snapshot is handed out whole, as one
-    /// frame that carries its own stream (from the snappy identifier to the
+    /// output that carries its own stream (from the snappy identifier to the
     /// restart that ends it).
     pub(crate) fn pull(&mut self, flavour: Flavour, compressed_snapshot: bool) -> Pull {
         let counters = &self.shared.counters;
@@ -116,19 +116,19 @@ impl Subscription {
                     return Pull::EndOfSnapshot;
                 }
                 self.phase = Phase::Snapshot { next: 1 };
-                Pull::Frame(self.generation.compressed(flavour.format, counters).clone())
+                Pull::Output(self.generation.compressed(flavour.format, counters).clone())
             }
             Phase::Snapshot { next } => {
                 match self.generation.batches(flavour.format, counters).get(next) {
                     Some(batch) => {
                         self.phase = Phase::Snapshot { next: next + 1 };
-                        let mut frame =
-                            Frame::single(flavour.format, MessageKind::Kvs, batch.clone());
+                        let mut output =
+                            Output::single(flavour.format, MessageKind::Kvs, batch.clone());
                         // Flagged for the whole snapshot when it holds one
                         // anywhere: a client that cannot take it is closed
                         // before its snapshot starts.
-                        frame.modern_policy_keys = self.generation.modern_policy_keys;
-                        Pull::Frame(frame)
+                        output.modern_policy_keys = self.generation.modern_policy_keys;
+                        Pull::Output(output)
                     }
                     None => {
                         self.phase = Phase::Status;
@@ -145,7 +145,7 @@ impl Subscription {
                     return self.pull_log(flavour);
                 }
                 self.last_status = status;
-                Pull::Frame(status_frame(flavour, status))
+                Pull::Output(status_message(flavour, status))
             }
             Phase::Log => self.pull_log(flavour),
         }
@@ -206,12 +206,12 @@ impl Subscription {
         self.cursor.next_seq.store(self.next_seq, Ordering::Release);
         if let Some(status) = status {
             self.last_status = status;
-            return Pull::Frame(status_frame(flavour, status));
+            return Pull::Output(status_message(flavour, status));
         }
         match batches.as_slice() {
             [] => Pull::Idle,
-            [single] => Pull::Frame(single.frame(flavour, counters)),
-            several => Pull::Frame(coalesced_frame(several, flavour, counters)),
+            [single] => Pull::Output(single.message(flavour, counters)),
+            several => Pull::Output(coalesced_message(several, flavour, counters)),
         }
     }
 
@@ -275,14 +275,14 @@ impl Subscription {
 }
 
 /// A status message in `flavour` (tiny; built per use).
-fn status_frame(flavour: Flavour, status: SyncStatus) -> Frame {
-    let plain = frames::message_frame(flavour.format, &Message::SyncStatus(status));
+fn status_message(flavour: Flavour, status: SyncStatus) -> Output {
+    let plain = prebuilt::message_bytes(flavour.format, &Message::SyncStatus(status));
     let largest = MessageSize::of(flavour.format, MessageKind::SyncStatus, &plain);
     let bytes = match flavour.compressed {
         false => plain,
-        true => frames::compress(&plain),
+        true => prebuilt::compress(&plain),
     };
-    Frame {
+    Output {
         bytes,
         largest,
         modern_policy_keys: false,

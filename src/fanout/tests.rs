@@ -54,8 +54,8 @@ fn a_subscription_sends_snapshot_batches_status_then_the_log() {
     assert_eq!(pulls[3], Pull::EndOfSnapshot);
     let mut stream = BytesMut::from(&crate::codec::native::PREAMBLE[..]);
     for pull in &pulls {
-        if let Pull::Frame(frame) = pull {
-            stream.extend_from_slice(&frame.bytes);
+        if let Pull::Output(output) = pull {
+            stream.extend_from_slice(&output.bytes);
         }
     }
     let mut decoder = StreamDecoder::new(WireFormat::Native, usize::MAX, None);
@@ -87,11 +87,11 @@ fn the_compressed_snapshot_is_built_once_per_generation() {
     let mut first = cache.subscribe(now);
     let mut second = cache.subscribe(now);
     let blob_a = first.pull(gob, true);
-    let built = cache.stats().frames_built;
+    let built = cache.stats().outputs_built;
     let blob_b = second.pull(gob, true);
     assert_eq!(blob_a, blob_b);
     assert_eq!(
-        cache.stats().frames_built,
+        cache.stats().outputs_built,
         built,
         "second client rebuilt the snapshot"
     );
@@ -174,8 +174,8 @@ fn a_client_in_its_grace_keeps_its_replay_but_joiners_do_not_extend_it() {
 fn shapes(pulls: &[Pull]) -> Vec<String> {
     let mut stream = BytesMut::from(&crate::codec::native::PREAMBLE[..]);
     for pull in pulls {
-        if let Pull::Frame(frame) = pull {
-            stream.extend_from_slice(&frame.bytes);
+        if let Pull::Output(output) = pull {
+            stream.extend_from_slice(&output.bytes);
         }
     }
     let mut decoder = StreamDecoder::new(WireFormat::Native, usize::MAX, None);

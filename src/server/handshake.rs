@@ -34,7 +34,7 @@ impl ServerConnection {
                 if let Some(encoder) = self.encoder.as_mut() {
                     encoder.restart(true);
                     if phase == AckPhase::EndOfSnapshot {
-                        // Open the stream now: shared frames may follow.
+                        // Open the stream now: shared pre-encoded messages may follow.
                         encoder.start_stream(&mut self.scratch);
                     }
                 }
@@ -133,9 +133,9 @@ impl ServerConnection {
     /// cache's compressed snapshot already ends with that restart.
     /// Uncompressed, pings start here: upstream's server starts its pinger
     /// once the snapshot has been written.
-    pub(super) fn end_snapshot(&mut self) {
+    pub(super) fn end_snapshot(&mut self, now: Instant) {
         let Some(algorithm) = self.compression.clone() else {
-            self.pinger.start(self.last_instant);
+            self.pinger.start(now);
             return;
         };
         if let Feed::Manual(_) = self.feed
@@ -146,7 +146,7 @@ impl ServerConnection {
         {
             return;
         }
-        self.await_ack(AckPhase::EndOfSnapshot, self.last_instant);
+        self.await_ack(AckPhase::EndOfSnapshot, now);
     }
 
     fn await_ack(&mut self, phase: AckPhase, now: Instant) {

@@ -2,8 +2,10 @@
 //! state machine.
 
 mod config;
+mod feed;
 mod handshake;
 mod limit;
+mod output;
 mod pinger;
 mod report;
 mod send_queue;
@@ -23,15 +25,13 @@ pub use config::{
 };
 
 use self::pinger::Pinger;
-use self::send_queue::{Next, SendQueue};
+use self::send_queue::SendQueue;
 use crate::close::{CloseReason, TimeoutKind};
 use crate::codec::{Direction, WireFormat};
 use crate::codec::{StreamDecoder, StreamEncoder};
-use crate::error::{ProtocolError, UsageError};
-use crate::fanout::{Flavour, Frame, Pull, Subscription};
-use crate::message::{
-    ClientHello, CompressionAlgorithm, Message, Ping, SerializedUpdate, SyncStatus,
-};
+use crate::error::UsageError;
+use crate::fanout::{Output, Subscription};
+use crate::message::{ClientHello, CompressionAlgorithm, Message, Ping};
 use crate::time::Now;
 
 /// The restart that switches a client to the compressed snapshot (upstream's
@@ -85,7 +85,7 @@ enum Feed {
 /// One step of output production.
 enum Step {
     Message(Message),
-    Frame(Frame),
+    Output(Output),
     EndOfSnapshot,
     Trimmed,
 }
@@ -147,9 +147,6 @@ pub struct ServerConnection {
     stream_compressed: bool,
     pinger: Pinger,
     handshake_deadline: Instant,
-    /// The latest instant the caller passed in; deadlines armed from
-    /// `poll_transmit`, which takes no time, count from it.
-    last_instant: Instant,
     events: VecDeque<ServerEvent>,
     client_hello: Option<ClientHello>,
     /// The client did not say it supports modern policy keys (allowed only
@@ -198,7 +195,6 @@ impl ServerConnection {
             stream_compressed: false,
             pinger,
             handshake_deadline: now.instant + config.handshake_timeout,
-            last_instant: now.instant,
             events: VecDeque::new(),
             client_hello: None,
             legacy_client: false,
@@ -213,7 +209,6 @@ impl ServerConnection {
     /// bytes decide the wire format when the config leaves it open. Ignored
     /// once closed.
     pub fn handle_input(&mut self, now: Now, data: &[u8]) {
-        self.last_instant = self.last_instant.max(now.instant);
         if self.state == State::Closed {
             return;
         }
@@ -226,7 +221,6 @@ impl ServerConnection {
     /// the reason is [`CloseReason::Local`]; otherwise
     /// [`CloseReason::PeerClosed`].
     pub fn handle_eof(&mut self, now: Now) {
-        self.last_instant = self.last_instant.max(now.instant);
         if self.state == State::Closed {
             return;
         }
@@ -245,7 +239,6 @@ impl ServerConnection {
     /// [`poll_timeout`](Self::poll_timeout) has passed; calling early, late
     /// or repeatedly is harmless.
     pub fn handle_timeout(&mut self, now: Now) {
-        self.last_instant = self.last_instant.max(now.instant);
         if self.draining {
             return;
         }
@@ -328,12 +321,13 @@ impl ServerConnection {
     /// hands out at most one message, pulling the next snapshot batch or
     /// queued change only when the previous one has been taken.
     ///
-    /// Producing output can change the machine: the end of a compressed
-    /// snapshot arms the acknowledgement deadline, and a client that fell
-    /// out of a cache's log is closed. So after transmitting, too, drain
+    /// Producing output can change the machine: the end of the snapshot
+    /// starts the pings and (compressed) arms the acknowledgement deadline,
+    /// both counted from `now`, and a client that fell out of a cache's log
+    /// is closed. So after transmitting, too, drain
     /// [`poll_event`](Self::poll_event) and re-read
     /// [`poll_timeout`](Self::poll_timeout).
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         while self.ready.is_empty() && self.state == State::Syncing && !self.draining {
             let Some(step) = self.next_step() else { break };
             match step {
@@ -344,8 +338,8 @@ impl ServerConnection {
                 Step::Message(message) => {
                     self.encode(&message);
                 }
-                Step::Frame(frame) => self.push_frame(frame),
-                Step::EndOfSnapshot => self.end_snapshot(),
+                Step::Output(output) => self.push_output(output),
+                Step::EndOfSnapshot => self.end_snapshot(now),
                 Step::Trimmed => {
                     let limit = match &self.feed {
                         Feed::Cache(subscription) => subscription.max_fall_behind(),
@@ -359,96 +353,6 @@ impl ServerConnection {
         self.ready_bytes -= bytes.len();
         self.bytes_sent += bytes.len() as u64;
         Some(bytes)
-    }
-
-    /// What the feed offers next, if anything.
-    fn next_step(&mut self) -> Option<Step> {
-        match &mut self.feed {
-            Feed::Manual(queue) => match queue.next()? {
-                Next::Message(message) => Some(Step::Message(message)),
-                Next::EndOfSnapshot => Some(Step::EndOfSnapshot),
-            },
-            Feed::Cache(subscription) => {
-                let flavour = Flavour {
-                    format: self.wire_format.unwrap_or(WireFormat::Native),
-                    compressed: self.stream_compressed,
-                };
-                match subscription.pull(flavour, self.compression.is_some()) {
-                    Pull::Frame(frame) => Some(Step::Frame(frame)),
-                    Pull::EndOfSnapshot => Some(Step::EndOfSnapshot),
-                    Pull::Idle => None,
-                    Pull::Trimmed => Some(Step::Trimmed),
-                }
-            }
-        }
-    }
-
-    /// Makes the connection follow a shared
-    /// [`SnapshotCache`](crate::fanout::SnapshotCache) instead of being
-    /// handed a snapshot: it sends the subscription's snapshot, then every
-    /// change the cache logs, from shared pre-encoded bytes. Call once,
-    /// instead of [`send_snapshot`](Self::send_snapshot), after
-    /// [`ServerEvent::Connected`] or before it. A client that falls as far
-    /// behind as the cache's limit is disconnected
-    /// ([`CloseReason::FellBehind`]).
-    ///
-    /// The cache batches changes for its
-    /// [`max_message_len`](crate::fanout::CacheConfig::max_message_len), so
-    /// a cache whose limit is above this connection's
-    /// `max_server_message_len` is refused
-    /// ([`UsageError::InvalidConfig`]). A message from the cache that is
-    /// still too large for the client (one update over the limit) closes
-    /// the connection with [`CloseReason::Usage`], as
-    /// [`send_updates`](Self::send_updates) does.
-    pub fn follow(&mut self, subscription: Subscription) -> Result<(), UsageError> {
-        self.check_open()?;
-        self.config.check_cache(subscription.cache_config())?;
-        match &self.feed {
-            Feed::Manual(queue) if !queue.snapshot_given() => {
-                self.feed = Feed::Cache(Box::new(subscription));
-                Ok(())
-            }
-            _ => Err(UsageError::SnapshotAlreadySent),
-        }
-    }
-
-    /// Gives the connection the datastore snapshot to send (in key order),
-    /// and the sync status to send once it has gone out. Call once, after
-    /// [`ServerEvent::Connected`] (or before it, for a server with a single
-    /// datastore: it waits for the handshake). The iterator is pulled one
-    /// batch at a time as the client reads.
-    pub fn send_snapshot<I>(&mut self, snapshot: I, status: SyncStatus) -> Result<(), UsageError>
-    where
-        I: IntoIterator<Item = SerializedUpdate>,
-        I::IntoIter: Send + 'static,
-    {
-        self.check_open()?;
-        self.manual_queue()?
-            .set_snapshot(Box::new(snapshot.into_iter()), status)
-    }
-
-    /// Queues one batch of live updates, to follow the snapshot and earlier
-    /// changes. As upstream sends a change batch, it goes out as one `KVs`
-    /// message, split only if it holds more than `snapshot_batch_size`
-    /// updates or about half of `max_server_message_len` bytes; when the
-    /// client lags, waiting batches are coalesced into one message (never
-    /// splitting one) until it holds at least `snapshot_batch_size`. An
-    /// empty value is sent as a deletion (see
-    /// [`SerializedUpdate`]). If the queue passes `max_queued_bytes`, the
-    /// client is disconnected with [`CloseReason::SlowReader`] (reported as
-    /// an event, not an error).
-    pub fn send_updates(&mut self, updates: Vec<SerializedUpdate>) -> Result<(), UsageError> {
-        self.check_open()?;
-        self.manual_queue()?.push_updates(updates)?;
-        self.enforce_queue_limit();
-        Ok(())
-    }
-
-    /// Queues a sync status change; it is sent only if it differs from the
-    /// last status sent when its turn comes.
-    pub fn send_status(&mut self, status: SyncStatus) -> Result<(), UsageError> {
-        self.check_open()?;
-        self.manual_queue()?.push_status(status)
     }
 
     /// Ends the stream from this side gracefully, as a server shutting
@@ -513,33 +417,6 @@ impl ServerConnection {
         self.compression.as_ref()
     }
 
-    /// Bytes waiting to be sent: encoded output not yet taken plus queued
-    /// live updates (the snapshot's remainder is not counted).
-    pub fn queued_bytes(&self) -> usize {
-        let queued = match &self.feed {
-            Feed::Manual(queue) => queue.queued_bytes(),
-            Feed::Cache(_) => 0,
-        };
-        self.ready_bytes + queued
-    }
-
-    /// Whether everything given to the connection has been handed out by
-    /// [`poll_transmit`](Self::poll_transmit): the snapshot (once given), its
-    /// status and every queued change, with no decoder restart awaiting its
-    /// acknowledgement. After [`stop_sending`](Self::stop_sending): whether
-    /// what was ready has been handed out, the driver's signal to
-    /// half-close the socket once its own buffers are written.
-    pub fn is_flushed(&self) -> bool {
-        if self.draining {
-            return self.state != State::Closed && self.ready.is_empty();
-        }
-        let drained = match &self.feed {
-            Feed::Manual(queue) => queue.is_drained(),
-            Feed::Cache(subscription) => subscription.is_caught_up(),
-        };
-        self.state == State::Syncing && self.ready.is_empty() && drained
-    }
-
     /// How many pings are waiting for their pong.
     pub fn unanswered_pings(&self) -> usize {
         self.pinger.unanswered()
@@ -558,31 +435,6 @@ impl ServerConnection {
     /// How many bytes [`poll_transmit`](Self::poll_transmit) has handed out.
     pub fn bytes_sent(&self) -> u64 {
         self.bytes_sent
-    }
-
-    fn manual_queue(&mut self) -> Result<&mut SendQueue, UsageError> {
-        match &mut self.feed {
-            Feed::Manual(queue) => Ok(queue),
-            Feed::Cache(_) => Err(UsageError::FollowingCache),
-        }
-    }
-
-    fn check_open(&self) -> Result<(), UsageError> {
-        match self.state {
-            State::Closed => Err(UsageError::Closed),
-            _ if self.draining => Err(UsageError::Stopping),
-            _ => Ok(()),
-        }
-    }
-
-    fn enforce_queue_limit(&mut self) {
-        let queued = self.queued_bytes();
-        if queued > self.config.max_queued_bytes {
-            self.finish(CloseReason::SlowReader {
-                queued,
-                limit: self.config.max_queued_bytes,
-            });
-        }
     }
 
     /// Picks the wire format from the first byte (or the config) and builds
@@ -633,69 +485,6 @@ impl ServerConnection {
                 Ok(None) => break,
                 Err(error) => self.finish(CloseReason::Protocol(error.into())),
             }
-        }
-    }
-
-    /// Encodes one message onto the end of the ready output; `false` if it
-    /// could not be (the connection is then closed, or has no encoder yet).
-    fn encode(&mut self, message: &Message) -> bool {
-        let Some(encoder) = self.encoder.as_mut() else {
-            return false;
-        };
-        match encoder.encode(message, &mut self.scratch) {
-            Ok(()) => {
-                let bytes = self.scratch.split().freeze();
-                self.push_ready(bytes);
-                true
-            }
-            Err(error) => {
-                self.finish(CloseReason::Usage(error));
-                false
-            }
-        }
-    }
-
-    /// Queues bytes from the cache, unless a message in them is larger
-    /// than the client accepts. The cache encoded them without knowing this
-    /// connection's limit; the encoder holds the manual feed's messages to
-    /// it, and this holds the cache's to it the same way, closing with the
-    /// same error.
-    fn push_frame(&mut self, frame: Frame) {
-        let max = self.config.max_server_message_len;
-        if frame.modern_policy_keys && self.legacy_client {
-            self.refuse_legacy_client();
-        } else if frame.largest.len > max {
-            self.finish(CloseReason::Usage(UsageError::FrameTooLarge {
-                message: frame.largest.kind,
-                len: frame.largest.len,
-                max,
-            }));
-        } else {
-            self.push_ready(frame.bytes);
-        }
-    }
-
-    /// Whether a client without modern policy key support would drop one
-    /// of `updates`.
-    fn would_drop_any(&self, updates: &[SerializedUpdate]) -> bool {
-        self.legacy_client
-            && updates
-                .iter()
-                .any(|update| crate::rewrite::is_modern_policy_key(&update.key))
-    }
-
-    /// Closes a client that is about to be sent a modern policy key it
-    /// would drop: never silently serve it keys it cannot take.
-    fn refuse_legacy_client(&mut self) {
-        self.finish(CloseReason::Protocol(ProtocolError::MissingFeature(
-            MODERN_POLICY_KEYS,
-        )));
-    }
-
-    fn push_ready(&mut self, bytes: Bytes) {
-        if !bytes.is_empty() {
-            self.ready_bytes += bytes.len();
-            self.ready.push_back(bytes);
         }
     }
 

@@ -91,7 +91,7 @@ pub fn run_server(
             Instant::now() < give_up,
             "server did not finish in {limit:?}: {events:?}"
         );
-        while let Some(bytes) = server.poll_transmit() {
+        while let Some(bytes) = server.poll_transmit(Instant::now()) {
             stream.write_all(&bytes).expect("write");
         }
         if !closing && !server.is_closed() && done(server, &events) {

@@ -85,7 +85,7 @@ impl Fleet {
                 progressed = true;
             }
             if !member.stalled {
-                while let Some(bytes) = member.server.poll_transmit() {
+                while let Some(bytes) = member.server.poll_transmit(now.instant) {
                     member.client.handle_input(now, &bytes);
                     progressed = true;
                 }

@@ -149,7 +149,8 @@ impl Pair {
                 progressed = true;
             }
             if !self.server_output_blocked {
-                while let Some(bytes) = self.server.poll_transmit() {
+                let now = self.clock.now().instant;
+                while let Some(bytes) = self.server.poll_transmit(now) {
                     self.server_wrote.push(bytes.clone());
                     self.send(Direction::ToClient, bytes);
                     progressed = true;

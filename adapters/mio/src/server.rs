@@ -623,7 +623,7 @@ fn service(
         &mut conn.socket,
         &mut conn.pending,
         &mut sink.stats.bytes_written,
-        || machine.poll_transmit(),
+        || machine.poll_transmit(now.instant),
     );
     // Taking output can end the machine too (a client cut off for falling
     // behind), so drain the events after writing.

@@ -142,7 +142,7 @@ async fn drive(
         if pending.is_none() {
             // Take one message at a time: the machine produces the next
             // only when this one has gone, so nothing piles up here.
-            pending = machine.poll_transmit();
+            pending = machine.poll_transmit(now().instant);
         }
         if machine.is_closed() {
             let give_up = *closing_deadline.get_or_insert_with(|| Instant::now() + LINGER);

@@ -14,7 +14,7 @@ use super::gob::encoder as gob;
 use super::gob::schema::put_all_definitions;
 use super::native::PREAMBLE;
 use super::native::body as native;
-use super::snappy::FrameEncoder;
+use super::snappy::ChunkEncoder;
 use crate::message::{Message, SerializedUpdate};
 
 /// What must open a stream before any frame: the native preamble, or the
@@ -31,7 +31,7 @@ pub(crate) fn stream_header(format: WireFormat) -> Bytes {
 }
 
 /// One message as a whole frame.
-pub(crate) fn message_frame(format: WireFormat, message: &Message) -> Bytes {
+pub(crate) fn message_bytes(format: WireFormat, message: &Message) -> Bytes {
     let mut out = BytesMut::new();
     match format {
         WireFormat::Native => native::put_frame(&mut out, message),
@@ -41,7 +41,7 @@ pub(crate) fn message_frame(format: WireFormat, message: &Message) -> Bytes {
 }
 
 /// One update's encoding as an element of a `Kvs` message.
-pub(crate) fn update_unit(format: WireFormat, update: &SerializedUpdate) -> Bytes {
+pub(crate) fn update_element(format: WireFormat, update: &SerializedUpdate) -> Bytes {
     let mut out = BytesMut::new();
     match format {
         WireFormat::Native => native::encode_update(update, &mut out),
@@ -51,7 +51,7 @@ pub(crate) fn update_unit(format: WireFormat, update: &SerializedUpdate) -> Byte
 }
 
 /// A `Kvs` frame of already encoded units (one copy of each).
-pub(crate) fn kvs_frame(format: WireFormat, units: &[&[u8]]) -> Bytes {
+pub(crate) fn kvs_message(format: WireFormat, units: &[&[u8]]) -> Bytes {
     let mut out = BytesMut::new();
     match format {
         WireFormat::Native => native::put_kvs_frame(&mut out, units),
@@ -63,7 +63,7 @@ pub(crate) fn kvs_frame(format: WireFormat, units: &[&[u8]]) -> Bytes {
 /// `data` as bare snappy chunks (no stream identifier).
 pub(crate) fn compress(data: &[u8]) -> Bytes {
     let mut out = BytesMut::new();
-    FrameEncoder::continuing().encode(data, &mut out);
+    ChunkEncoder::continuing().encode(data, &mut out);
     out.freeze()
 }
 
@@ -89,11 +89,14 @@ mod tests {
     #[test]
     fn assembled_kvs_frames_equal_encoder_output() {
         for format in [WireFormat::Native, WireFormat::Gob] {
-            let units: Vec<Bytes> = updates().iter().map(|u| update_unit(format, u)).collect();
+            let units: Vec<Bytes> = updates()
+                .iter()
+                .map(|u| update_element(format, u))
+                .collect();
             let unit_refs: Vec<&[u8]> = units.iter().map(|u| &u[..]).collect();
             for count in 0..=units.len() {
-                let assembled = kvs_frame(format, &unit_refs[..count]);
-                let whole = message_frame(format, &Message::Kvs(updates()[..count].to_vec()));
+                let assembled = kvs_message(format, &unit_refs[..count]);
+                let whole = message_bytes(format, &Message::Kvs(updates()[..count].to_vec()));
                 assert_eq!(assembled, whole, "{format:?}, {count} updates");
             }
         }
@@ -103,11 +106,11 @@ mod tests {
     fn frames_spliced_after_a_header_decode() {
         for format in [WireFormat::Native, WireFormat::Gob] {
             let mut stream = BytesMut::from(&stream_header(format)[..]);
-            stream.extend_from_slice(&message_frame(
+            stream.extend_from_slice(&message_bytes(
                 format,
                 &Message::SyncStatus(SyncStatus::InSync),
             ));
-            stream.extend_from_slice(&message_frame(format, &Message::Kvs(updates())));
+            stream.extend_from_slice(&message_bytes(format, &Message::Kvs(updates())));
             assert_eq!(
                 decode(format, &stream),
                 [

@@ -13,7 +13,7 @@ use crate::message::MessageKind;
 /// they carry a modern policy key (which a client without modern policy
 /// key support must not be sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Frame {
+pub(crate) struct Output {
     pub(crate) bytes: Bytes,
     pub(crate) largest: MessageSize,
     pub(crate) modern_policy_keys: bool,
@@ -28,11 +28,11 @@ pub(crate) struct MessageSize {
     pub(crate) len: usize,
 }
 
-impl Frame {
+impl Output {
     /// Bytes holding exactly one uncompressed message in `format`.
-    pub(crate) fn single(format: WireFormat, kind: MessageKind, bytes: Bytes) -> Frame {
+    pub(crate) fn single(format: WireFormat, kind: MessageKind, bytes: Bytes) -> Output {
         let largest = MessageSize::of(format, kind, &bytes);
-        Frame {
+        Output {
             bytes,
             largest,
             modern_policy_keys: false,
@@ -78,7 +78,7 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::codec::{StreamEncoder, frames};
+    use crate::codec::{StreamEncoder, prebuilt};
     use crate::error::UsageError;
     use crate::message::{Message, SerializedUpdate};
 
@@ -94,7 +94,7 @@ mod tests {
                     "x".repeat(value_len),
                     "1",
                 )]);
-                let frame = frames::message_frame(format, &message);
+                let frame = prebuilt::message_bytes(format, &message);
                 let size = MessageSize::of(format, MessageKind::Kvs, &frame);
                 let mut out = BytesMut::new();
                 let at_limit = StreamEncoder::new(format, size.len).encode(&message, &mut out);
