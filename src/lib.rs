@@ -40,11 +40,13 @@ pub mod fanout;
 mod gofmt;
 pub mod key;
 pub mod message;
+#[cfg(feature = "records")]
 pub mod records;
 pub mod rewrite;
 mod rng;
 pub mod server;
 pub mod session;
+#[cfg(feature = "synthetic")]
 pub mod synthetic;
 mod time;
 
