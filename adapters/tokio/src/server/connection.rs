@@ -124,6 +124,9 @@ async fn drive(
     // Once the machine is closed, how long the message in flight (if any)
     // may take to finish, so that the client sees it whole.
     let mut closing_deadline: Option<Instant> = None;
+    // After a graceful stop, how long what was ready (the message in
+    // flight) may take to go out.
+    let mut stop_deadline: Option<Instant> = None;
     // Once a graceful stop has written everything: our side is shut, and
     // the client has until then to close its own.
     let mut drain_deadline: Option<Instant> = None;
@@ -168,11 +171,19 @@ async fn drive(
             let _ = timeout(LINGER, linger).await;
             return Ok(());
         }
-        let stopped_and_written =
-            machine.is_stopping() && machine.is_flushed() && pending.is_none() && !needs_flush;
-        if stopped_and_written && drain_deadline.is_none() {
-            let _ = timeout(LINGER, writer.shutdown()).await;
-            drain_deadline = Some(Instant::now() + LINGER);
+        if machine.is_stopping() && drain_deadline.is_none() {
+            let finish_by = *stop_deadline.get_or_insert_with(|| Instant::now() + LINGER);
+            let written = machine.is_flushed() && pending.is_none() && !needs_flush;
+            if written {
+                let _ = timeout(LINGER, writer.shutdown()).await;
+                drain_deadline = Some(Instant::now() + LINGER);
+            } else if Instant::now() >= finish_by {
+                // A client that will not take the rest cannot hold the
+                // shutdown: it sees the message cut short instead.
+                closing_deadline = Some(finish_by);
+                machine.close();
+                continue;
+            }
         }
         if drain_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             // The client did not close in time: give up on it.
@@ -185,6 +196,7 @@ async fn drive(
         }
         let deadline = closing_deadline
             .or(drain_deadline)
+            .or(stop_deadline)
             .or_else(|| machine.poll_timeout().map(Instant::from_std));
         let write_deadline = stalled_since.map(|since| since + shared.options.write_timeout);
         tokio::select! {
