@@ -1,5 +1,9 @@
 //! The connection loops over in-memory transports that misbehave on
 //! purpose, to pin down what real sockets and TLS do only now and then.
+//!
+//! Every test runs on tokio's paused clock: the drivers sleep on it, so
+//! timeouts and lingers pass as soon as nothing else can happen, and a
+//! test waits for the event it needs rather than for a while.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -40,7 +44,7 @@ fn chatty() -> ServerOptions {
 /// datastore holds `keys` keys, in sync.
 async fn server(options: ServerOptions, keys: usize) -> ServerHandle {
     let cache = SnapshotCache::new(CacheConfig::default());
-    let now = std::time::Instant::now();
+    let now = crate::now().instant;
     cache.apply(
         now,
         (0..keys).map(|index| {
@@ -92,6 +96,8 @@ struct Fault {
     mode: Mutex<Mode>,
     /// Writes and flushes tried while broken.
     failed: AtomicUsize,
+    /// Writes tried while jammed (each stays pending).
+    jammed: AtomicUsize,
 }
 
 impl Fault {
@@ -101,6 +107,10 @@ impl Fault {
 
     fn failed(&self) -> usize {
         self.failed.load(Ordering::SeqCst)
+    }
+
+    fn jammed_writes(&self) -> usize {
+        self.jammed.load(Ordering::SeqCst)
     }
 }
 
@@ -165,6 +175,9 @@ impl AsyncWrite for Faulty {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         self.count_failure();
+        if *self.fault.mode.lock().unwrap() == Mode::Jammed {
+            self.fault.jammed.fetch_add(1, Ordering::SeqCst);
+        }
         match self.fault() {
             Some(outcome) => outcome,
             None => Pin::new(&mut self.inner).poll_write(cx, buf),
@@ -230,7 +243,7 @@ async fn synced_over_faulty_server(
 /// Each side goes quiet while it waits for the other (the server for an
 /// acknowledgement, the client for the next message), so each must flush
 /// what it wrote or both wait forever.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn both_sides_flush_what_the_transport_holds() {
     let handle = server(ServerOptions::default(), 50).await;
     let (near, far) = tokio::io::duplex(1 << 20);
@@ -244,7 +257,7 @@ async fn both_sides_flush_what_the_transport_holds() {
 
 /// On TLS, shutting down writes; to a client that stopped reading that
 /// never completes, and must not hold the server's graceful shutdown.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_server_shutdown_does_not_wait_for_a_jammed_socket() {
     let (handle, served, _client, fault) =
         synced_over_faulty_server(ServerOptions::default()).await;
@@ -258,7 +271,7 @@ async fn a_server_shutdown_does_not_wait_for_a_jammed_socket() {
 }
 
 /// The same for a client closing its connection.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_close_does_not_wait_for_a_jammed_socket() {
     let handle = server(ServerOptions::default(), 50).await;
     let (near, far) = tokio::io::duplex(1 << 20);
@@ -277,7 +290,7 @@ async fn a_client_close_does_not_wait_for_a_jammed_socket() {
 
 /// A write stuck while pings keep arriving still times out: the timeout
 /// counts from the last progress, not from the last read.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_write_times_out_while_reads_go_on() {
     let handle = server(chatty(), 50).await;
     let (near, far) = tokio::io::duplex(1 << 20);
@@ -309,7 +322,7 @@ async fn a_client_write_times_out_while_reads_go_on() {
 /// After a write fails the client reads on (the server may have said why
 /// it went), but does not try to write again: that would fail at once,
 /// round and round.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_does_not_retry_a_failed_write() {
     let handle = server(chatty(), 50).await;
     let (near, far) = tokio::io::duplex(1 << 20);
@@ -345,7 +358,7 @@ async fn a_client_does_not_retry_a_failed_write() {
 /// it closes (here: the client goes, so reads end) gives that message
 /// LINGER to finish rather than the whole write timeout, and stops reading
 /// the ended stream meanwhile.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
     let options = ServerOptions {
         write_timeout: Duration::from_secs(3600),
@@ -355,7 +368,7 @@ async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
     fault.set(Mode::Jammed);
     // A change the server starts sending, and cannot finish.
     handle.cache().apply(
-        std::time::Instant::now(),
+        crate::now().instant,
         [SerializedUpdate::upsert(
             "/calico/v1/config/Late",
             "1",
@@ -363,7 +376,14 @@ async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
         )],
     );
     handle.notify();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The server has started writing it and is stuck.
+    timeout(HUNG, async {
+        while fault.jammed_writes() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the server never tried to write the change");
     drop(client);
     let reason = timeout(HUNG, served)
         .await
@@ -373,7 +393,7 @@ async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
 }
 
 /// Configuration mistakes fail the bind, before any client connects.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bind_refuses_an_unusable_configuration() {
     let small_limit = ServerOptions {
         config: ServerConfig {

@@ -16,11 +16,8 @@ use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::server::CloseReasons;
 use syncproto::server::ServerConfig;
-use syncproto::session::{Backoff, SessionEvent};
 use syncproto::{CloseReason, synthetic};
-use syncproto_tokio::{
-    Client, ClientOptions, ReconnectingClient, Server, ServerHandle, ServerOptions,
-};
+use syncproto_tokio::{Client, ClientOptions, Server, ServerHandle, ServerOptions};
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -187,132 +184,6 @@ async fn clients_of_every_format_sync_and_follow_live_updates() {
         .unwrap();
         assert_eq!(last, CloseReason::PeerClosed);
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_over_its_limit_sheds_one_connection_a_tick() {
-    let options = ServerOptions {
-        max_connections: Some(2),
-        shed_interval: Duration::from_millis(100),
-        ..ServerOptions::default()
-    };
-    let (address, handle, _task) = start(options, 10).await;
-    let mut clients = Vec::new();
-    for _ in 0..5 {
-        let mut client = Client::connect(
-            &address,
-            client_config(WireFormat::Native, false),
-            ClientOptions::default(),
-        )
-        .await
-        .unwrap();
-        let mut view = BTreeMap::new();
-        run_until(&mut client, &mut view, |_, status| {
-            status == Some(SyncStatus::InSync)
-        })
-        .await;
-        clients.push(client);
-    }
-    timeout(LIMIT, async {
-        while handle.connection_count() > 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap();
-    // One per tick: three ticks to shed three.
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(handle.connection_count(), 2);
-    assert_eq!(handle.stats().shed, 3);
-    let mut closed = 0;
-    for client in &mut clients {
-        // A shed client sees the server close; the others see nothing more.
-        if let Ok(Ok(Some(ClientEvent::Closed(reason)))) =
-            timeout(Duration::from_millis(200), client.next_event()).await
-        {
-            assert_eq!(reason, CloseReason::PeerClosed);
-            closed += 1;
-        }
-    }
-    assert_eq!(closed, 3);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reconnect_is_hidden_behind_resync_deletions() {
-    let (address, handle, _task) = start(ServerOptions::default(), 50).await;
-    let backoff = Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(100),
-    };
-    let mut client = ReconnectingClient::new(
-        address,
-        client_config(WireFormat::Gob, true),
-        ClientOptions::default(),
-        backoff,
-    );
-    let snapshot = expected(handle.cache());
-    let mut view: BTreeMap<ByteString, Bytes> = BTreeMap::new();
-    let mut statuses = Vec::new();
-    let apply = |view: &mut BTreeMap<ByteString, Bytes>, updates: Vec<SerializedUpdate>| {
-        let count = updates.len();
-        for update in updates {
-            update.apply_to(view);
-        }
-        count
-    };
-    timeout(LIMIT, async {
-        while view != snapshot {
-            match client.next_event().await {
-                SessionEvent::Updates(updates) => {
-                    apply(&mut view, updates);
-                }
-                SessionEvent::Status(status) => statuses.push(status),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap();
-
-    // While the client is away, two keys go and one changes.
-    let keys: Vec<ByteString> = snapshot.keys().cloned().collect();
-    client.disconnect();
-    let mut reconnects = 0;
-    let mut delivered_during_resync = 0;
-    timeout(LIMIT, async {
-        loop {
-            match client.next_event().await {
-                SessionEvent::Reconnecting { .. } => {
-                    reconnects += 1;
-                    if reconnects == 1 {
-                        handle.apply([
-                            SerializedUpdate::deletion(keys[0].clone(), "d1"),
-                            SerializedUpdate::deletion(keys[1].clone(), "d2"),
-                            SerializedUpdate::upsert(keys[2].clone(), "changed", "c1"),
-                        ]);
-                    }
-                }
-                SessionEvent::Updates(updates) => {
-                    delivered_during_resync += apply(&mut view, updates)
-                }
-                SessionEvent::Status(status) => statuses.push(status),
-                SessionEvent::Dropped { .. } => {}
-            }
-            if view == expected(handle.cache()) && reconnects > 0 {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(reconnects, 1);
-    // Only what changed was delivered: two deletions and one update, not
-    // the whole snapshot again.
-    assert_eq!(delivered_during_resync, 3);
-    assert!(!view.contains_key(&keys[0]));
-    assert_eq!(view[&keys[2]], Bytes::from_static(b"changed"));
-    // The application saw one continuous status history.
-    assert_eq!(statuses, [SyncStatus::ResyncInProgress, SyncStatus::InSync]);
 }
 
 #[tokio::test]

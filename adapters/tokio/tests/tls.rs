@@ -212,11 +212,14 @@ async fn a_large_compressed_snapshot_arrives_whole_over_tls() {
             match client.next_event().await.unwrap() {
                 Some(ClientEvent::Updates(updates)) => {
                     if !paused {
-                        // Stop reading for a moment so that the server
-                        // fills the socket and its writes start to block,
-                        // as they do with a slow client.
+                        // Stop reading until the server is a mebibyte
+                        // ahead of what was read: the socket buffers fill
+                        // and its writes (and TLS's) start to block, as
+                        // with a slow client.
                         paused = true;
-                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        while handle.stats().bytes_written < client.bytes_read() + (1 << 20) {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
                     }
                     for update in updates {
                         update.apply_to(&mut view);
