@@ -1,8 +1,11 @@
 //! Socket reads and writes shared by the server and client loops.
 
 use std::io::{self, ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
+use mio::net::TcpStream;
 
 /// Bytes read per `read` call: one shared buffer per loop, so a connection
 /// costs no read buffer of its own.
@@ -12,6 +15,64 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 pub(crate) const READ_CHUNKS_PER_TURN: usize = 16;
 /// Bytes written to one connection per turn, for the same fairness.
 pub(crate) const WRITE_BUDGET_PER_TURN: usize = 1 << 20;
+/// How long a closing connection spends on each step of going away:
+/// finishing the message in flight, then waiting for the peer to close its
+/// side. A peer that stopped reading must not hold a closing connection,
+/// or a server's graceful shutdown, for longer. (The tokio driver's.)
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection's socket and what the loop knows about it.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) socket: TcpStream,
+    /// The unwritten rest of the last `Bytes` the machine handed out.
+    pub(crate) pending: Option<Bytes>,
+    /// No end of stream read yet: readiness is edge-triggered, and after
+    /// the end a read returns at once, every time, so the loop stops
+    /// reading.
+    pub(crate) read_open: bool,
+    /// Our writing side is not shut down yet.
+    pub(crate) write_open: bool,
+}
+
+impl Stream {
+    pub(crate) fn new(socket: TcpStream) -> Stream {
+        Stream {
+            socket,
+            pending: None,
+            read_open: true,
+            write_open: true,
+        }
+    }
+
+    /// Whether part of a message waits for the socket to take it.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Shuts down our writing side (the peer reads the end of stream after
+    /// what was written); nothing is written after. Harmless twice.
+    pub(crate) fn shutdown_write(&mut self) {
+        if std::mem::replace(&mut self.write_open, false) {
+            // Fails only on a socket that is already gone.
+            let _ = self.socket.shutdown(Shutdown::Write);
+        }
+        self.pending = None;
+    }
+
+    /// Writes what is pending, then what `next` hands out, without waiting:
+    /// for a connection on its way out (a client's owed pongs), where what
+    /// the socket will not take at once is not worth waiting for.
+    pub(crate) fn write_what_fits(
+        &mut self,
+        written_total: &mut u64,
+        next: impl FnMut() -> Option<Bytes>,
+    ) {
+        if self.write_open {
+            let _ = flush(&mut self.socket, &mut self.pending, written_total, next);
+        }
+    }
+}
 
 /// How a write turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,21 +79,18 @@
 
 mod client;
 mod io;
+mod poll_loop;
 mod server;
-mod slab;
 mod timers;
 
-use std::time::{Instant, SystemTime};
-
-pub use client::{Client, ClientId, ClientState, Clients, ClientsStats};
-pub use server::{ConnectionId, Notifier, Server, ServerLoopEvent, ServerStats};
+pub use client::{Client, ClientId, ClientState, Clients, ClientsStats, ReconnectingClient};
+pub use server::{ConnectionId, Notifier, Server, ServerLoopEvent};
 pub use syncproto;
 
 use syncproto::CloseReason;
 use syncproto::Now;
-use syncproto::message::Timestamp;
 
-/// Why a driver dropped a connection.
+/// Why a client connection was dropped.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Disconnect {
@@ -126,13 +123,10 @@ impl std::fmt::Display for Disconnect {
     }
 }
 
-/// Reads both clocks, as the machines want them: the monotonic clock for
-/// deadlines and the wall clock for ping and pong timestamps. The drivers
-/// call it once per loop iteration; call it yourself to feed a machine.
+/// Reads both clocks, as the machines want them
+/// ([`Now::from_std`]): the monotonic clock for deadlines and the wall
+/// clock for ping and pong timestamps. The drivers call it once per loop
+/// iteration; call it yourself to feed a machine.
 pub fn now() -> Now {
-    // A system clock outside Go's time range cannot happen on a working
-    // machine; if it did, pings would carry the zero time, which the pong
-    // still echoes, so the connection keeps working.
-    let wall = Timestamp::from_system_time(SystemTime::now()).unwrap_or(Timestamp::ZERO);
-    Now::new(Instant::now(), wall)
+    poll_loop::now()
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// Which connection an entry belongs to: its slab index and its serial
 /// (indices are reused; serials are not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Owner {
     pub(crate) slot: usize,
     pub(crate) serial: u64,
