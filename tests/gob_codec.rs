@@ -7,6 +7,10 @@
 
 mod common;
 
+use common::gob_bytes::{
+    ack_value_body, gob_int, gob_uint, put_message, slice_of_string_definition,
+};
+
 use bytes::{BufMut, BytesMut};
 use common::strategies::{as_received, message, split_points};
 use proptest::collection::vec;
@@ -125,20 +129,23 @@ fn an_empty_value_travels_as_a_deletion() {
 }
 
 #[test]
-fn decoded_values_share_the_input_buffer() {
-    let update = SerializedUpdate::upsert("/calico/v1/config/Big", vec![b'x'; 4096], "1");
-    let mut stream = encode(&[Message::Kvs(vec![update])]);
-    let input = stream.as_ptr_range();
-    let decoded = GobDecoder::new(GobLimits::default())
-        .decode(&mut stream)
-        .unwrap();
-    let Some(Message::Kvs(updates)) = decoded else {
-        panic!("{decoded:?}")
-    };
-    assert!(
-        input.contains(&updates[0].value.as_ref().unwrap().as_ptr()),
-        "value was copied"
-    );
+fn decoded_updates_keep_only_what_they_hold() {
+    // A small value is copied out of its message; a large one that is most
+    // of its message is shared with it.
+    for (len, shared) in [(4096, false), (200 * 1024, true)] {
+        let update = SerializedUpdate::upsert("/calico/v1/config/Big", vec![b'x'; len], "1");
+        let mut stream = encode(&[Message::Kvs(vec![update])]);
+        let input = stream.as_ptr_range();
+        let decoded = GobDecoder::new(GobLimits::default())
+            .decode(&mut stream)
+            .unwrap();
+        let Some(Message::Kvs(updates)) = decoded else {
+            panic!("{decoded:?}")
+        };
+        let value = updates[0].value.as_ref().unwrap();
+        assert_eq!(input.contains(&value.as_ptr()), shared, "{len}");
+        assert!(!input.contains(&updates[0].key.as_ptr()), "key shared");
+    }
 }
 
 #[test]
@@ -305,43 +312,6 @@ fn a_signalling_nan_revision_survives_gob_as_nan() {
     assert_eq!(decode_in_pieces(&stream, &[]), vec![message]);
 }
 
-/// gob's signed integer, as `wire::put_int` writes it.
-fn gob_int(value: i64) -> Vec<u8> {
-    let unsigned = if value < 0 {
-        (!(value as u64) << 1) | 1
-    } else {
-        (value as u64) << 1
-    };
-    gob_uint(unsigned)
-}
-
-fn gob_uint(value: u64) -> Vec<u8> {
-    if value < 0x80 {
-        return vec![value as u8];
-    }
-    let bytes: Vec<u8> = value
-        .to_be_bytes()
-        .into_iter()
-        .skip_while(|byte| *byte == 0)
-        .collect();
-    let mut out = vec![(bytes.len() as u8).wrapping_neg()];
-    out.extend(bytes);
-    out
-}
-
-fn put_message(stream: &mut BytesMut, body: &[u8]) {
-    stream.put_slice(&gob_uint(body.len() as u64));
-    stream.put_slice(body);
-}
-
-/// The definition of type `id` as `[]string`, filling its message.
-fn slice_of_string_definition(id: i64) -> Vec<u8> {
-    let mut body = gob_int(-id);
-    // wireType{SliceT: sliceType{Elem: string (id 6)}}
-    body.extend([0x02, 0x02, 0x0c, 0x00, 0x00]);
-    body
-}
-
 fn first_error(decoder: &mut GobDecoder, stream: &mut BytesMut) -> DecodeError {
     loop {
         match decoder.decode(stream) {
@@ -350,25 +320,6 @@ fn first_error(decoder: &mut GobDecoder, stream: &mut BytesMut) -> DecodeError {
             Err(error) => return error,
         }
     }
-}
-
-/// The body of the value message our encoder writes for an Ack, and where
-/// its interface's type name ends.
-fn ack_value_body() -> (Vec<u8>, usize) {
-    let mut definitions = BytesMut::new();
-    GobEncoder::for_server().start_stream(&mut definitions);
-    let stream = encode(&[Message::Ack]);
-    let value = &stream[definitions.len()..];
-    // One message: a one-byte length, then the body.
-    let body = value[1..].to_vec();
-    assert_eq!(usize::from(value[0]), body.len());
-    let name = b"syncproto.MsgACK";
-    let name_end = body
-        .windows(name.len())
-        .position(|window| window == name)
-        .expect("the Ack value names its type")
-        + name.len();
-    (body, name_end)
 }
 
 #[test]

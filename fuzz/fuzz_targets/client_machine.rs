@@ -99,6 +99,14 @@ fuzz_target!(|script: Script| {
             assert!(!closed, "event after the final one: {event:?}");
             closed = matches!(event, ClientEvent::Closed(_));
         }
+        // Whatever the server sends, what the client holds stays bounded:
+        // an incomplete message or chunk, decompressed bytes, a gob value's
+        // queued messages (the definition budget is 64 KiB).
+        assert!(
+            client.buffered() <= 2 * (MAX_MESSAGE_LEN + 16) + 64 * 1024 + 2 * 80 * 1024,
+            "buffered {}",
+            client.buffered()
+        );
         let transmitted = std::iter::from_fn(|| client.poll_transmit()).count();
         if closed {
             // Only a clean end of stream leaves owed output (a pong), and

@@ -1,6 +1,8 @@
 //! Raw bytes into the gob stream decoder, with small limits: it must never
-//! panic, never loop, never hold a message over its limit, and whatever it
-//! decodes must survive a round trip through this crate's encoder.
+//! panic, never loop, never hold more than its limits allow (asserted after
+//! every call), never work more than linearly in what it was fed (asserted
+//! with its own count of the bytes it parses), and whatever it decodes
+//! must survive a round trip through this crate's encoder.
 
 #![no_main]
 
@@ -23,10 +25,26 @@ fuzz_target!(|data: &[u8]| {
     let mut decoder = GobDecoder::new(LIMITS);
     let mut buffer = BytesMut::new();
     let mut decoded = Vec::new();
+    let mut fed = 0u64;
+    let mut calls = 0u64;
     'feed: for piece in stream.chunks(chunk) {
         buffer.extend_from_slice(piece);
+        fed += piece.len() as u64;
         loop {
-            match decoder.decode(&mut buffer) {
+            calls += 1;
+            let outcome = decoder.decode(&mut buffer);
+            // A value's queued messages stay within its span limit, and
+            // what is left of an incomplete message within the message limit.
+            assert!(decoder.buffered() <= LIMITS.max_message_len + LIMITS.max_definition_bytes);
+            assert!(buffer.len() <= LIMITS.max_message_len + 9 + chunk);
+            // Each message of a value (at most 32) re-parses what is queued
+            // once; each call looks at a length prefix.
+            assert!(
+                decoder.work() <= 33 * fed + 9 * calls,
+                "work {} for {fed} bytes in {calls} calls",
+                decoder.work()
+            );
+            match outcome {
                 Ok(Some(message)) => decoded.push(message),
                 Ok(None) => break,
                 Err(_) => break 'feed,

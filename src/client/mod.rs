@@ -100,6 +100,7 @@ pub struct ClientConnection {
     server_hello: Option<ServerHello>,
     close_reason: Option<CloseReason>,
     ignored_messages: u64,
+    pings_answered: u64,
 }
 
 impl ClientConnection {
@@ -142,6 +143,7 @@ impl ClientConnection {
             server_hello: None,
             close_reason: None,
             ignored_messages: 0,
+            pings_answered: 0,
             config,
         };
         connection
@@ -256,6 +258,25 @@ impl ClientConnection {
         self.server_hello.as_ref()
     }
 
+    /// Bytes received and held, not yet decoded: what is left of an
+    /// incomplete message (or compressed chunk), decompressed bytes waiting
+    /// to be decoded, and a gob value's messages while it is incomplete.
+    /// Bounded by the limits, whatever the server sends: about twice
+    /// `max_message_len` plus the gob definition budget and a snappy chunk.
+    pub fn buffered(&self) -> usize {
+        self.input.len() + self.decoder.buffered()
+    }
+
+    /// The decoding work done so far (see [`StreamDecoder::work`]).
+    pub fn decoding_work(&self) -> u64 {
+        self.decoder.work()
+    }
+
+    /// How many pings the server sent and this client answered.
+    pub fn pings_answered(&self) -> u64 {
+        self.pings_answered
+    }
+
     /// How many messages were ignored ([`ClientEvent::Ignored`]).
     pub fn ignored_messages(&self) -> u64 {
         self.ignored_messages
@@ -297,6 +318,7 @@ impl ClientConnection {
                 Ok(())
             }
             (State::Syncing, Message::Ping(ping)) => {
+                self.pings_answered += 1;
                 self.send(&Message::Pong(Pong {
                     ping_timestamp: ping.timestamp,
                     pong_timestamp: now.wall,

@@ -9,6 +9,7 @@ pub mod gob;
 pub mod native;
 pub(crate) mod prebuilt;
 mod read_ahead;
+mod retain;
 pub mod snappy;
 mod stream;
 

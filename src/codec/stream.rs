@@ -60,6 +60,8 @@ pub struct StreamDecoder {
     follow_restarts: bool,
     /// An error was returned: the stream is out of step for good.
     failed: bool,
+    /// The work of the decoders replaced at restarts.
+    retired_work: u64,
 }
 
 impl StreamDecoder {
@@ -79,6 +81,7 @@ impl StreamDecoder {
             decompression: None,
             follow_restarts: false,
             failed: false,
+            retired_work: 0,
         }
     }
 
@@ -118,6 +121,37 @@ impl StreamDecoder {
     /// The wire format being decoded.
     pub fn format(&self) -> WireFormat {
         self.format
+    }
+
+    /// Bytes held inside: decompressed bytes not yet decoded, and a gob
+    /// value's messages while it is incomplete. (What is left of an
+    /// incomplete message or chunk stays in the caller's buffer.)
+    pub fn buffered(&self) -> usize {
+        let decoder = match &self.decoder {
+            FormatDecoder::Native(_) => 0,
+            FormatDecoder::Gob(decoder) => decoder.buffered(),
+        };
+        let plain = self
+            .decompression
+            .as_ref()
+            .map_or(0, |decompression| decompression.plain.len());
+        decoder + plain
+    }
+
+    /// The bytes parsed so far, by this decoder and those it replaced at
+    /// restarts, decompression included, counting every re-parse: the
+    /// decoding work, for tests and fuzzing that check it stays linear in
+    /// the input.
+    pub fn work(&self) -> u64 {
+        let decoder = match &self.decoder {
+            FormatDecoder::Native(decoder) => decoder.work(),
+            FormatDecoder::Gob(decoder) => decoder.work(),
+        };
+        let chunks = self
+            .decompression
+            .as_ref()
+            .map_or(0, |decompression| decompression.chunks.work());
+        self.retired_work + decoder + chunks
     }
 
     /// Takes the next complete message off the front of `src` (the raw
@@ -196,6 +230,7 @@ impl StreamDecoder {
         {
             return Err(ProtocolError::DataAfterRestart);
         }
+        let work_so_far = self.work();
         self.decompression = match compression {
             None => None,
             Some(CompressionAlgorithm::Snappy) => Some(Decompression {
@@ -209,6 +244,7 @@ impl StreamDecoder {
             }
         };
         self.decoder = Self::fresh(self.format, self.max_message_len, self.direction);
+        self.retired_work = work_so_far;
         Ok(())
     }
 }

@@ -15,9 +15,9 @@ mod update;
 
 use std::fmt;
 
-/// An immutable UTF-8 string sharing its bytes (`bytes::Bytes`): what keys,
-/// resource versions and string revisions are, so that decoding can hand
-/// them out as slices of the input buffer instead of copies.
+/// An immutable UTF-8 string over `bytes::Bytes`: what keys, resource
+/// versions and string revisions are, cheap to clone and to share (the
+/// fan-out cache shares each key between its state and its log).
 pub use bytestring::ByteString;
 
 pub use hello::{ClientHello, CompressionAlgorithm, ServerHello};

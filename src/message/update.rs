@@ -47,8 +47,10 @@ impl UpdateType {
 /// serialised ("default path") form: upstream's `SerializedUpdate`.
 ///
 /// The value stays as raw bytes (JSON for most resources, plain text for
-/// config keys); `None` is a deletion. When decoded, the value shares the
-/// buffer it was read from rather than being copied.
+/// config keys); `None` is a deletion. When decoded, the key, the value and
+/// any string are detached from the buffer they were read from, so that
+/// keeping an update keeps alive only what it holds (a value of 64 KiB or
+/// more that is most of its message is shared with it instead).
 ///
 /// **An empty value is a deletion too.** gob omits zero-valued fields, so a
 /// present but empty value never reaches a Go peer: Go decodes it as nil and
@@ -65,7 +67,6 @@ impl UpdateType {
 pub struct SerializedUpdate {
     /// The key as a datastore default path, e.g.
     /// `/calico/v1/host/node-1/workload/kubernetes/ns%2fpod/endpoint/eth0`.
-    /// When decoded, it shares the input buffer, like the value.
     pub key: ByteString,
     /// The serialised value, `None` for a deletion.
     pub value: Option<Bytes>,

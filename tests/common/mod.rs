@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod dataset;
 pub mod fleet;
 pub mod go_peer;
+pub mod gob_bytes;
 pub mod golden;
 pub mod harness;
 pub mod pieces;

@@ -33,6 +33,7 @@ pub struct Ended {
 struct Progress {
     connected: bool,
     statuses: Vec<SyncStatus>,
+    pings_answered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +95,13 @@ impl BlockingClient {
         });
     }
 
+    /// Waits until the client has answered `pings` pings.
+    pub fn wait_for_pings(&self, pings: u64) {
+        self.wait(&format!("{pings} pings"), |progress| {
+            progress.pings_answered >= pings
+        });
+    }
+
     /// Stops reading (the socket fills up; pongs stop too).
     pub fn pause(&self) {
         self.shared.paused.store(true, Ordering::SeqCst);
@@ -144,6 +152,13 @@ fn run(address: SocketAddr, config: ClientConfig, shared: &Shared) -> Ended {
             client.handle_timeout(now());
         }
         let mut progressed = false;
+        if client.pings_answered() > 0 {
+            let mut progress = shared.progress.lock().unwrap();
+            if progress.pings_answered != client.pings_answered() {
+                progress.pings_answered = client.pings_answered();
+                progressed = true;
+            }
+        }
         while let Some(event) = client.poll_event() {
             progressed = true;
             match event {

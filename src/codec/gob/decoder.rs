@@ -38,6 +38,13 @@ pub struct GobDecoder {
     /// Whether type definitions arrived since the last value: like Go, a
     /// stream may not end between definitions and the value they announce.
     definitions_pending: bool,
+    /// How many messages were queued when the last attempt found them
+    /// incomplete: nothing can change until another one arrives, so they
+    /// are not parsed again before (that would make a trickled message cost
+    /// a re-parse of everything queued for each of its bytes).
+    stalled_at: Option<usize>,
+    /// Bytes parsed so far, re-parses included.
+    work: u64,
     failed: bool,
 }
 
@@ -50,6 +57,8 @@ impl GobDecoder {
             limits,
             direction: None,
             definitions_pending: false,
+            stalled_at: None,
+            work: 0,
             failed: false,
         }
     }
@@ -80,6 +89,21 @@ impl GobDecoder {
     /// The direction this decoder accepts, if restricted.
     pub fn direction(&self) -> Option<Direction> {
         self.direction
+    }
+
+    /// Bytes held for a value still incomplete: whole messages it spans so
+    /// far (at most `max_message_len + max_definition_bytes`; what is left
+    /// of an incomplete message stays in the caller's buffer).
+    pub fn buffered(&self) -> usize {
+        self.messages.iter().map(Bytes::len).sum()
+    }
+
+    /// The bytes this decoder has parsed so far, counting every re-parse:
+    /// its work, for tests and fuzzing that check it stays linear in the
+    /// input. A value split across messages is parsed again as each of
+    /// its messages arrives (at most 32 of them), never as bytes trickle in.
+    pub fn work(&self) -> u64 {
+        self.work
     }
 
     /// Takes the next complete message off the front of `src`.
@@ -125,12 +149,12 @@ impl GobDecoder {
 
     fn decode_inner(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         loop {
-            if !self.messages.is_empty() {
+            if !self.messages.is_empty() && self.stalled_at != Some(self.messages.len()) {
                 match self.attempt() {
                     Ok(Some(message)) => return Ok(Some(message)),
                     // A type definition was committed: go on.
                     Ok(None) => continue,
-                    Err(Stop::Incomplete) => {}
+                    Err(Stop::Incomplete) => self.stalled_at = Some(self.messages.len()),
                     Err(Stop::Error(error)) => return Err(error),
                 }
             }
@@ -152,6 +176,11 @@ impl GobDecoder {
             max_depth: self.limits.max_depth,
         };
         let direction = self.direction;
+        self.work += self
+            .messages
+            .iter()
+            .map(|message| message.len() as u64)
+            .sum::<u64>();
         let Some(mut session) = Session::new(&self.messages, &self.types, limits) else {
             return Err(Stop::Incomplete);
         };
@@ -171,6 +200,7 @@ impl GobDecoder {
         }
         self.types.add_definition_bytes(staged_bytes);
         self.messages.drain(..used);
+        self.stalled_at = None;
         Ok(outcome)
     }
 
@@ -205,10 +235,12 @@ impl GobDecoder {
     /// Splits the next whole gob message (`uint(length)` then the body) off
     /// the front of `src`, refusing lengths over the limit before buffering
     /// anything for them.
-    fn split_message(&self, src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
+    fn split_message(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         let Some(&first) = src.first() else {
             return Ok(None);
         };
+        // The length prefix is looked at on every call, complete or not.
+        self.work += 1 + src.len().min(8) as u64;
         let (len, prefix) = if first < 0x80 {
             (u64::from(first), 1)
         } else {

@@ -2,6 +2,7 @@
 //! struct (fields matched by name, unknown ones skipped), `SerializedUpdate`,
 //! the `Revision` interface and `time.Time`.
 
+use crate::codec::retain::detach_parts;
 use bytes::Bytes;
 use bytestring::ByteString;
 
@@ -475,34 +476,59 @@ fn decode_update(
 ) -> Result<SerializedUpdate, Stop> {
     let mut update = SerializedUpdate::default();
     let mut update_type = 0u8;
+    // The byte strings are located as they are read and detached together
+    // at the end: one allocation for the update (see `codec::retain`).
+    let (mut key, mut value, mut revision_text, mut resource_version) = (0..0, 0..0, None, 0..0);
     read_planned(session, plan, |session, field| {
         match field {
-            UpdateField::Key => update.key = read_shared_str(session)?,
-            UpdateField::Value => {
-                // Go decodes a zero-length byte slice as nil: a deletion.
-                let value = session.reader.read_bytes()?;
-                update.value = (!value.is_empty()).then_some(value);
-            }
-            UpdateField::Revision => update.revision = decode_revision(session)?,
-            UpdateField::ResourceVersion => {
-                update.v3_resource_version = read_shared_str(session)?;
-            }
+            UpdateField::Key => key = session.reader.read_range()?,
+            UpdateField::Value => value = session.reader.read_range()?,
+            UpdateField::Revision => match decode_revision(session)? {
+                RevisionRead::Value(read) => update.revision = read,
+                RevisionRead::String(range) => revision_text = Some(range),
+            },
+            UpdateField::ResourceVersion => resource_version = session.reader.read_range()?,
             UpdateField::Ttl => update.ttl_nanos = session.reader.read_int()?,
             UpdateField::UpdateType => update_type = read_u8(session, "UpdateType")?,
         }
         Ok(())
     })?;
+    let message = session.reader.message();
+    let [key, value, revision_bytes, resource_version] = detach_parts(
+        message,
+        [
+            &message[key],
+            &message[value],
+            &message[revision_text.clone().unwrap_or(0..0)],
+            &message[resource_version],
+        ],
+    );
+    let utf8 = |bytes| ByteString::try_from(bytes).map_err(|_| Stop::from(GobError::InvalidUtf8));
+    update.key = utf8(key)?;
+    // Go decodes a zero-length byte slice as nil: a deletion.
+    update.value = (!value.is_empty()).then_some(value);
+    if revision_text.is_some() {
+        update.revision = Revision::String(utf8(revision_bytes)?);
+    }
+    update.v3_resource_version = utf8(resource_version)?;
     update.update_type = UpdateType::from_wire(update_type)
         .ok_or(Stop::Error(DecodeError::InvalidUpdateType(update_type)))?;
     Ok(update)
 }
 
+/// A revision as read: a value, or where its string lies in the message
+/// (detached with the update's other strings).
+enum RevisionRead {
+    Value(Revision),
+    String(std::ops::Range<usize>),
+}
+
 /// Decodes the `Revision interface{}`: nil, or a value of a Go basic type
 /// registered under its Go name.
-fn decode_revision(session: &mut Session<'_>) -> Result<Revision, Stop> {
+fn decode_revision(session: &mut Session<'_>) -> Result<RevisionRead, Stop> {
     let name = session.read_interface_name()?;
     if name.is_empty() {
-        return Ok(Revision::Nil);
+        return Ok(RevisionRead::Value(Revision::Nil));
     }
     let (kind, wire) =
         basic_kind(name).ok_or_else(|| GobError::UnregisteredName(name.to_owned()))?;
@@ -519,7 +545,10 @@ fn decode_revision(session: &mut Session<'_>) -> Result<Revision, Stop> {
     if session.reader.read_uint()? != 0 {
         return Err(GobError::NonZeroSingletonDelta.into());
     }
-    Ok(read_basic(session, kind)?)
+    if let Basic::String = kind {
+        return Ok(RevisionRead::String(session.reader.read_range()?));
+    }
+    Ok(RevisionRead::Value(read_basic(session, kind)?))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -591,7 +620,8 @@ fn read_basic(session: &mut Session<'_>, kind: Basic) -> Result<Revision, GobErr
         value,
     };
     Ok(match kind {
-        Basic::String => Revision::String(read_shared_str(session)?),
+        // Read by the caller, with the update's other strings.
+        Basic::String => Revision::Nil,
         Basic::Bool => Revision::Bool(reader.read_bool()?),
         Basic::Int => Revision::Int(reader.read_int()?),
         Basic::Int64 => Revision::Int64(reader.read_int()?),
@@ -638,11 +668,6 @@ fn read_basic(session: &mut Session<'_>, kind: Basic) -> Result<Revision, GobErr
             Revision::Complex64(narrow(re)?, narrow(im)?)
         }
     })
-}
-
-/// A string sharing the message's buffer, checked for UTF-8.
-fn read_shared_str(session: &mut Session<'_>) -> Result<ByteString, GobError> {
-    ByteString::try_from(session.reader.read_bytes()?).map_err(|_| GobError::InvalidUtf8)
 }
 
 /// Narrows to `f32` as Go's decoder does: finite values beyond `f32`'s range

@@ -7,8 +7,8 @@ use super::GobError;
 
 /// Reads primitives from the front of one gob message.
 ///
-/// Byte strings come out as slices of the message's `Bytes`, so decoded
-/// values share the input buffer.
+/// Byte strings come out detached from the message's buffer (see
+/// `codec::retain`), so decoded values do not pin it.
 #[derive(Debug, Clone)]
 pub(crate) struct Reader {
     message: Bytes,
@@ -95,12 +95,29 @@ impl Reader {
             })
     }
 
-    /// A length-prefixed byte string, sharing the message's buffer.
+    /// A length-prefixed byte string, detached from the message's buffer
+    /// (copied, unless a large part of it: see `codec::retain`).
     pub(crate) fn read_bytes(&mut self) -> Result<Bytes, GobError> {
         let len = self.read_len()?;
-        let bytes = self.message.slice(self.position..self.position + len);
+        let part = &self.message[self.position..self.position + len];
+        let bytes = crate::codec::retain::detach(&self.message, part);
         self.position += len;
         Ok(bytes)
+    }
+
+    /// Where a length-prefixed byte string lies in the message (see
+    /// [`message`](Self::message)): for a caller that detaches several
+    /// together.
+    pub(crate) fn read_range(&mut self) -> Result<std::ops::Range<usize>, GobError> {
+        let len = self.read_len()?;
+        let start = self.position;
+        self.position += len;
+        Ok(start..self.position)
+    }
+
+    /// The message being read.
+    pub(crate) fn message(&self) -> &Bytes {
+        &self.message
     }
 
     /// A length-prefixed byte string, borrowed.

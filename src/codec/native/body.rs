@@ -3,9 +3,11 @@
 //! A body is a varint message tag followed by the message's fields in
 //! postcard's encoding; together that is exactly postcard's encoding of an
 //! enum whose variants are the messages in tag order. The layout structs
-//! below borrow from the frame, so decoding copies nothing: keys, strings and
-//! values are handed out as slices of the frame's `Bytes`.
+//! below borrow from the frame, so parsing copies nothing; keys, strings and
+//! values are then detached from the frame (see `codec::retain`) so that
+//! what an application keeps does not pin the frame.
 
+use crate::codec::retain::detach_parts;
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
@@ -149,8 +151,7 @@ enum RevisionLayout<'a> {
 }
 
 /// An update. Its strings are read as byte strings (the same bytes on the
-/// wire) and checked for UTF-8 once, as they become shared slices of the
-/// frame.
+/// wire) and checked for UTF-8 once, as they are detached from the frame.
 #[derive(Serialize, Deserialize)]
 struct UpdateLayout<'a> {
     #[serde(borrow)]
@@ -347,40 +348,49 @@ fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, Decod
 }
 
 fn update_from(frame: &Bytes, layout: UpdateLayout<'_>) -> Result<SerializedUpdate, DecodeError> {
+    // An empty value is a deletion on every wire (see SerializedUpdate).
+    let value = layout.value.filter(|RawBytes(value)| !value.is_empty());
+    let revision_text = match &layout.revision {
+        RevisionLayout::String(RawBytes(text)) => *text,
+        _ => &[],
+    };
+    // Detached from the frame together: one allocation for the update.
+    let [key, value_bytes, revision_bytes, resource_version] = detach_parts(
+        frame,
+        [
+            layout.key.0,
+            value.as_ref().map_or(&[][..], |RawBytes(value)| value),
+            revision_text,
+            layout.v3_resource_version.0,
+        ],
+    );
     Ok(SerializedUpdate {
-        key: shared_str(frame, layout.key, "key")?,
-        // An empty value is a deletion on every wire (see SerializedUpdate).
-        value: layout
-            .value
-            .filter(|RawBytes(value)| !value.is_empty())
-            .map(|RawBytes(value)| frame.slice_ref(value)),
-        revision: revision_from(frame, layout.revision)?,
-        v3_resource_version: shared_str(frame, layout.v3_resource_version, "resource version")?,
+        key: utf8(key, "key")?,
+        value: value.map(|_| value_bytes),
+        revision: match layout.revision {
+            RevisionLayout::String(_) => Revision::String(utf8(revision_bytes, "revision")?),
+            other => revision_from(other),
+        },
+        v3_resource_version: utf8(resource_version, "resource version")?,
         ttl_nanos: layout.ttl_nanos,
         update_type: UpdateType::from_wire(layout.update_type)
             .ok_or(DecodeError::InvalidUpdateType(layout.update_type))?,
     })
 }
 
-/// A string field as a shared slice of the frame, checked for UTF-8.
-fn shared_str(
-    frame: &Bytes,
-    RawBytes(bytes): RawBytes<'_>,
-    field: &str,
-) -> Result<ByteString, DecodeError> {
-    if bytes.is_empty() {
-        return Ok(ByteString::new());
-    }
-    ByteString::try_from(frame.slice_ref(bytes)).map_err(|_| DecodeError::MalformedBody {
+/// A string field, checked for UTF-8.
+fn utf8(bytes: Bytes, field: &str) -> Result<ByteString, DecodeError> {
+    ByteString::try_from(bytes).map_err(|_| DecodeError::MalformedBody {
         message: MessageKind::Kvs,
         reason: format!("{field} is not UTF-8"),
     })
 }
 
-fn revision_from(frame: &Bytes, layout: RevisionLayout<'_>) -> Result<Revision, DecodeError> {
-    Ok(match layout {
-        RevisionLayout::Nil => Revision::Nil,
-        RevisionLayout::String(text) => Revision::String(shared_str(frame, text, "revision")?),
+/// A revision of any kind but a string (which the caller detaches with
+/// the update's other strings).
+fn revision_from(layout: RevisionLayout<'_>) -> Revision {
+    match layout {
+        RevisionLayout::Nil | RevisionLayout::String(_) => Revision::Nil,
         RevisionLayout::Bool(value) => Revision::Bool(value),
         RevisionLayout::Int(value) => Revision::Int(value),
         RevisionLayout::Int8(value) => Revision::Int8(value),
@@ -397,7 +407,7 @@ fn revision_from(frame: &Bytes, layout: RevisionLayout<'_>) -> Result<Revision, 
         RevisionLayout::Float64(value) => Revision::Float64(value),
         RevisionLayout::Complex64(re, im) => Revision::Complex64(re, im),
         RevisionLayout::Complex128(re, im) => Revision::Complex128(re, im),
-    })
+    }
 }
 
 fn revision_layout(revision: &Revision) -> RevisionLayout<'_> {

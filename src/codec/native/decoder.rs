@@ -33,6 +33,8 @@ pub struct NativeDecoder {
     state: State,
     max_frame_len: usize,
     direction: Option<Direction>,
+    /// Bytes parsed so far.
+    work: u64,
 }
 
 impl NativeDecoder {
@@ -42,6 +44,7 @@ impl NativeDecoder {
             state: State::Preamble,
             max_frame_len,
             direction: None,
+            work: 0,
         }
     }
 
@@ -68,6 +71,14 @@ impl NativeDecoder {
     /// The largest frame body this decoder accepts.
     pub fn max_frame_len(&self) -> usize {
         self.max_frame_len
+    }
+
+    /// The bytes this decoder has parsed so far, counting every re-parse:
+    /// its work, for tests and fuzzing that check it stays linear in the
+    /// input. A frame's body is parsed once, when it is whole; an
+    /// incomplete one costs only a look at its length prefix.
+    pub fn work(&self) -> u64 {
+        self.work
     }
 
     /// Takes the next complete message off the front of `src`.
@@ -118,29 +129,43 @@ impl NativeDecoder {
                     }
                     self.state = State::Header;
                 }
-                State::Header => match varint::read(src, MAX_LENGTH_PREFIX_LEN) {
-                    VarintRead::Incomplete => return Ok(None),
-                    VarintRead::Malformed => return Err(DecodeError::MalformedLength),
-                    VarintRead::Done(len, prefix_len) => {
-                        let len = usize::try_from(len)
-                            .ok()
-                            .filter(|len| *len <= self.max_frame_len)
-                            .ok_or(DecodeError::FrameTooLarge {
-                                len,
-                                max: self.max_frame_len,
-                            })?;
-                        let _prefix = src.split_to(prefix_len);
-                        self.state = State::Body(len);
+                State::Header => {
+                    if !self.take_header(src)? {
+                        return Ok(None);
                     }
-                },
+                }
                 State::Body(len) => {
                     if src.len() < len {
                         return Ok(None);
                     }
                     let frame = src.split_to(len).freeze();
+                    self.work += len as u64;
                     self.state = State::Header;
                     return body::decode(&frame, self.direction).map(Some);
                 }
+            }
+        }
+    }
+
+    /// Reads a frame's length prefix once it has arrived whole: consumes it
+    /// and moves on to the body (refused from its length if too long);
+    /// `false` while it is incomplete.
+    fn take_header(&mut self, src: &mut BytesMut) -> Result<bool, DecodeError> {
+        self.work += src.len().min(MAX_LENGTH_PREFIX_LEN) as u64;
+        match varint::read(src, MAX_LENGTH_PREFIX_LEN) {
+            VarintRead::Incomplete => Ok(false),
+            VarintRead::Malformed => Err(DecodeError::MalformedLength),
+            VarintRead::Done(len, prefix_len) => {
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|len| *len <= self.max_frame_len)
+                    .ok_or(DecodeError::FrameTooLarge {
+                        len,
+                        max: self.max_frame_len,
+                    })?;
+                let _prefix = src.split_to(prefix_len);
+                self.state = State::Body(len);
+                Ok(true)
             }
         }
     }
@@ -149,6 +174,7 @@ impl NativeDecoder {
     /// returns `true` once it is complete and valid.
     fn take_preamble(&mut self, src: &mut BytesMut) -> Result<bool, DecodeError> {
         let seen = src.len().min(MAGIC.len());
+        self.work += seen as u64 + 1;
         if src[..seen] != MAGIC[..seen] {
             return Err(DecodeError::BadPreamble {
                 expected: &PREAMBLE,

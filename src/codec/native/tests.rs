@@ -64,22 +64,26 @@ fn preamble_is_written_once() {
 }
 
 #[test]
-fn decoded_values_share_the_input_buffer() {
-    let value = Bytes::from(vec![b'x'; 4096]);
-    let update = SerializedUpdate::upsert("/calico/v1/Ready", value.clone(), "1");
-    let mut stream = encode_all(&[Message::Kvs(vec![update])]);
-    let input_range = stream.as_ptr_range();
-    let message = NativeDecoder::for_client().decode(&mut stream).unwrap();
-    let Some(Message::Kvs(updates)) = message else {
-        panic!("expected Kvs, got {message:?}");
-    };
-    let decoded = updates[0].value.as_ref().unwrap();
-    assert_eq!(decoded, &value);
-    assert!(input_range.contains(&decoded.as_ptr()), "value was copied");
-    assert!(
-        input_range.contains(&updates[0].key.as_ptr()),
-        "key was copied"
-    );
+fn decoded_updates_keep_only_what_they_hold() {
+    // A small value is copied out of its frame; a large one that is most
+    // of its frame is shared with it.
+    for (len, shared) in [(4096, false), (200 * 1024, true)] {
+        let value = Bytes::from(vec![b'x'; len]);
+        let update = SerializedUpdate::upsert("/calico/v1/Ready", value.clone(), "1");
+        let mut stream = encode_all(&[Message::Kvs(vec![update])]);
+        let input_range = stream.as_ptr_range();
+        let message = NativeDecoder::for_client().decode(&mut stream).unwrap();
+        let Some(Message::Kvs(updates)) = message else {
+            panic!("expected Kvs, got {message:?}");
+        };
+        let decoded = updates[0].value.as_ref().unwrap();
+        assert_eq!(decoded, &value);
+        assert_eq!(input_range.contains(&decoded.as_ptr()), shared, "{len}");
+        assert!(
+            !input_range.contains(&updates[0].key.as_ptr()),
+            "key shared"
+        );
+    }
 }
 
 #[test]
