@@ -1,15 +1,17 @@
 //! mio drivers for the [`syncproto`] Sans-IO machines: a single-threaded
 //! poll-loop [`Server`] that serves many connections from one
 //! [`SnapshotCache`](syncproto::fanout::SnapshotCache), and [`Clients`], a
-//! poll loop that runs many client connections (with [`Client`] for one).
+//! poll loop that runs many client connections (with [`Client`] for one
+//! and [`ReconnectingClient`] for one that stays connected).
 //!
 //! The drivers only move bytes, time and events: every protocol decision is
-//! the core machines'. Each loop iteration ([`Server::run_once`],
-//! [`Clients::run_once`]) waits on the sockets and on the earliest machine
-//! deadline, then for each connection that is ready reads into its machine
-//! in bounded chunks, drains its events, writes what it hands out until
-//! the socket would block (keeping only the unwritten remainder of one
-//! `Bytes`), and re-arms its timer from `poll_timeout`.
+//! the core machines'. Both sides run on one poll loop (an internal generic
+//! module): each iteration ([`Server::run_once`], [`Clients::run_once`])
+//! waits on the sockets and on the earliest deadline, then for each
+//! connection that is ready reads into its machine in bounded chunks,
+//! reports its events, writes what it hands out until the socket would
+//! block (keeping only the unwritten remainder of one `Bytes`), and
+//! re-arms its timer from `poll_timeout`.
 //!
 //! # Example
 //!
@@ -46,6 +48,16 @@
 //!     client.run_once(Some(Duration::from_millis(1)))?;
 //! }
 //! assert_eq!(client.state().view()[key], "Debug");
+//!
+//! // A graceful stop: every connection finishes what it is sending, the
+//! // client closes its side, the server's loop is done.
+//! server.shutdown();
+//! while !server.is_finished() && Instant::now() < give_up {
+//!     server.run_once(Some(Duration::from_millis(1)))?;
+//!     client.run_once(Some(Duration::from_millis(1)))?;
+//! }
+//! assert!(server.is_finished());
+//! assert_eq!(server.stats().close_reasons.get("closed locally"), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -53,11 +65,13 @@
 //!
 //! Each loop keeps one binary heap of `(deadline, connection)` entries,
 //! invalidated lazily: a connection remembers the deadline of its live
-//! entry and pushes a new one only when its `poll_timeout` moves *earlier*.
+//! entry and pushes a new one only when its deadline moves *earlier*.
 //! When an entry comes due, the connection's current deadline is checked:
 //! if it moved later (a client's read timeout moves on every read) the
 //! entry is simply re-pushed, so the heap stays about one entry per
-//! connection and no iteration scans all connections.
+//! connection and no iteration scans all connections. A connection's
+//! deadline is its machine's, or the driver's own while it closes (the
+//! linger) or waits to reconnect (the backoff).
 //!
 //! # Cache wake-ups
 //!
@@ -68,12 +82,50 @@
 //! is not blocked on its socket for output. Connections blocked on a full
 //! socket pull the new data when the socket becomes writable.
 //!
+//! # Closing, shutdown and the connection limit
+//!
+//! A server connection never drops a message it has started writing
+//! unless the client will not take it: when its machine closes (for any
+//! reason: a protocol error, a timeout, a client that fell behind, a shed)
+//! the rest of the message in flight is written, for at most a linger of
+//! 2 s; then the writing side is shut down and what the client still sends
+//! is read (and dropped) until it closes its side, for at most another
+//! 2 s, so that it sees a clean end of stream rather than a reset.
+//!
+//! [`Server::shutdown`] closes the listener and stops every connection
+//! gracefully ([`ServerConnection::stop_sending`](syncproto::server::ServerConnection::stop_sending)):
+//! what the machine has ready goes out (bounded by the linger), the
+//! writing side is shut, and the client's last pongs are read and counted
+//! until it closes its side (the connection then ends "closed locally")
+//! or the linger passes. Run the loop until [`Server::is_finished`].
+//!
+//! [`Server::set_connection_limit`] sheds connections above a maximum, one
+//! per interval, as upstream Typha does (the core's
+//! [`ConnectionLimit`](syncproto::server::ConnectionLimit) chooses which).
+//!
+//! # Reports and counters
+//!
+//! [`Server::stats`] returns the core's
+//! [`ServerStats`](syncproto::server::ServerStats), the shape every driver
+//! reports. Every connection that ends is reported once, with the core's
+//! [`ConnectionReport`](syncproto::server::ConnectionReport) (its hello,
+//! why it ended, pings, pongs, bytes, peer and duration) in
+//! [`ServerLoopEvent::Closed`].
+//!
+//! # Reconnecting clients
+//!
+//! [`Clients::connect_reconnecting`] (or [`ReconnectingClient`]) runs the
+//! core's [`Session`](syncproto::session::Session) over successive
+//! connections: a lost connection is made again after a backoff waited on
+//! the loop's timers, and after its snapshot the application is told only
+//! what changed.
+//!
 //! # Errors
 //!
 //! Setup returns `io::Result`. Anything that happens to one connection (a
 //! peer breaking the protocol, a reset socket, a timeout) closes that
-//! connection only, and is reported as a [`Disconnect`] through the
-//! event handler and counters.
+//! connection only, and is reported through the event handler and
+//! counters (for clients, as a [`Disconnect`] in their state).
 
 #![forbid(unsafe_code)]
 

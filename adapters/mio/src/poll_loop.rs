@@ -134,9 +134,15 @@ pub(crate) struct PollLoop<C: Connection> {
     next_serial: u64,
     /// Tokens below this are the owner's (a listener, a waker).
     first_token: usize,
-    buffer: Box<[u8]>,
+    traffic: Traffic,
     /// What the connections share; the owner's to read.
     pub(crate) shared: C::Shared,
+}
+
+/// The read buffer all of a loop's connections share, and the byte
+/// counts over all of them.
+struct Traffic {
+    buffer: Box<[u8]>,
     bytes_read: u64,
     bytes_written: u64,
 }
@@ -152,10 +158,12 @@ impl<C: Connection> PollLoop<C> {
             again: Vec::new(),
             next_serial: 0,
             first_token,
-            buffer: vec![0; READ_CHUNK].into_boxed_slice(),
+            traffic: Traffic {
+                buffer: vec![0; READ_CHUNK].into_boxed_slice(),
+                bytes_read: 0,
+                bytes_written: 0,
+            },
             shared,
-            bytes_read: 0,
-            bytes_written: 0,
         })
     }
 
@@ -171,7 +179,7 @@ impl<C: Connection> PollLoop<C> {
 
     /// Bytes read and written, over all connections.
     pub(crate) fn bytes(&self) -> (u64, u64) {
-        (self.bytes_read, self.bytes_written)
+        (self.traffic.bytes_read, self.traffic.bytes_written)
     }
 
     pub(crate) fn get(&self, key: Key) -> Option<&C> {
@@ -323,7 +331,7 @@ impl<C: Connection> PollLoop<C> {
                     stream: &mut entry.stream,
                     registry: self.poll.registry(),
                     token: Token(key.slot + self.first_token),
-                    bytes_written: &mut self.bytes_written,
+                    bytes_written: &mut self.traffic.bytes_written,
                 };
                 entry.conn.fire(&mut self.shared, now, &mut io);
             }
@@ -396,25 +404,26 @@ impl<C: Connection> PollLoop<C> {
         if serial.is_some_and(|serial| serial != entry.serial) {
             return;
         }
-        let mut again = false;
-        let result = match entry.stream.as_mut() {
-            None => Ok(()),
-            Some(stream) => turn(
-                stream,
-                &mut entry.conn,
-                &mut self.shared,
-                &mut self.buffer,
-                (&mut self.bytes_read, &mut self.bytes_written),
-                now,
-                readable,
-                &mut again,
-            ),
+        let (result, again) = match entry.stream.as_mut() {
+            None => (Ok(()), false),
+            Some(stream) => {
+                let mut again = false;
+                let result = self.traffic.turn(
+                    stream,
+                    &mut entry.conn,
+                    &mut self.shared,
+                    now,
+                    readable,
+                    &mut again,
+                );
+                (result, again)
+            }
         };
         let mut io = Io {
             stream: &mut entry.stream,
             registry: self.poll.registry(),
             token: Token(slot + self.first_token),
-            bytes_written: &mut self.bytes_written,
+            bytes_written: &mut self.traffic.bytes_written,
         };
         let key = Key {
             slot,
@@ -436,54 +445,54 @@ impl<C: Connection> PollLoop<C> {
     }
 }
 
-/// Reads (when `readable`, until the socket would block or the turn's
-/// chunks are spent) and writes (until the connection has nothing more,
-/// the socket would block or the budget is spent). Sets `again` when a
-/// budget cut the turn short.
-#[allow(clippy::too_many_arguments)]
-fn turn<C: Connection>(
-    stream: &mut Stream,
-    conn: &mut C,
-    shared: &mut C::Shared,
-    buffer: &mut [u8],
-    (bytes_read, bytes_written): (&mut u64, &mut u64),
-    now: Now,
-    readable: bool,
-    again: &mut bool,
-) -> io::Result<()> {
-    if !conn.ready(stream)? {
-        return Ok(());
-    }
-    if readable && stream.read_open {
-        for chunk in 0.. {
-            if chunk == READ_CHUNKS_PER_TURN {
-                *again = true;
-                break;
-            }
-            match read_some(&mut stream.socket, buffer)? {
-                ReadOutcome::Data(n) => {
-                    *bytes_read += n as u64;
-                    conn.input(shared, now, buffer.get(..n).unwrap_or_default());
-                }
-                ReadOutcome::Eof => {
-                    stream.read_open = false;
-                    conn.eof(shared, now);
+impl Traffic {
+    /// Reads (when `readable`, until the socket would block or the turn's
+    /// chunks are spent) and writes (until the connection has nothing
+    /// more, the socket would block or the budget is spent). Sets `again`
+    /// when a budget cut the turn short.
+    fn turn<C: Connection>(
+        &mut self,
+        stream: &mut Stream,
+        conn: &mut C,
+        shared: &mut C::Shared,
+        now: Now,
+        readable: bool,
+        again: &mut bool,
+    ) -> io::Result<()> {
+        if !conn.ready(stream)? {
+            return Ok(());
+        }
+        if readable && stream.read_open {
+            for chunk in 0.. {
+                if chunk == READ_CHUNKS_PER_TURN {
+                    *again = true;
                     break;
                 }
-                ReadOutcome::WouldBlock => break,
+                match read_some(&mut stream.socket, &mut self.buffer)? {
+                    ReadOutcome::Data(n) => {
+                        self.bytes_read += n as u64;
+                        conn.input(shared, now, self.buffer.get(..n).unwrap_or_default());
+                    }
+                    ReadOutcome::Eof => {
+                        stream.read_open = false;
+                        conn.eof(shared, now);
+                        break;
+                    }
+                    ReadOutcome::WouldBlock => break,
+                }
             }
         }
-    }
-    if stream.write_open {
-        let written = flush(
-            &mut stream.socket,
-            &mut stream.pending,
-            bytes_written,
-            || conn.transmit(now),
-        )?;
-        if written == Flush::Budget {
-            *again = true;
+        if stream.write_open {
+            let written = flush(
+                &mut stream.socket,
+                &mut stream.pending,
+                &mut self.bytes_written,
+                || conn.transmit(now),
+            )?;
+            if written == Flush::Budget {
+                *again = true;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
