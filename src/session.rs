@@ -14,9 +14,9 @@
 //! changes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::client::ClientEvent;
+use crate::client::{ChecksumReport, ClientEvent};
 use crate::key::KeyError;
 use crate::message::{ByteString, Revision, SerializedUpdate, SyncStatus, UpdateType};
 use crate::rng::SplitMix64;
@@ -35,6 +35,10 @@ pub enum SessionEvent {
         /// Why.
         reason: KeyError,
     },
+    /// The server's snapshot checksum was compared with what the current
+    /// connection received (see [`ClientEvent::Checksum`]). A mismatch that
+    /// the [`ChecksumPolicy`] acts on is followed by a forced resync.
+    Checksum(ChecksumReport),
     /// The connection was lost (or could not be made); the next attempt
     /// comes after `delay`. For logs: the data stream goes on unaffected.
     Reconnecting {
@@ -77,6 +81,36 @@ impl Backoff {
         let capped = doubled.min(self.max);
         let factor = 0.5 + (random % 1000) as f64 / 2000.0;
         capped.mul_f64(factor)
+    }
+}
+
+/// What a session does when a server's snapshot checksums disagree with
+/// what it received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumPolicy {
+    /// Report each comparison ([`SessionEvent::Checksum`]) and nothing
+    /// more.
+    ReportOnly,
+    /// Report, and after `after` mismatches in a row on one connection
+    /// drop it so that the next connection resyncs, at most once per
+    /// `at_most_every` (a server that keeps disagreeing is not reconnected
+    /// to in a loop).
+    Resync {
+        /// Consecutive mismatches that make a mismatch real.
+        after: u32,
+        /// The shortest time between two forced resyncs.
+        at_most_every: Duration,
+    },
+}
+
+impl Default for ChecksumPolicy {
+    /// Upstream's defaults (DESIGN.md §1b): three mismatches in a row, at
+    /// most one forced reconnect per ten minutes.
+    fn default() -> ChecksumPolicy {
+        ChecksumPolicy::Resync {
+            after: 3,
+            at_most_every: Duration::from_secs(600),
+        }
     }
 }
 
@@ -125,6 +159,19 @@ pub struct Session {
     events: VecDeque<SessionEvent>,
     failures: u32,
     retry_delay: Duration,
+    checksum_policy: ChecksumPolicy,
+    /// Why the current connection is to be dropped, once the checksum
+    /// policy decided so (taken by the driver, then kept for the report).
+    forced_resync: Option<ForcedResync>,
+    last_forced_resync: Option<Instant>,
+    forced_resyncs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ForcedResync {
+    reason: String,
+    /// The driver has been told to close the connection.
+    taken: bool,
 }
 
 impl Session {
@@ -140,7 +187,40 @@ impl Session {
             events: VecDeque::new(),
             failures: 0,
             retry_delay: Duration::ZERO,
+            checksum_policy: ChecksumPolicy::default(),
+            forced_resync: None,
+            last_forced_resync: None,
+            forced_resyncs: 0,
         }
+    }
+
+    /// Sets what a checksum mismatch does (by default,
+    /// [`ChecksumPolicy::default`]). Checksums are only compared when the
+    /// client's [`ClientConfig::checksums`](crate::client::ClientConfig::checksums)
+    /// asks for them.
+    pub fn set_checksum_policy(&mut self, policy: ChecksumPolicy) {
+        self.checksum_policy = policy;
+    }
+
+    /// Whether the checksum policy wants the current connection dropped,
+    /// so that the next one resyncs. Call after
+    /// [`handle_event`](Self::handle_event); when it returns `true` (once
+    /// per decision), close the connection
+    /// ([`ClientConnection::close`](crate::client::ClientConnection::close))
+    /// and feed its `Closed` event as usual.
+    pub fn take_forced_resync(&mut self) -> bool {
+        match &mut self.forced_resync {
+            Some(forced) if !forced.taken => {
+                forced.taken = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// How many connections the checksum policy has dropped.
+    pub fn forced_resyncs(&self) -> u64 {
+        self.forced_resyncs
     }
 
     /// The datastore as the application has been told it, by key.
@@ -166,6 +246,7 @@ impl Session {
 
     /// Call before each connection attempt.
     pub fn connection_started(&mut self) {
+        self.forced_resync = None;
         self.phase = Phase::Starting {
             first: self.last_status.is_none(),
         };
@@ -218,8 +299,48 @@ impl Session {
             }
             ClientEvent::Status(status) => self.status_changed(status),
             ClientEvent::Ignored(_) => {}
-            ClientEvent::Closed(reason) => self.connection_lost(reason.to_string()),
+            ClientEvent::Checksum(report) => self.checksum_compared(report),
+            ClientEvent::Closed(reason) => match self.forced_resync.take() {
+                Some(forced) => self.connection_lost(forced.reason),
+                None => self.connection_lost(reason.to_string()),
+            },
         }
+    }
+
+    /// Reports a checksum comparison and applies the policy to a mismatch.
+    fn checksum_compared(&mut self, report: ChecksumReport) {
+        self.events.push_back(SessionEvent::Checksum(report));
+        let ChecksumPolicy::Resync {
+            after,
+            at_most_every,
+        } = self.checksum_policy
+        else {
+            return;
+        };
+        let rested = self
+            .last_forced_resync
+            .is_none_or(|last| report.received_at.saturating_duration_since(last) >= at_most_every);
+        if report.verified
+            || report.consecutive_mismatches < after
+            || !rested
+            || self.forced_resync.is_some()
+        {
+            return;
+        }
+        self.last_forced_resync = Some(report.received_at);
+        self.forced_resyncs += 1;
+        self.forced_resync = Some(ForcedResync {
+            reason: format!(
+                "resyncing after {} snapshot checksum mismatches in a row \
+                 (server {:#018x}/{} entries, received {:#018x}/{})",
+                report.consecutive_mismatches,
+                report.server.checksum,
+                report.server.kv_count,
+                report.local.checksum,
+                report.local.kv_count
+            ),
+            taken: false,
+        });
     }
 
     /// Applies updates to the view, keeping only those that change it;
@@ -343,5 +464,60 @@ mod tests {
             })
             .collect();
         assert_eq!(attempts, [1, 2, 1]);
+    }
+
+    fn mismatch(at: Instant, consecutive: u32) -> ClientEvent {
+        let server = crate::checksum::StateChecksum {
+            checksum: 1,
+            kv_count: 1,
+        };
+        ClientEvent::Checksum(ChecksumReport {
+            server,
+            local: Default::default(),
+            verified: false,
+            consecutive_mismatches: consecutive,
+            received_at: at,
+        })
+    }
+
+    /// Runs one connection that reports `mismatches` in a row starting at
+    /// `at`; returns whether the session asked for it to be dropped.
+    fn connection_with_mismatches(session: &mut Session, at: Instant, mismatches: u32) -> bool {
+        session.connection_started();
+        session.handle_event(ClientEvent::Connected(Default::default()));
+        let mut forced = false;
+        for n in 1..=mismatches {
+            session.handle_event(mismatch(at + Duration::from_secs(30 * u64::from(n)), n));
+            forced |= session.take_forced_resync();
+        }
+        session.handle_event(ClientEvent::Closed(crate::CloseReason::Local));
+        forced
+    }
+
+    #[test]
+    fn checksum_mismatches_force_a_resync_after_three_at_most_every_ten_minutes() {
+        let start = Instant::now();
+        let mut session = Session::new(Backoff::default(), 7);
+        assert!(!connection_with_mismatches(&mut session, start, 2));
+        assert!(connection_with_mismatches(&mut session, start, 3));
+        let reasons: Vec<String> = std::iter::from_fn(|| session.poll_event())
+            .filter_map(|event| match event {
+                SessionEvent::Reconnecting { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            reasons[1].contains("3 snapshot checksum mismatches"),
+            "{reasons:?}"
+        );
+        // Within ten minutes of the last forced resync: reported only.
+        let soon = start + Duration::from_secs(300);
+        assert!(!connection_with_mismatches(&mut session, soon, 5));
+        let later = start + Duration::from_secs(700);
+        assert!(connection_with_mismatches(&mut session, later, 3));
+        assert_eq!(session.forced_resyncs(), 2);
+        session.set_checksum_policy(ChecksumPolicy::ReportOnly);
+        let much_later = start + Duration::from_secs(7000);
+        assert!(!connection_with_mismatches(&mut session, much_later, 10));
     }
 }

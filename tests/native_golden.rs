@@ -17,12 +17,38 @@ use bytes::BytesMut;
 use syncproto::Message;
 use syncproto::codec::native::{NativeDecoder, NativeEncoder};
 use syncproto::message::{
-    ClientHello, CompressionAlgorithm, DecoderRestart, Ping, Pong, Revision,
+    Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Ping, Pong, Revision,
     SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, UpdateType, Zone,
 };
 
 fn at(unix: i64, nanos: u32, zone: Zone) -> Timestamp {
     Timestamp::from_unix(unix, nanos).unwrap().with_zone(zone)
+}
+
+fn client_hello(protocol_version: u32, supports_checksum: bool) -> ClientHello {
+    ClientHello {
+        hostname: "node-1".into(),
+        info: "felix".into(),
+        version: "v3.30.0".into(),
+        syncer_type: SyncerType::Felix,
+        supports_decoder_restart: true,
+        supported_compression_algorithms: vec![CompressionAlgorithm::Snappy],
+        supports_modern_policy_keys: true,
+        client_conn_id: 300,
+        supports_checksum,
+        protocol_version,
+    }
+}
+
+fn server_hello(protocol_version: u32, supports_checksum: bool) -> ServerHello {
+    ServerHello {
+        version: "v3.30.0".into(),
+        syncer_type: SyncerType::Bgp,
+        supports_node_resource_updates: true,
+        server_conn_id: 42,
+        supports_checksum,
+        protocol_version,
+    }
 }
 
 fn update_with(revision: Revision) -> SerializedUpdate {
@@ -39,30 +65,8 @@ fn update_with(revision: Revision) -> SerializedUpdate {
 /// Every vector: its file name and the message it holds.
 fn vectors() -> Vec<(&'static str, Message)> {
     let mut vectors = vec![
-        (
-            "client_hello",
-            Message::ClientHello(ClientHello {
-                hostname: "node-1".into(),
-                info: "felix".into(),
-                version: "v3.30.0".into(),
-                syncer_type: SyncerType::Felix,
-                supports_decoder_restart: true,
-                supported_compression_algorithms: vec![CompressionAlgorithm::Snappy],
-                supports_modern_policy_keys: true,
-                client_conn_id: 300,
-                protocol_version: 1,
-            }),
-        ),
-        (
-            "server_hello",
-            Message::ServerHello(ServerHello {
-                version: "v3.30.0".into(),
-                syncer_type: SyncerType::Bgp,
-                supports_node_resource_updates: true,
-                server_conn_id: 42,
-                protocol_version: 1,
-            }),
-        ),
+        ("client_hello", Message::ClientHello(client_hello(2, true))),
+        ("server_hello", Message::ServerHello(server_hello(2, true))),
         (
             "kvs",
             Message::Kvs(vec![
@@ -97,11 +101,7 @@ fn vectors() -> Vec<(&'static str, Message)> {
             "pong",
             Message::Pong(Pong {
                 ping_timestamp: at(1_700_000_000, 0, Zone::Utc),
-                pong_timestamp: at(
-                    1_700_000_001,
-                    5,
-                    Zone::fixed(-3600).unwrap(),
-                ),
+                pong_timestamp: at(1_700_000_001, 5, Zone::fixed(-3600).unwrap()),
             }),
         ),
         (
@@ -119,6 +119,13 @@ fn vectors() -> Vec<(&'static str, Message)> {
             }),
         ),
         ("ack", Message::Ack),
+        (
+            "checksum",
+            Message::Checksum(Checksum {
+                checksum: 0x4b60_7981_3954_9d1d,
+                kv_count: 1,
+            }),
+        ),
     ];
     let revisions = [
         ("nil", Revision::Nil),
@@ -172,6 +179,29 @@ fn every_message_and_revision_kind_matches_its_golden_bytes_both_ways() {
             hex(&golden),
             "{name}: the encoder no longer writes the pinned bytes"
         );
+        let mut input = BytesMut::from(&golden[..]);
+        let decoded = NativeDecoder::new(usize::MAX).decode(&mut input).unwrap();
+        assert_eq!(decoded.as_ref(), Some(&message), "{name}");
+        assert!(input.is_empty(), "{name}: bytes left over");
+    }
+}
+
+/// Hellos as a version-1 peer wrote them (before the version-2 fields were
+/// appended) still decode, every newer field read as false. Decode-only:
+/// this crate now writes version 2.
+#[test]
+fn version_1_hellos_still_decode() {
+    for (name, message) in [
+        (
+            "client_hello_v1",
+            Message::ClientHello(client_hello(1, false)),
+        ),
+        (
+            "server_hello_v1",
+            Message::ServerHello(server_hello(1, false)),
+        ),
+    ] {
+        let golden = std::fs::read(path(name)).unwrap();
         let mut input = BytesMut::from(&golden[..]);
         let decoded = NativeDecoder::new(usize::MAX).decode(&mut input).unwrap();
         assert_eq!(decoded.as_ref(), Some(&message), "{name}");

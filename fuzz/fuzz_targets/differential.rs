@@ -11,8 +11,8 @@ use syncproto::Message;
 use syncproto::UsageError;
 use syncproto::codec::{StreamDecoder, StreamEncoder, WireFormat};
 use syncproto::message::{
-    ClientHello, CompressionAlgorithm, DecoderRestart, Ping, Pong, Revision, SerializedUpdate,
-    ServerHello, SyncStatus, SyncerType, Timestamp, UpdateType, Zone,
+    Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Ping, Pong, Revision,
+    SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, UpdateType, Zone,
 };
 
 fn timestamp(u: &mut Unstructured<'_>) -> arbitrary::Result<Timestamp> {
@@ -74,7 +74,7 @@ fn message(u: &mut Unstructured<'_>) -> arbitrary::Result<Message> {
     let syncer = |u: &mut Unstructured<'_>| -> arbitrary::Result<SyncerType> {
         Ok(SyncerType::from_wire(&u.arbitrary::<String>()?))
     };
-    Ok(match u.int_in_range(0..=7)? {
+    Ok(match u.int_in_range(0..=8)? {
         0 => Message::ClientHello(ClientHello {
             hostname: u.arbitrary()?,
             info: u.arbitrary()?,
@@ -84,6 +84,7 @@ fn message(u: &mut Unstructured<'_>) -> arbitrary::Result<Message> {
             supported_compression_algorithms: algorithms(u)?,
             supports_modern_policy_keys: u.arbitrary()?,
             client_conn_id: u.arbitrary()?,
+            supports_checksum: u.arbitrary()?,
             protocol_version: 0,
         }),
         1 => Message::ServerHello(ServerHello {
@@ -91,6 +92,7 @@ fn message(u: &mut Unstructured<'_>) -> arbitrary::Result<Message> {
             syncer_type: syncer(u)?,
             supports_node_resource_updates: u.arbitrary()?,
             server_conn_id: u.arbitrary()?,
+            supports_checksum: u.arbitrary()?,
             protocol_version: 0,
         }),
         2 => {
@@ -117,7 +119,11 @@ fn message(u: &mut Unstructured<'_>) -> arbitrary::Result<Message> {
                     .then(|| CompressionAlgorithm::from_wire(&name)),
             })
         }
-        _ => Message::Ack,
+        7 => Message::Ack,
+        _ => Message::Checksum(Checksum {
+            checksum: u.arbitrary()?,
+            kv_count: u.arbitrary()?,
+        }),
     })
 }
 

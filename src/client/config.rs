@@ -41,6 +41,13 @@ pub struct ClientConfig {
     /// Off by default, so that updates are delivered as the server sent
     /// them (what a relay forwarding them needs).
     pub upgrade_legacy_policy_keys: bool,
+    /// Ask for snapshot checksums and check each against the state received
+    /// (upstream's newest generation, DESIGN.md §1b): each comparison is
+    /// reported as a [`ClientEvent::Checksum`](super::ClientEvent::Checksum).
+    /// `None` does not ask. The client keeps an 8-byte digest per key while
+    /// a server that agreed to send checksums is connected, and nothing
+    /// otherwise.
+    pub checksums: Option<ChecksumCheck>,
     /// Refuse servers that do not send node resource updates (the newest
     /// upstream client does; a v3.2.5 server never does, so off by default).
     pub require_node_resource_updates: bool,
@@ -70,6 +77,7 @@ impl Default for ClientConfig {
             compression: vec![CompressionAlgorithm::Snappy],
             supports_modern_policy_keys: true,
             upgrade_legacy_policy_keys: false,
+            checksums: Some(ChecksumCheck::default()),
             require_node_resource_updates: false,
             connection_id: 0,
             read_timeout: DEFAULT_READ_TIMEOUT,
@@ -77,4 +85,14 @@ impl Default for ClientConfig {
             key_parser: Some(Arc::new(DefaultKeyParser)),
         }
     }
+}
+
+/// How a client compares a server's snapshot checksum with its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChecksumCheck {
+    /// Compare only the entry counts, as upstream does against a peer of
+    /// another version, which may serialise values differently. Off by
+    /// default: this client checks the bytes as it received them, so a full
+    /// comparison holds across versions.
+    pub count_only: bool,
 }

@@ -1,6 +1,7 @@
 //! The client side (upstream: Felix's Typha client) as a Sans-IO state
 //! machine.
 
+mod checksum;
 mod config;
 
 use std::collections::VecDeque;
@@ -8,8 +9,10 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-pub use config::{ClientConfig, DEFAULT_READ_TIMEOUT};
+pub use checksum::ChecksumReport;
+pub use config::{ChecksumCheck, ClientConfig, DEFAULT_READ_TIMEOUT};
 
+use crate::checksum::StateChecksum;
 use crate::close::{CloseReason, TimeoutKind};
 use crate::codec::WireFormat;
 use crate::codec::native::NATIVE_PROTOCOL_VERSION;
@@ -21,6 +24,7 @@ use crate::message::{
     SerializedUpdate, ServerHello, SyncStatus,
 };
 use crate::time::Now;
+use checksum::ReceivedState;
 
 /// What a [`ClientConnection`] reports to its application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,12 @@ pub enum ClientEvent {
     /// know (acknowledged, and the stream goes on as it was). Counted by
     /// [`ClientConnection::ignored_messages`]; the connection goes on.
     Ignored(MessageKind),
+    /// The server's snapshot checksum was compared with the checksum of
+    /// what this connection received before it (only when both sides
+    /// negotiated checksums: see [`ClientConfig::checksums`]). A mismatch
+    /// is reported, not acted on: what to do about it is the caller's (a
+    /// [`Session`](crate::session::Session) reconnects as upstream does).
+    Checksum(ChecksumReport),
     /// The connection is over; this is the last event.
     Closed(CloseReason),
 }
@@ -101,6 +111,9 @@ pub struct ClientConnection {
     close_reason: Option<CloseReason>,
     ignored_messages: u64,
     pings_answered: u64,
+    /// The checksum of what was received, once the server agreed to send
+    /// checksums.
+    received: Option<ReceivedState>,
 }
 
 impl ClientConnection {
@@ -144,6 +157,7 @@ impl ClientConnection {
             close_reason: None,
             ignored_messages: 0,
             pings_answered: 0,
+            received: None,
             config,
         };
         connection
@@ -166,6 +180,7 @@ impl ClientConnection {
             supported_compression_algorithms: config.compression.clone(),
             supports_modern_policy_keys: config.supports_modern_policy_keys,
             client_conn_id: config.connection_id,
+            supports_checksum: config.checksums.is_some(),
             protocol_version: match config.wire_format {
                 WireFormat::Native => NATIVE_PROTOCOL_VERSION,
                 WireFormat::Gob => 0,
@@ -277,6 +292,12 @@ impl ClientConnection {
         self.pings_answered
     }
 
+    /// The checksum of what this connection received so far, when the
+    /// server agreed to send checksums (see [`ClientConfig::checksums`]).
+    pub fn received_checksum(&self) -> Option<StateChecksum> {
+        self.received.as_ref().map(ReceivedState::state)
+    }
+
     /// How many messages were ignored ([`ClientEvent::Ignored`]).
     pub fn ignored_messages(&self) -> u64 {
         self.ignored_messages
@@ -326,6 +347,17 @@ impl ClientConnection {
                 Ok(())
             }
             (State::Syncing, Message::DecoderRestart(restart)) => self.restart_decoder(&restart),
+            (State::Syncing, Message::Checksum(checksum)) => {
+                match self.received.as_mut() {
+                    Some(received) => {
+                        let report = received.check(checksum, now.instant);
+                        self.events.push_back(ClientEvent::Checksum(report));
+                    }
+                    // Not negotiated: nothing to compare it with.
+                    None => self.ignore(MessageKind::Checksum),
+                }
+                Ok(())
+            }
             (
                 State::Syncing,
                 message @ (Message::Pong(_) | Message::Ack | Message::ClientHello(_)),
@@ -351,6 +383,9 @@ impl ClientConnection {
             return Err(ProtocolError::MissingFeature("node resource updates"));
         }
         self.state = State::Syncing;
+        if hello.supports_checksum {
+            self.received = self.config.checksums.map(ReceivedState::new);
+        }
         self.server_hello = Some(hello.clone());
         self.events.push_back(ClientEvent::Connected(hello));
         Ok(())
@@ -364,6 +399,10 @@ impl ClientConnection {
     /// Reports one `KVs` message, dropping updates whose keys are rejected
     /// (and upgrading legacy policy keys first, if configured).
     fn deliver(&mut self, mut updates: Vec<SerializedUpdate>) {
+        // As received: the server's checksum covers what it sent.
+        if let Some(received) = self.received.as_mut() {
+            received.apply(&updates);
+        }
         if self.config.upgrade_legacy_policy_keys {
             updates = updates
                 .into_iter()

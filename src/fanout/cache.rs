@@ -11,6 +11,7 @@ use super::generation::Generation;
 use super::log::{Change, ChangeLog};
 use super::subscription::Subscription;
 use super::{CacheConfig, CacheStats, Counters, Shape};
+use crate::checksum::StateChecksum;
 use crate::codec::MAX_UPDATES_PER_MESSAGE;
 use crate::message::{SerializedUpdate, SyncStatus};
 
@@ -70,6 +71,8 @@ pub(crate) struct Inner {
     trim_at: usize,
     /// Updates logged so far (the log's entries are batches of them).
     updates_logged: u64,
+    /// The current state's checksum, kept up to date with every change.
+    checksum: StateChecksum,
 }
 
 impl SnapshotCache {
@@ -83,6 +86,7 @@ impl SnapshotCache {
             generation: Arc::new(Generation::new(
                 0,
                 0,
+                StateChecksum::default(),
                 SyncStatus::WaitForDatastore,
                 Vec::new(),
                 shape,
@@ -90,6 +94,7 @@ impl SnapshotCache {
             cursors: Vec::new(),
             trim_at: 0,
             updates_logged: 0,
+            checksum: StateChecksum::default(),
         };
         SnapshotCache {
             shared: Arc::new(Shared {
@@ -149,7 +154,8 @@ impl SnapshotCache {
         let mut inner = self.shared.lock();
         if inner.status != status {
             inner.status = status;
-            inner.log.append(now, Change::Status(status));
+            let checksum = inner.checksum;
+            inner.log.append(now, Change::Status(status), checksum);
             inner.maintain(now, &self.shared, false);
         }
     }
@@ -184,6 +190,13 @@ impl SnapshotCache {
     /// The current status.
     pub fn status(&self) -> SyncStatus {
         self.shared.lock().status
+    }
+
+    /// The current state's snapshot checksum (see [`crate::checksum`]),
+    /// kept up to date with every accepted change: what a connection
+    /// following the cache sends when its turn for a checksum comes.
+    pub fn checksum(&self) -> StateChecksum {
+        self.shared.lock().checksum
     }
 
     /// The current state, in key order (for checks and tools; it copies).
@@ -255,10 +268,10 @@ impl Inner {
         counters: &Counters,
     ) -> Option<Arc<CachedUpdate>> {
         let entry = Arc::new(CachedUpdate::new(update));
-        if entry.update.value.is_none() {
+        let replaced = if entry.update.value.is_none() {
             // Deletions always pass, even of absent keys, as upstream's
             // (clients count them).
-            self.state.remove(&*entry.update.key);
+            self.state.take(&*entry.update.key)
         } else {
             if let Some(existing) = self.state.get(&*entry.update.key)
                 && entry.update.would_be_no_op(&existing.0.update)
@@ -266,14 +279,18 @@ impl Inner {
                 counters.no_ops_skipped.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
-            self.state.replace(ByKey(Arc::clone(&entry)));
-        }
+            self.state.replace(ByKey(Arc::clone(&entry)))
+        };
+        self.checksum
+            .replace(replaced.and_then(|old| old.0.digest), entry.digest);
         Some(entry)
     }
 
     fn log_batch(&mut self, now: Instant, batch: ChangeBatch) {
         self.updates_logged += batch.len() as u64;
-        self.log.append(now, Change::Batch(Arc::new(batch)));
+        let checksum = self.checksum;
+        self.log
+            .append(now, Change::Batch(Arc::new(batch)), checksum);
     }
 
     /// Freezes the current state as the latest generation.
@@ -286,6 +303,7 @@ impl Inner {
         self.generation = Arc::new(Generation::new(
             self.log.last_seq(),
             self.updates_logged,
+            self.checksum,
             self.status,
             entries,
             shape(&shared.config),

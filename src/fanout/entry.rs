@@ -24,6 +24,8 @@ pub(crate) struct CachedUpdate {
     /// Whether the key is a modern policy key, which a client without
     /// modern policy key support would drop.
     pub(crate) modern_policy_key: bool,
+    /// The entry's checksum digest while it is live (`None`: a deletion).
+    pub(crate) digest: Option<u64>,
 }
 
 /// A state entry: a cached update ordered and looked up by its key, so the
@@ -61,6 +63,9 @@ impl CachedUpdate {
     pub(crate) fn new(update: SerializedUpdate) -> CachedUpdate {
         CachedUpdate {
             modern_policy_key: crate::rewrite::is_modern_policy_key(&update.key),
+            digest: update
+                .effective_value()
+                .map(|value| crate::checksum::entry_digest(update.key.as_bytes(), value)),
             update,
             units: Default::default(),
             snapshot_units: Default::default(),

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use super::entry::{CachedUpdate, format_index};
 use super::output::{MessageSize, Output};
 use super::{Counters, Shape};
+use crate::checksum::StateChecksum;
 use crate::codec::WireFormat;
 use crate::codec::prebuilt;
 use crate::codec::snappy::STREAM_IDENTIFIER;
@@ -22,6 +23,8 @@ pub(crate) struct Generation {
     pub(crate) seq: u64,
     /// How many updates the cache had logged when it was frozen.
     pub(crate) updates_logged: u64,
+    /// The checksum of its entries.
+    pub(crate) checksum: StateChecksum,
     pub(crate) status: SyncStatus,
     /// Whether any entry's key is a modern policy key.
     pub(crate) modern_policy_keys: bool,
@@ -39,6 +42,7 @@ impl Generation {
     pub(crate) fn new(
         seq: u64,
         updates_logged: u64,
+        checksum: StateChecksum,
         status: SyncStatus,
         entries: Vec<Arc<CachedUpdate>>,
         shape: Shape,
@@ -46,6 +50,7 @@ impl Generation {
         Generation {
             seq,
             updates_logged,
+            checksum,
             status,
             modern_policy_keys: entries.iter().any(|entry| entry.modern_policy_key),
             entries,

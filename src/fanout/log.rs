@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::batch::ChangeBatch;
+use crate::checksum::StateChecksum;
 use crate::message::SyncStatus;
 
 /// One accepted change: a batch of updates, or a status change.
@@ -19,6 +20,8 @@ pub(crate) enum Change {
 pub(crate) struct LogEntry {
     pub(crate) at: Instant,
     pub(crate) change: Change,
+    /// The datastore's checksum once this change is applied.
+    pub(crate) checksum: StateChecksum,
 }
 
 /// Changes numbered from 1; entries before `first_seq` have been trimmed.
@@ -38,9 +41,14 @@ impl ChangeLog {
         }
     }
 
-    /// Appends a change; returns its sequence number.
-    pub(crate) fn append(&mut self, at: Instant, change: Change) -> u64 {
-        self.entries.push_back(LogEntry { at, change });
+    /// Appends a change, after which the datastore's checksum is
+    /// `checksum`; returns its sequence number.
+    pub(crate) fn append(&mut self, at: Instant, change: Change, checksum: StateChecksum) -> u64 {
+        self.entries.push_back(LogEntry {
+            at,
+            change,
+            checksum,
+        });
         self.last_seq()
     }
 
@@ -91,7 +99,11 @@ mod tests {
         let mut log = ChangeLog::new();
         assert_eq!(log.last_seq(), 0);
         for _ in 0..5 {
-            log.append(now, Change::Status(SyncStatus::InSync));
+            log.append(
+                now,
+                Change::Status(SyncStatus::InSync),
+                StateChecksum::default(),
+            );
         }
         assert_eq!((log.first_seq(), log.last_seq(), log.len()), (1, 5, 5));
         log.trim_front(|seq, _| seq < 3);
@@ -99,6 +111,13 @@ mod tests {
         assert!(log.get(2).is_none() && log.get(3).is_some() && log.get(6).is_none());
         log.trim_front(|_, _| true);
         assert_eq!((log.first_seq(), log.last_seq(), log.len()), (6, 5, 0));
-        assert_eq!(log.append(now, Change::Status(SyncStatus::InSync)), 6);
+        assert_eq!(
+            log.append(
+                now,
+                Change::Status(SyncStatus::InSync),
+                StateChecksum::default()
+            ),
+            6
+        );
     }
 }

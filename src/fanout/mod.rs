@@ -48,6 +48,7 @@
 
 mod batch;
 mod cache;
+mod checksums;
 mod entry;
 mod generation;
 mod log;

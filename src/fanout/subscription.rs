@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use super::Flavour;
 use super::batch::{ChangeBatch, coalesced_message};
 use super::cache::{Cursor, Shared};
+use super::checksums::ChecksumSchedule;
 use super::generation::Generation;
 use super::log::Change;
 use super::output::{MessageSize, Output};
+use crate::checksum::StateChecksum;
 use crate::codec::{MAX_UPDATES_PER_MESSAGE, prebuilt};
 use crate::message::{Message, MessageKind, SyncStatus};
 
@@ -58,6 +60,8 @@ pub struct Subscription {
     /// WaitForDatastore, so that status is never sent.
     last_status: SyncStatus,
     joined_at: Instant,
+    /// When to send snapshot checksums, once the connection negotiated them.
+    checksums: Option<ChecksumSchedule>,
 }
 
 impl fmt::Debug for Subscription {
@@ -85,6 +89,7 @@ impl Subscription {
             phase: Phase::Snapshot { next: 0 },
             last_status: SyncStatus::WaitForDatastore,
             joined_at: now,
+            checksums: None,
         }
     }
 
@@ -103,12 +108,27 @@ impl Subscription {
         self.next_seq
     }
 
+    /// Sends snapshot checksums from now on (the connection negotiated
+    /// them), after changes at most once per `interval`.
+    pub(crate) fn send_checksums(&mut self, interval: Duration) {
+        self.checksums
+            .get_or_insert_with(|| ChecksumSchedule::new(interval));
+    }
+
     /// The next piece of output for a connection whose stream is currently
-    /// in `flavour`. A compressed snapshot is handed out whole, as one
-    /// output that carries its own stream (from the snappy identifier to the
-    /// restart that ends it).
-    pub(crate) fn pull(&mut self, flavour: Flavour, compressed_snapshot: bool) -> Pull {
+    /// in `flavour`, at `now`. A compressed snapshot is handed out whole, as
+    /// one output that carries its own stream (from the snappy identifier
+    /// to the restart that ends it).
+    pub(crate) fn pull(
+        &mut self,
+        flavour: Flavour,
+        compressed_snapshot: bool,
+        now: Instant,
+    ) -> Pull {
         let counters = &self.shared.counters;
+        if let Some(checksum) = self.checksums.as_mut().and_then(ChecksumSchedule::take_due) {
+            return Pull::Output(checksum_message(flavour, checksum));
+        }
         match self.phase {
             Phase::Snapshot { next } if compressed_snapshot => {
                 if next > 0 {
@@ -142,12 +162,15 @@ impl Subscription {
                 // one sent (WaitForDatastore, to begin with), as upstream.
                 let status = self.generation.status;
                 if status == self.last_status {
-                    return self.pull_log(flavour);
+                    return self.pull_log(flavour, now);
                 }
                 self.last_status = status;
+                if let Some(checksums) = self.checksums.as_mut() {
+                    checksums.status_sent(status, self.generation.checksum, now);
+                }
                 Pull::Output(status_message(flavour, status))
             }
-            Phase::Log => self.pull_log(flavour),
+            Phase::Log => self.pull_log(flavour, now),
         }
     }
 
@@ -159,13 +182,15 @@ impl Subscription {
     /// the newest change, and the message holds fewer than `batch_size`
     /// updates. A batch is never split; coalescing also stops at a status
     /// change (sent next, in its own message) and at the byte budget.
-    fn pull_log(&mut self, flavour: Flavour) -> Pull {
+    fn pull_log(&mut self, flavour: Flavour, now: Instant) -> Pull {
         let config = &self.shared.config;
         let counters = &self.shared.counters;
         let budget = config.max_message_len / 2;
         let mut batches: Vec<Arc<ChangeBatch>> = Vec::new();
         let (mut count, mut bytes) = (0, 0);
         let mut status = None;
+        // The state after the last change taken.
+        let mut checksum = None;
         {
             let inner = self.shared.lock();
             if self.next_seq < inner.log.first_seq() {
@@ -177,6 +202,7 @@ impl Subscription {
                     Change::Status(_) if !batches.is_empty() => break,
                     Change::Status(new) => {
                         self.next_seq += 1;
+                        checksum = Some(entry.checksum);
                         if self.last_status != *new {
                             status = Some(*new);
                             break;
@@ -193,6 +219,7 @@ impl Subscription {
                         bytes += batch.bytes();
                         batches.push(Arc::clone(batch));
                         self.next_seq += 1;
+                        checksum = Some(entry.checksum);
                         let lagging = newest.is_some_and(|newest| {
                             newest.saturating_duration_since(entry.at) >= config.min_batching_age
                         });
@@ -204,6 +231,13 @@ impl Subscription {
             }
         }
         self.cursor.next_seq.store(self.next_seq, Ordering::Release);
+        if let (Some(checksums), Some(checksum)) = (self.checksums.as_mut(), checksum) {
+            match status {
+                Some(status) => checksums.status_sent(status, checksum, now),
+                None if !batches.is_empty() => checksums.changes_sent(checksum, now),
+                None => {}
+            }
+        }
         if let Some(status) = status {
             self.last_status = status;
             return Pull::Output(status_message(flavour, status));
@@ -274,10 +308,21 @@ impl Subscription {
     }
 }
 
+/// A checksum message in `flavour` (tiny; built per use).
+fn checksum_message(flavour: Flavour, checksum: StateChecksum) -> Output {
+    small_message(flavour, &Message::Checksum(checksum.into()))
+}
+
 /// A status message in `flavour` (tiny; built per use).
 fn status_message(flavour: Flavour, status: SyncStatus) -> Output {
-    let plain = prebuilt::message_bytes(flavour.format, &Message::SyncStatus(status));
-    let largest = MessageSize::of(flavour.format, MessageKind::SyncStatus, &plain);
+    small_message(flavour, &Message::SyncStatus(status))
+}
+
+/// One small message in `flavour`, encoded and (for a compressed stream)
+/// compressed on the spot: not worth caching.
+fn small_message(flavour: Flavour, message: &Message) -> Output {
+    let plain = prebuilt::message_bytes(flavour.format, message);
+    let largest = MessageSize::of(flavour.format, message.kind(), &plain);
     let bytes = match flavour.compressed {
         false => plain,
         true => prebuilt::compress(&plain),

@@ -21,9 +21,19 @@ fn drain(
     flavour: Flavour,
     compressed_snapshot: bool,
 ) -> Vec<Pull> {
+    // Only checksums read the time, and these subscriptions send none.
+    drain_at(subscription, flavour, compressed_snapshot, Instant::now())
+}
+
+fn drain_at(
+    subscription: &mut Subscription,
+    flavour: Flavour,
+    compressed_snapshot: bool,
+    now: Instant,
+) -> Vec<Pull> {
     let mut pulls = Vec::new();
     loop {
-        match subscription.pull(flavour, compressed_snapshot) {
+        match subscription.pull(flavour, compressed_snapshot, now) {
             Pull::Idle => return pulls,
             other => pulls.push(other),
         }
@@ -86,16 +96,16 @@ fn the_compressed_snapshot_is_built_once_per_generation() {
     };
     let mut first = cache.subscribe(now);
     let mut second = cache.subscribe(now);
-    let blob_a = first.pull(gob, true);
+    let blob_a = first.pull(gob, true, now);
     let built = cache.stats().outputs_built;
-    let blob_b = second.pull(gob, true);
+    let blob_b = second.pull(gob, true, now);
     assert_eq!(blob_a, blob_b);
     assert_eq!(
         cache.stats().outputs_built,
         built,
         "second client rebuilt the snapshot"
     );
-    assert_eq!(first.pull(gob, true), Pull::EndOfSnapshot);
+    assert_eq!(first.pull(gob, true, now), Pull::EndOfSnapshot);
 }
 
 #[test]
@@ -121,7 +131,7 @@ fn a_subscription_whose_changes_were_trimmed_is_told_so() {
     let later = start + Duration::from_secs(20);
     cache.apply(later, [upsert(2)]);
     cache.trim(later);
-    assert_eq!(laggard.pull(NATIVE, false), Pull::Trimmed);
+    assert_eq!(laggard.pull(NATIVE, false, later), Pull::Trimmed);
 }
 
 #[test]
@@ -170,8 +180,8 @@ fn a_client_in_its_grace_keeps_its_replay_but_joiners_do_not_extend_it() {
     assert_eq!(cache.stats().log_len, 0);
 }
 
-/// The `Kvs` messages (as update counts) and statuses in `pulls`.
-fn shapes(pulls: &[Pull]) -> Vec<String> {
+/// The messages in `pulls`' output, decoded.
+fn decoded(pulls: &[Pull]) -> Vec<Message> {
     let mut stream = BytesMut::from(&crate::codec::native::PREAMBLE[..]);
     for pull in pulls {
         if let Pull::Output(output) = pull {
@@ -179,10 +189,18 @@ fn shapes(pulls: &[Pull]) -> Vec<String> {
         }
     }
     let mut decoder = StreamDecoder::new(WireFormat::Native, usize::MAX, None);
-    std::iter::from_fn(|| decoder.decode(&mut stream).unwrap())
+    std::iter::from_fn(|| decoder.decode(&mut stream).unwrap()).collect()
+}
+
+/// The `Kvs` messages (as update counts), statuses and checksums (as entry
+/// counts) in `pulls`.
+fn shapes(pulls: &[Pull]) -> Vec<String> {
+    decoded(pulls)
+        .into_iter()
         .map(|message| match message {
             Message::Kvs(updates) => format!("kvs {}", updates.len()),
             Message::SyncStatus(status) => format!("status {status}"),
+            Message::Checksum(checksum) => format!("checksum {}", checksum.kv_count),
             other => format!("{:?}", other.kind()),
         })
         .collect()
@@ -301,4 +319,78 @@ fn an_empty_value_deletes_the_key() {
         .map(|update| update.key)
         .collect();
     assert_eq!(keys, [upsert(2).key]);
+}
+
+/// The checksum of a state holding `upsert(index)` for each index.
+fn checksum_of(indexes: impl IntoIterator<Item = usize>) -> crate::checksum::StateChecksum {
+    let mut state = crate::checksum::StateChecksum::default();
+    for index in indexes {
+        let update = upsert(index);
+        let value = update.value.as_deref().unwrap_or_default();
+        state.replace(
+            None,
+            Some(crate::checksum::entry_digest(update.key.as_bytes(), value)),
+        );
+    }
+    state
+}
+
+/// The checksums in `pulls`, in order.
+fn checksums(pulls: &[Pull]) -> Vec<crate::checksum::StateChecksum> {
+    decoded(pulls)
+        .into_iter()
+        .filter_map(|message| match message {
+            Message::Checksum(checksum) => Some(checksum.into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn checksums_follow_the_initial_sync_then_changes_at_most_once_per_interval() {
+    let start = Instant::now();
+    let at = |secs| start + Duration::from_secs(secs);
+    let cache = SnapshotCache::new(CacheConfig::default());
+    cache.apply(start, (0..3).map(upsert));
+    cache.set_status(start, SyncStatus::InSync);
+    let mut subscription = cache.subscribe(start);
+    subscription.send_checksums(Duration::from_secs(30));
+    let pulls = drain_at(&mut subscription, NATIVE, false, start);
+    assert_eq!(shapes(&pulls), ["kvs 3", "status in-sync", "checksum 3"]);
+    assert_eq!(checksums(&pulls), [checksum_of(0..3)]);
+    assert_eq!(cache.checksum(), checksum_of(0..3));
+    // Within the interval: changes only.
+    cache.apply(at(10), [upsert(3)]);
+    assert_eq!(
+        shapes(&drain_at(&mut subscription, NATIVE, false, at(10))),
+        ["kvs 1"]
+    );
+    // Past it: the change, then the state after it.
+    cache.apply(at(40), [upsert(4)]);
+    let pulls = drain_at(&mut subscription, NATIVE, false, at(40));
+    assert_eq!(shapes(&pulls), ["kvs 1", "checksum 5"]);
+    assert_eq!(checksums(&pulls), [checksum_of(0..5)]);
+}
+
+#[test]
+fn a_lagging_clients_checksum_describes_what_it_was_just_sent() {
+    let start = Instant::now();
+    let later = start + Duration::from_secs(100);
+    let cache = SnapshotCache::new(CacheConfig::default());
+    cache.set_status(start, SyncStatus::InSync);
+    let mut subscription = cache.subscribe(start);
+    subscription.send_checksums(Duration::from_secs(30));
+    drain_at(&mut subscription, NATIVE, false, start);
+    // Three old batches coalesce into one message; a newer one waits.
+    for batch in 0..3 {
+        cache.apply(start, (batch * 40..batch * 40 + 40).map(upsert));
+    }
+    cache.apply(later, (500..540).map(upsert));
+    let mut pulls = Vec::new();
+    while pulls.len() < 2 {
+        pulls.push(subscription.pull(NATIVE, false, later));
+    }
+    assert_eq!(shapes(&pulls), ["kvs 120", "checksum 120"]);
+    assert_eq!(checksums(&pulls), [checksum_of(0..120)]);
+    assert_ne!(cache.checksum(), checksum_of(0..120));
 }

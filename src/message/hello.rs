@@ -63,6 +63,10 @@ pub struct ClientHello {
     pub supports_modern_policy_keys: bool,
     /// An identifier the client chose for this connection, for logs.
     pub client_conn_id: u64,
+    /// Whether the client wants snapshot checksums
+    /// ([`Checksum`](super::Checksum) messages): upstream's newest
+    /// generation (DESIGN.md §1b).
+    pub supports_checksum: bool,
     /// The native-format protocol version the client speaks; 0 from a gob
     /// peer, which has no such field (see
     /// [`NATIVE_PROTOCOL_VERSION`](crate::codec::native::NATIVE_PROTOCOL_VERSION)).
@@ -82,6 +86,9 @@ pub struct ServerHello {
     pub supports_node_resource_updates: bool,
     /// An identifier the server chose for this connection, for logs.
     pub server_conn_id: u64,
+    /// Whether the server will send snapshot checksums: true only when the
+    /// client asked for them.
+    pub supports_checksum: bool,
     /// The native-format protocol version the server speaks; 0 from a gob
     /// peer.
     pub protocol_version: u32,

@@ -4,6 +4,7 @@
 //! Field sets are upstream's newest; a peer of an older generation simply
 //! leaves the newer fields at their zero value (see DESIGN.md §1).
 
+mod checksum;
 mod hello;
 mod ping;
 mod restart;
@@ -20,6 +21,7 @@ use std::fmt;
 /// fan-out cache shares each key between its state and its log).
 pub use bytestring::ByteString;
 
+pub use checksum::Checksum;
 pub use hello::{ClientHello, CompressionAlgorithm, ServerHello};
 pub use ping::{Ping, Pong};
 pub use restart::DecoderRestart;
@@ -52,6 +54,9 @@ pub enum Message {
     DecoderRestart(DecoderRestart),
     /// Acknowledges a decoder restart (client → server; upstream's `MsgACK`).
     Ack,
+    /// The server's snapshot checksum (server → client, only when both
+    /// hellos said so; upstream's `MsgChecksum`).
+    Checksum(Checksum),
 }
 
 impl Message {
@@ -66,6 +71,7 @@ impl Message {
             Message::Pong(_) => MessageKind::Pong,
             Message::DecoderRestart(_) => MessageKind::DecoderRestart,
             Message::Ack => MessageKind::Ack,
+            Message::Checksum(_) => MessageKind::Checksum,
         }
     }
 }
@@ -89,6 +95,8 @@ pub enum MessageKind {
     DecoderRestart,
     /// [`Message::Ack`].
     Ack,
+    /// [`Message::Checksum`].
+    Checksum,
 }
 
 impl MessageKind {
@@ -103,6 +111,7 @@ impl MessageKind {
             MessageKind::Pong => "MsgPong",
             MessageKind::DecoderRestart => "MsgDecoderRestart",
             MessageKind::Ack => "MsgACK",
+            MessageKind::Checksum => "MsgChecksum",
         }
     }
 }

@@ -20,6 +20,9 @@ pub const DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many bytes of updates may wait for a client that does not read.
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 << 20;
+/// Upstream's `ChecksumInterval`: the least time between two snapshot
+/// checksums sent after changes.
+pub const DEFAULT_CHECKSUM_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Everything a [`ServerConnection`](super::ServerConnection) needs to know
 /// before a client connects. `ServerConfig::default()` uses upstream's
@@ -81,6 +84,16 @@ pub struct ServerConfig {
     /// Bytes of updates that may wait for a client that is not reading
     /// before it is disconnected.
     pub max_queued_bytes: usize,
+    /// Snapshot checksums (upstream's newest generation, DESIGN.md §1b) for
+    /// clients that ask for them: `Some(interval)` answers their hello
+    /// with `supports_checksum` and sends one right after the in-sync that
+    /// ends the initial sync, then at most once per `interval` after a
+    /// batch of changes, each describing the state after what was just
+    /// sent. A connection following a cache does this by itself; one given
+    /// its data by hand sends what
+    /// [`send_checksum`](super::ServerConnection::send_checksum) gives it.
+    /// `None` never offers them.
+    pub checksum_interval: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +117,7 @@ impl Default for ServerConfig {
             max_client_message_len: DEFAULT_MAX_CLIENT_MESSAGE_LEN,
             max_server_message_len: DEFAULT_MAX_SERVER_MESSAGE_LEN,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            checksum_interval: Some(DEFAULT_CHECKSUM_INTERVAL),
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::close::CloseReason;
 use crate::codec::WireFormat;
 use crate::error::UsageError;
 use crate::fanout::{Flavour, Pull, Subscription};
-use crate::message::{SerializedUpdate, SyncStatus};
+use crate::message::{Checksum, Message, SerializedUpdate, SyncStatus};
+use std::time::Instant;
 
 impl ServerConnection {
     /// Makes the connection follow a shared
@@ -131,19 +132,42 @@ impl ServerConnection {
         self.state == State::Syncing && self.ready.is_empty() && drained
     }
 
-    /// What the feed offers next, if anything.
-    pub(super) fn next_step(&mut self) -> Option<Step> {
+    /// Queues a snapshot checksum (see [`crate::checksum`]) describing the
+    /// state after everything given before it, for a connection given its
+    /// data by hand: call right after the in-sync status that ends the
+    /// initial sync, and after changes as often as
+    /// [`checksum_interval`](super::ServerConfig::checksum_interval)
+    /// allows. Dropped, never sent, when the client did not negotiate
+    /// checksums (so it is harmless to call for every connection). A
+    /// connection following a cache sends its own.
+    pub fn send_checksum(&mut self, checksum: Checksum) -> Result<(), UsageError> {
+        self.check_open()?;
+        self.manual_queue()?.push_checksum(checksum)
+    }
+
+    /// What the feed offers next, if anything, at `now`.
+    pub(super) fn next_step(&mut self, now: Instant) -> Option<Step> {
         match &mut self.feed {
-            Feed::Manual(queue) => match queue.next()? {
-                Next::Message(message) => Some(Step::Message(message)),
-                Next::EndOfSnapshot => Some(Step::EndOfSnapshot),
+            Feed::Manual(queue) => loop {
+                match queue.next()? {
+                    // Only to a client that negotiated them (the caller
+                    // may queue them before the handshake is done).
+                    Next::Message(Message::Checksum(_)) if !self.checksums => continue,
+                    Next::Message(message) => return Some(Step::Message(message)),
+                    Next::EndOfSnapshot => return Some(Step::EndOfSnapshot),
+                }
             },
             Feed::Cache(subscription) => {
                 let flavour = Flavour {
                     format: self.wire_format.unwrap_or(WireFormat::Native),
                     compressed: self.stream_compressed,
                 };
-                match subscription.pull(flavour, self.compression.is_some()) {
+                if self.checksums
+                    && let Some(interval) = self.config.checksum_interval
+                {
+                    subscription.send_checksums(interval);
+                }
+                match subscription.pull(flavour, self.compression.is_some(), now) {
                     Pull::Output(output) => Some(Step::Output(output)),
                     Pull::EndOfSnapshot => Some(Step::EndOfSnapshot),
                     Pull::Idle => None,

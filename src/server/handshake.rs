@@ -76,6 +76,8 @@ impl ServerConnection {
             return Err(ProtocolError::MissingFeature(super::MODERN_POLICY_KEYS));
         }
         self.legacy_client = !hello.supports_modern_policy_keys;
+        // Only to a client that asked, as upstream.
+        self.checksums = self.config.checksum_interval.is_some() && hello.supports_checksum;
         let wire_format = self.wire_format.unwrap_or(WireFormat::Native);
         self.compression = self
             .config
@@ -91,6 +93,7 @@ impl ServerConnection {
             syncer_type: hello.syncer_type.clone(),
             supports_node_resource_updates: self.config.supports_node_resource_updates,
             server_conn_id: self.config.connection_id,
+            supports_checksum: self.checksums,
             protocol_version: match wire_format {
                 WireFormat::Native => NATIVE_PROTOCOL_VERSION,
                 WireFormat::Gob => 0,

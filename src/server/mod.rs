@@ -19,9 +19,9 @@ pub use limit::ConnectionLimit;
 pub use report::{CloseReasons, ConnectionReport, ServerStats};
 
 pub use config::{
-    DEFAULT_ACK_TIMEOUT, DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
-    DEFAULT_SNAPSHOT_BATCH_SIZE, ServerConfig,
+    DEFAULT_ACK_TIMEOUT, DEFAULT_CHECKSUM_INTERVAL, DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
+    DEFAULT_PONG_TIMEOUT, DEFAULT_SNAPSHOT_BATCH_SIZE, ServerConfig,
 };
 
 use self::pinger::Pinger;
@@ -157,6 +157,8 @@ pub struct ServerConnection {
     draining: bool,
     /// Bytes handed out by `poll_transmit`.
     bytes_sent: u64,
+    /// Whether checksums were negotiated (both sides said so).
+    checksums: bool,
     close_reason: Option<CloseReason>,
 }
 
@@ -200,6 +202,7 @@ impl ServerConnection {
             legacy_client: false,
             draining: false,
             bytes_sent: 0,
+            checksums: false,
             close_reason: None,
             config,
         })
@@ -329,7 +332,9 @@ impl ServerConnection {
     /// [`poll_timeout`](Self::poll_timeout).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         while self.ready.is_empty() && self.state == State::Syncing && !self.draining {
-            let Some(step) = self.next_step() else { break };
+            let Some(step) = self.next_step(now) else {
+                break;
+            };
             match step {
                 Step::Message(Message::Kvs(updates)) if self.would_drop_any(&updates) => {
                     self.refuse_legacy_client();

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use crate::error::UsageError;
-use crate::message::{Message, SerializedUpdate, SyncStatus};
+use crate::message::{Checksum, Message, SerializedUpdate, SyncStatus};
 
 /// A snapshot source: any iterator of updates, in key order.
 pub(crate) type SnapshotFeed = Box<dyn Iterator<Item = SerializedUpdate> + Send>;
@@ -59,6 +59,7 @@ pub(crate) enum Next {
 enum Outgoing {
     Updates(Vec<SerializedUpdate>, usize),
     Status(SyncStatus),
+    Checksum(Checksum),
 }
 
 /// The ordered source of a server connection's data messages.
@@ -145,6 +146,14 @@ impl SendQueue {
         Ok(())
     }
 
+    pub(crate) fn push_checksum(&mut self, checksum: Checksum) -> Result<(), UsageError> {
+        if matches!(self.snapshot, Snapshot::NotGiven) {
+            return Err(UsageError::SnapshotNotSent);
+        }
+        self.backlog.push_back(Outgoing::Checksum(checksum));
+        Ok(())
+    }
+
     /// Bytes of live updates waiting to be sent (the snapshot is not
     /// counted: it is pulled from the caller's iterator as it goes).
     pub(crate) fn queued_bytes(&self) -> usize {
@@ -195,6 +204,9 @@ impl SendQueue {
                     if let Some(message) = self.status_message(status) {
                         return Some(Next::Message(message));
                     }
+                }
+                Outgoing::Checksum(checksum) => {
+                    return Some(Next::Message(Message::Checksum(checksum)));
                 }
             }
         }

@@ -85,6 +85,7 @@ pub fn to_json(message: &Message) -> Value {
                 h.supported_compression_algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "SupportsModernPolicyKeys": h.supports_modern_policy_keys,
             "ClientConnID": h.client_conn_id,
+            "SupportsChecksum": h.supports_checksum,
         }),
         Message::ServerHello(h) => json!({
             "type": "ServerHello",
@@ -92,6 +93,7 @@ pub fn to_json(message: &Message) -> Value {
             "SyncerType": h.syncer_type.as_str(),
             "SupportsNodeResourceUpdates": h.supports_node_resource_updates,
             "ServerConnID": h.server_conn_id,
+            "SupportsChecksum": h.supports_checksum,
         }),
         Message::Kvs(updates) => json!({
             "type": "KVs",
@@ -110,6 +112,11 @@ pub fn to_json(message: &Message) -> Value {
             "CompressionAlgorithm": r.compression_algorithm.as_ref().map_or("", |a| a.as_str()),
         }),
         Message::Ack => json!({"type": "ACK"}),
+        Message::Checksum(c) => json!({
+            "type": "Checksum",
+            "Checksum": c.checksum,
+            "KVCount": c.kv_count,
+        }),
     }
 }
 

@@ -7,7 +7,7 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use syncproto::message::{
-    ClientHello, CompressionAlgorithm, DecoderRestart, Message, Ping, Pong, Revision,
+    Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Message, Ping, Pong, Revision,
     SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, UpdateType, Zone,
 };
 
@@ -115,12 +115,13 @@ pub fn client_hello() -> impl Strategy<Value = ClientHello> {
             any::<bool>(),
             any::<u64>(),
             any::<u32>(),
+            any::<bool>(),
         ),
     )
         .prop_map(
             |(
                 (hostname, info, version, syncer_type),
-                (restart, algorithms, modern, conn_id, protocol_version),
+                (restart, algorithms, modern, conn_id, protocol_version, checksum),
             )| ClientHello {
                 hostname,
                 info,
@@ -130,6 +131,7 @@ pub fn client_hello() -> impl Strategy<Value = ClientHello> {
                 supported_compression_algorithms: algorithms,
                 supports_modern_policy_keys: modern,
                 client_conn_id: conn_id,
+                supports_checksum: checksum,
                 protocol_version,
             },
         )
@@ -142,14 +144,18 @@ pub fn server_hello() -> impl Strategy<Value = ServerHello> {
         any::<bool>(),
         any::<u64>(),
         any::<u32>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(version, syncer_type, node_updates, conn_id, protocol_version)| ServerHello {
-                version,
-                syncer_type,
-                supports_node_resource_updates: node_updates,
-                server_conn_id: conn_id,
-                protocol_version,
+            |(version, syncer_type, node_updates, conn_id, protocol_version, checksum)| {
+                ServerHello {
+                    version,
+                    syncer_type,
+                    supports_node_resource_updates: node_updates,
+                    server_conn_id: conn_id,
+                    supports_checksum: checksum,
+                    protocol_version,
+                }
             },
         )
 }
@@ -183,6 +189,9 @@ pub fn message() -> impl Strategy<Value = Message> {
         }),
         decoder_restart().prop_map(Message::DecoderRestart),
         Just(Message::Ack),
+        (any::<u64>(), any::<i64>()).prop_map(|(checksum, kv_count)| {
+            Message::Checksum(Checksum { checksum, kv_count })
+        }),
     ]
 }
 

@@ -179,7 +179,9 @@ fn run(address: SocketAddr, config: ClientConfig, shared: &Shared) -> Ended {
                         statuses,
                     };
                 }
-                ClientEvent::Dropped { .. } | ClientEvent::Ignored(_) => {}
+                ClientEvent::Dropped { .. }
+                | ClientEvent::Ignored(_)
+                | ClientEvent::Checksum(_) => {}
             }
         }
         if progressed {

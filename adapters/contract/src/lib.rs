@@ -313,6 +313,7 @@ pub fn a_reconnecting_client_resyncs_without_a_full_resend<D: Driver>() {
                 apply(&mut view, updates);
             }
             SessionEvent::Status(status) => statuses.push(status),
+            SessionEvent::Checksum(report) => assert!(report.verified, "{report:?}"),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -340,6 +341,7 @@ pub fn a_reconnecting_client_resyncs_without_a_full_resend<D: Driver>() {
             SessionEvent::Updates(updates) => delivered += apply(&mut view, updates),
             SessionEvent::Status(status) => statuses.push(status),
             SessionEvent::Dropped { key, .. } => panic!("dropped {key}"),
+            SessionEvent::Checksum(report) => assert!(report.verified, "{report:?}"),
         }
         if reconnects > 0 && view.len() == 48 && view[&keys[2]] == "changed" {
             break;

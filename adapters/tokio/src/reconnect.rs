@@ -85,6 +85,11 @@ impl ReconnectingClient {
                 Ok(Some(event)) => {
                     let closed = matches!(event, syncproto::client::ClientEvent::Closed(_));
                     self.session.handle_event(event);
+                    // Its checksum policy dropping the connection: the
+                    // client's `Closed` comes next.
+                    if self.session.take_forced_resync() {
+                        client.close();
+                    }
                     if closed {
                         self.lost();
                     }

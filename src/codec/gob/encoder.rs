@@ -92,6 +92,7 @@ fn message_type(kind: MessageKind) -> TypeId {
         MessageKind::Pong => schema::PONG,
         MessageKind::DecoderRestart => schema::DECODER_RESTART,
         MessageKind::Ack => schema::ACK,
+        MessageKind::Checksum => schema::CHECKSUM,
     }
 }
 
@@ -180,12 +181,14 @@ fn put_message_struct(out: &mut BytesMut, message: &Message) {
             }
             fields.boolean(6, hello.supports_modern_policy_keys);
             fields.uint(7, hello.client_conn_id);
+            fields.boolean(8, hello.supports_checksum);
         }
         Message::ServerHello(hello) => {
             fields.string(0, &hello.version);
             fields.string(1, hello.syncer_type.as_str());
             fields.boolean(2, hello.supports_node_resource_updates);
             fields.uint(3, hello.server_conn_id);
+            fields.boolean(4, hello.supports_checksum);
         }
         Message::Kvs(updates) => {
             if !updates.is_empty() {
@@ -209,6 +212,10 @@ fn put_message_struct(out: &mut BytesMut, message: &Message) {
             }
         }
         Message::Ack => {}
+        Message::Checksum(checksum) => {
+            fields.uint(0, checksum.checksum);
+            fields.int(1, checksum.kv_count);
+        }
     }
     fields.end();
 }

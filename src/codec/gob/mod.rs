@@ -32,6 +32,7 @@ mod wire;
 
 pub use decoder::GobDecoder;
 pub use encoder::GobEncoder;
+pub use names::CHECKSUM_NAME;
 
 use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN};
 

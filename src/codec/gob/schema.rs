@@ -26,6 +26,7 @@ pub(crate) const TIME: TypeId = 74;
 pub(crate) const PONG: TypeId = 75;
 pub(crate) const DECODER_RESTART: TypeId = 76;
 pub(crate) const ACK: TypeId = 77;
+pub(crate) const CHECKSUM: TypeId = 78;
 
 /// A definition to send: upstream's Go type names and field layouts.
 enum Definition {
@@ -34,7 +35,7 @@ enum Definition {
     GobEncoder(&'static str),
 }
 
-const DEFINITIONS: [(TypeId, Definition); 13] = [
+const DEFINITIONS: [(TypeId, Definition); 14] = [
     (
         ENVELOPE,
         Definition::Struct("Envelope", &[("Message", id::INTERFACE)]),
@@ -52,6 +53,7 @@ const DEFINITIONS: [(TypeId, Definition); 13] = [
                 ("SupportedCompressionAlgorithms", COMPRESSION_SLICE),
                 ("SupportsModernPolicyKeys", id::BOOL),
                 ("ClientConnID", id::UINT),
+                ("SupportsChecksum", id::BOOL),
             ],
         ),
     ),
@@ -68,6 +70,7 @@ const DEFINITIONS: [(TypeId, Definition); 13] = [
                 ("SyncerType", id::STRING),
                 ("SupportsNodeResourceUpdates", id::BOOL),
                 ("ServerConnID", id::UINT),
+                ("SupportsChecksum", id::BOOL),
             ],
         ),
     ),
@@ -114,6 +117,13 @@ const DEFINITIONS: [(TypeId, Definition); 13] = [
         ),
     ),
     (ACK, Definition::Struct("MsgACK", &[])),
+    (
+        CHECKSUM,
+        Definition::Struct(
+            "MsgChecksum",
+            &[("Checksum", id::UINT), ("KVCount", id::INT)],
+        ),
+    ),
 ];
 
 /// Field numbers of gob's own `wireType` struct that this schema uses.

@@ -14,8 +14,8 @@ use crate::codec::read_ahead::ReadAhead;
 use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::DecodeError;
 use crate::message::{
-    ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
-    SerializedUpdate, ServerHello, SyncStatus, Timestamp, UpdateType,
+    Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong,
+    Revision, SerializedUpdate, ServerHello, SyncStatus, Timestamp, UpdateType,
 };
 
 /// What a local field requires of the sender's type for it.
@@ -274,6 +274,26 @@ fn decode_message(
             read_planned(session, &plan, |_, ()| Ok(()))?;
             Ok(Message::Ack)
         }
+        MessageKind::Checksum => {
+            let mut checksum = Checksum::default();
+            let plan = compile(
+                session,
+                struct_id,
+                "MsgChecksum",
+                &[
+                    ("Checksum", false, Expect::Basic(id::UINT)),
+                    ("KVCount", true, Expect::Basic(id::INT)),
+                ],
+            )?;
+            read_planned(session, &plan, |session, is_count| {
+                match is_count {
+                    false => checksum.checksum = session.reader.read_uint()?,
+                    true => checksum.kv_count = session.reader.read_int()?,
+                }
+                Ok(())
+            })?;
+            Ok(Message::Checksum(checksum))
+        }
     }
 }
 
@@ -287,6 +307,7 @@ enum HelloField {
     Compression,
     ModernPolicyKeys,
     ConnId,
+    SupportsChecksum,
 }
 
 fn decode_client_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<ClientHello, Stop> {
@@ -316,6 +337,11 @@ fn decode_client_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<C
                 Expect::Basic(id::BOOL),
             ),
             ("ClientConnID", ConnId, Expect::Basic(id::UINT)),
+            (
+                "SupportsChecksum",
+                SupportsChecksum,
+                Expect::Basic(id::BOOL),
+            ),
         ],
     )?;
     let mut hello = ClientHello::default();
@@ -348,6 +374,7 @@ fn decode_client_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<C
             }
             ModernPolicyKeys => hello.supports_modern_policy_keys = reader.read_bool()?,
             ConnId => hello.client_conn_id = reader.read_uint()?,
+            SupportsChecksum => hello.supports_checksum = reader.read_bool()?,
         }
         Ok(())
     })?;
@@ -369,6 +396,11 @@ fn decode_server_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<S
                 Expect::Basic(id::BOOL),
             ),
             ("ServerConnID", ConnId, Expect::Basic(id::UINT)),
+            (
+                "SupportsChecksum",
+                SupportsChecksum,
+                Expect::Basic(id::BOOL),
+            ),
         ],
     )?;
     // An old server sends no syncer type: that means Felix.
@@ -381,6 +413,7 @@ fn decode_server_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<S
             }
             SupportsDecoderRestart => hello.supports_node_resource_updates = reader.read_bool()?,
             ConnId => hello.server_conn_id = reader.read_uint()?,
+            SupportsChecksum => hello.supports_checksum = reader.read_bool()?,
             _ => hello.version = reader.read_str()?.to_owned(),
         }
         Ok(())

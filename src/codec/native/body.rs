@@ -18,9 +18,9 @@ use crate::codec::read_ahead::ReadAhead;
 use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::DecodeError;
 use crate::message::{
-    ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong, Revision,
-    SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, TimestampError, UpdateType,
-    Zone,
+    Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong,
+    Revision, SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, TimestampError,
+    UpdateType, Zone,
 };
 
 /// Message tags, the first varint of every body. Append only: a tag, once
@@ -34,6 +34,8 @@ pub(crate) mod tag {
     pub(crate) const PONG: u64 = 5;
     pub(crate) const DECODER_RESTART: u64 = 6;
     pub(crate) const ACK: u64 = 7;
+    /// Protocol version 2.
+    pub(crate) const CHECKSUM: u64 = 8;
 }
 
 /// The smallest encoding of one update (six one-byte fields), used to cap
@@ -115,6 +117,30 @@ fn client_hello_error(error: postcard::Error) -> DecodeError {
         },
         other => malformed(MessageKind::ClientHello)(other),
     }
+}
+
+/// What protocol version 2 appends to both hellos. (A version-1 peer
+/// stops before it; decoding then reads every field as false.)
+#[derive(Serialize, Deserialize, Default)]
+struct HelloV2 {
+    supports_checksum: bool,
+}
+
+/// Reads what newer peers append to a hello: version 2's fields if
+/// present, ignoring anything after them (a yet newer peer's).
+fn hello_v2(rest: &[u8], message: MessageKind) -> Result<HelloV2, DecodeError> {
+    if rest.is_empty() {
+        return Ok(HelloV2::default());
+    }
+    postcard::take_from_bytes::<HelloV2>(rest)
+        .map(|(fields, _newer_fields)| fields)
+        .map_err(malformed(message))
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChecksumLayout {
+    checksum: u64,
+    kv_count: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -203,18 +229,23 @@ pub(crate) fn decode(frame: &Bytes, direction: Option<Direction>) -> Result<Mess
         tag::CLIENT_HELLO => {
             // Hellos tolerate trailing bytes: they are exchanged before either
             // side knows the other's version, so newer peers append fields.
-            let (layout, _newer_fields) = postcard::take_from_bytes::<ClientHelloLayout<'_>>(body)
+            let (layout, rest) = postcard::take_from_bytes::<ClientHelloLayout<'_>>(body)
                 .map_err(client_hello_error)?;
-            Ok(Message::ClientHello(client_hello_from(&layout)))
+            let v2 = hello_v2(rest, MessageKind::ClientHello)?;
+            let mut hello = client_hello_from(&layout);
+            hello.supports_checksum = v2.supports_checksum;
+            Ok(Message::ClientHello(hello))
         }
         tag::SERVER_HELLO => {
-            let (layout, _newer_fields) = postcard::take_from_bytes::<ServerHelloLayout<'_>>(body)
+            let (layout, rest) = postcard::take_from_bytes::<ServerHelloLayout<'_>>(body)
                 .map_err(malformed(MessageKind::ServerHello))?;
+            let v2 = hello_v2(rest, MessageKind::ServerHello)?;
             Ok(Message::ServerHello(ServerHello {
                 version: layout.version.to_owned(),
                 syncer_type: SyncerType::from_wire(layout.syncer_type),
                 supports_node_resource_updates: layout.supports_node_resource_updates,
                 server_conn_id: layout.server_conn_id,
+                supports_checksum: v2.supports_checksum,
                 protocol_version: layout.protocol_version,
             }))
         }
@@ -255,6 +286,13 @@ pub(crate) fn decode(frame: &Bytes, direction: Option<Direction>) -> Result<Mess
                 count,
             }),
         },
+        tag::CHECKSUM => {
+            let layout: ChecksumLayout = strict(MessageKind::Checksum, body)?;
+            Ok(Message::Checksum(Checksum {
+                checksum: layout.checksum,
+                kv_count: layout.kv_count,
+            }))
+        }
         unknown => Err(DecodeError::UnknownMessageTag(unknown)),
     }
 }
@@ -269,6 +307,7 @@ fn kind_of_tag(tag: u64) -> Option<MessageKind> {
         tag::PONG => MessageKind::Pong,
         tag::DECODER_RESTART => MessageKind::DecoderRestart,
         tag::ACK => MessageKind::Ack,
+        tag::CHECKSUM => MessageKind::Checksum,
         _ => return None,
     })
 }
@@ -303,6 +342,8 @@ fn client_hello_from(layout: &ClientHelloLayout<'_>) -> ClientHello {
             .collect(),
         supports_modern_policy_keys: layout.supports_modern_policy_keys,
         client_conn_id: layout.client_conn_id,
+        // Read after the layout, if the peer sent it.
+        supports_checksum: false,
         protocol_version: layout.protocol_version,
     }
 }
@@ -546,6 +587,12 @@ pub(crate) fn encode(message: &Message, out: &mut BytesMut) {
                     protocol_version: hello.protocol_version,
                 },
             );
+            append(
+                out,
+                &HelloV2 {
+                    supports_checksum: hello.supports_checksum,
+                },
+            );
         }
         Message::ServerHello(hello) => {
             varint::write(out, tag::SERVER_HELLO);
@@ -557,6 +604,12 @@ pub(crate) fn encode(message: &Message, out: &mut BytesMut) {
                     supports_node_resource_updates: hello.supports_node_resource_updates,
                     server_conn_id: hello.server_conn_id,
                     protocol_version: hello.protocol_version,
+                },
+            );
+            append(
+                out,
+                &HelloV2 {
+                    supports_checksum: hello.supports_checksum,
                 },
             );
         }
@@ -599,5 +652,15 @@ pub(crate) fn encode(message: &Message, out: &mut BytesMut) {
             );
         }
         Message::Ack => varint::write(out, tag::ACK),
+        Message::Checksum(checksum) => {
+            varint::write(out, tag::CHECKSUM);
+            append(
+                out,
+                &ChecksumLayout {
+                    checksum: checksum.checksum,
+                    kv_count: checksum.kv_count,
+                },
+            );
+        }
     }
 }

@@ -18,8 +18,12 @@
 //! the preamble, and so does the new stream after a
 //! [`DecoderRestart`](crate::message::DecoderRestart).
 //!
+//! FORMAT.md at the repository root specifies the format for other
+//! implementations, with golden vectors.
+//!
 //! Tags, in order: 0 `ClientHello`, 1 `ServerHello`, 2 `Kvs`, 3
-//! `SyncStatus`, 4 `Ping`, 5 `Pong`, 6 `DecoderRestart`, 7 `Ack`. The fields
+//! `SyncStatus`, 4 `Ping`, 5 `Pong`, 6 `DecoderRestart`, 7 `Ack`, 8
+//! `Checksum`. The fields
 //! follow in the order the message structs declare them, in postcard's
 //! encoding (varints for integers, zigzag for signed ones, length-prefixed
 //! strings and byte strings, `0`/`1` for options and booleans, a varint
@@ -46,7 +50,9 @@ pub use decoder::NativeDecoder;
 pub use encoder::NativeEncoder;
 
 /// The native protocol version this crate speaks, sent in both hellos.
-pub const NATIVE_PROTOCOL_VERSION: u32 = 1;
+/// Version 2 added the hellos' `supports_checksum` and the `Checksum`
+/// message (tag 8); see FORMAT.md.
+pub const NATIVE_PROTOCOL_VERSION: u32 = 2;
 
 /// The framing version in the preamble's last byte.
 pub const FRAMING_VERSION: u8 = 1;

@@ -199,8 +199,8 @@ fn unknown_framing_version_is_rejected() {
 #[test]
 fn unknown_message_tag_is_rejected() {
     assert_eq!(
-        decode_one(stream_with_body(&[8])),
-        Err(DecodeError::UnknownMessageTag(8))
+        decode_one(stream_with_body(&[9])),
+        Err(DecodeError::UnknownMessageTag(9))
     );
     assert_eq!(
         decode_one(stream_with_body(&[0xff, 0x01])),

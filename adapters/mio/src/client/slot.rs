@@ -116,6 +116,11 @@ impl ClientSlot {
                 && let Some(session) = self.state.session.as_mut()
             {
                 session.handle_event(event);
+                // Its checksum policy dropping the connection: the
+                // machine's `Closed` follows in this loop.
+                if session.take_forced_resync() {
+                    machine.close();
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use syncproto::client::ClientEvent;
+use syncproto::client::{ChecksumReport, ClientEvent};
 use syncproto::message::{ByteString, ServerHello, SyncStatus};
 use syncproto::session::Session;
 
@@ -22,6 +22,7 @@ pub struct ClientState {
     pub(super) updates_messages: u64,
     pub(super) dropped_keys: u64,
     pub(super) ignored_messages: u64,
+    pub(super) last_checksum: Option<ChecksumReport>,
     pub(super) closed: Option<Disconnect>,
     pub(super) session: Option<Session>,
 }
@@ -35,6 +36,7 @@ pub(super) static NO_STATE: ClientState = ClientState {
     updates_messages: 0,
     dropped_keys: 0,
     ignored_messages: 0,
+    last_checksum: None,
     closed: None,
     session: None,
 };
@@ -82,6 +84,12 @@ impl ClientState {
         self.ignored_messages
     }
 
+    /// The last snapshot checksum comparison (see
+    /// [`ClientEvent::Checksum`]), when the server sends checksums.
+    pub fn last_checksum(&self) -> Option<&ChecksumReport> {
+        self.last_checksum.as_ref()
+    }
+
     /// Why the client ended, once it has. A reconnecting client ends only
     /// when closed ([`Clients::close`](super::Clients::close)); the
     /// connections it loses on the way are reported by its session
@@ -123,6 +131,7 @@ impl ClientState {
             ClientEvent::Connected(hello) => self.server_hello = Some(hello.clone()),
             ClientEvent::Dropped { .. } => self.dropped_keys += 1,
             ClientEvent::Ignored(_) => self.ignored_messages += 1,
+            ClientEvent::Checksum(report) => self.last_checksum = Some(*report),
             ClientEvent::Closed(_) => {}
         }
     }

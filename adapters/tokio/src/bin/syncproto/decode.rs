@@ -101,6 +101,7 @@ fn lines(message: &Message) -> Vec<String> {
             "compression": hello.supported_compression_algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "supports_modern_policy_keys": hello.supports_modern_policy_keys,
             "client_conn_id": hello.client_conn_id,
+            "supports_checksum": hello.supports_checksum,
         }),
         Message::ServerHello(hello) => json!({
             "type": "ServerHello",
@@ -108,6 +109,7 @@ fn lines(message: &Message) -> Vec<String> {
             "syncer_type": hello.syncer_type.as_str(),
             "supports_node_resource_updates": hello.supports_node_resource_updates,
             "server_conn_id": hello.server_conn_id,
+            "supports_checksum": hello.supports_checksum,
         }),
         Message::SyncStatus(status) => json!({"status": status.as_str()}),
         Message::Ping(ping) => json!({"type": "Ping", "timestamp": ping.timestamp.to_string()}),
@@ -122,6 +124,11 @@ fn lines(message: &Message) -> Vec<String> {
             "compression": restart.compression_algorithm.as_ref().map(|a| a.as_str()),
         }),
         Message::Ack => json!({"type": "Ack"}),
+        Message::Checksum(checksum) => json!({
+            "type": "Checksum",
+            "checksum": format!("{:#018x}", checksum.checksum),
+            "kv_count": checksum.kv_count,
+        }),
     };
     vec![Value::to_string(&object)]
 }
