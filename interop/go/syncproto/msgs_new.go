@@ -1,7 +1,7 @@
 //go:build !v325
 
-// The newest upstream field set (DESIGN.md §1): every message, including
-// MsgDecoderRestart and MsgACK.
+// The newest upstream field set (DESIGN.md §1, §1b): every message,
+// including MsgDecoderRestart, MsgACK and MsgChecksum.
 
 package syncproto
 
@@ -19,6 +19,16 @@ const SupportsCompression = true
 // HasV3ResourceVersion is true when SerializedUpdate has V3ResourceVersion.
 const HasV3ResourceVersion = true
 
+// SupportsChecksums is true when this layout has the hellos'
+// SupportsChecksum and MsgChecksum.
+const SupportsChecksums = true
+
+// ChecksumName is the name MsgChecksum is registered under. It is inferred
+// from upstream's naming rule (namePrefix + the Go type name), like every
+// other message's; it lives in this one constant so that a correction is a
+// one-line change.
+const ChecksumName = namePrefix + "MsgChecksum"
+
 type MsgClientHello struct {
 	Hostname string
 	Info     string
@@ -32,6 +42,10 @@ type MsgClientHello struct {
 	SupportsModernPolicyKeys bool
 
 	ClientConnID uint64
+
+	// Appended last, as upstream appends: gob matches fields by name, so
+	// older peers ignore it, but the type definition on the wire changes.
+	SupportsChecksum bool
 }
 
 type MsgServerHello struct {
@@ -42,6 +56,9 @@ type MsgServerHello struct {
 	SupportsNodeResourceUpdates bool
 
 	ServerConnID uint64
+
+	// True only when the client asked and the server will send checksums.
+	SupportsChecksum bool
 }
 
 type MsgDecoderRestart struct {
@@ -50,6 +67,14 @@ type MsgDecoderRestart struct {
 }
 
 type MsgACK struct{}
+
+// MsgChecksum is a server's snapshot checksum: the XOR of the digests of
+// its live entries (see the checksum code in package main) and their
+// number, describing the state after everything it sent before.
+type MsgChecksum struct {
+	Checksum uint64
+	KVCount  int64
+}
 
 type SerializedUpdate struct {
 	Key               string
@@ -69,6 +94,7 @@ func init() {
 	gob.RegisterName(namePrefix+"MsgPing", MsgPing{})
 	gob.RegisterName(namePrefix+"MsgPong", MsgPong{})
 	gob.RegisterName(namePrefix+"MsgKVs", MsgKVs{})
+	gob.RegisterName(ChecksumName, MsgChecksum{})
 }
 
 // NewClientHello builds the hello the client mode sends.
@@ -99,6 +125,7 @@ func FullClientHello() MsgClientHello {
 		SupportedCompressionAlgorithms: []CompressionAlgorithm{CompressionSnappy, "zstd"},
 		SupportsModernPolicyKeys:       true,
 		ClientConnID:                   0x8123456789abcdef,
+		SupportsChecksum:               true,
 	}
 }
 
@@ -134,6 +161,29 @@ func NewServerHello(version string, syncer SyncerType, connID uint64) MsgServerH
 
 // ServerSyncer is the syncer type a server echoed ("" in v3.2.5).
 func ServerSyncer(h MsgServerHello) SyncerType { return h.SyncerType }
+
+// RequestChecksums sets the client hello's SupportsChecksum.
+func RequestChecksums(h *MsgClientHello, on bool) { h.SupportsChecksum = on }
+
+// ClientWantsChecksums reports whether the client asked for checksums.
+func ClientWantsChecksums(h MsgClientHello) bool { return h.SupportsChecksum }
+
+// AgreeChecksums sets the server hello's SupportsChecksum.
+func AgreeChecksums(h *MsgServerHello, on bool) { h.SupportsChecksum = on }
+
+// ServerSendsChecksums reports whether the server agreed to send checksums.
+func ServerSendsChecksums(h MsgServerHello) bool { return h.SupportsChecksum }
+
+// NewChecksum builds a MsgChecksum; ok is false in layouts without it.
+func NewChecksum(checksum uint64, kvCount int64) (msg interface{}, ok bool) {
+	return MsgChecksum{Checksum: checksum, KVCount: kvCount}, true
+}
+
+// AsChecksum unpacks a MsgChecksum.
+func AsChecksum(msg interface{}) (checksum uint64, kvCount int64, ok bool) {
+	m, ok := msg.(MsgChecksum)
+	return m.Checksum, m.KVCount, ok
+}
 
 // SetV3ResourceVersion sets the field where the layout has it.
 func SetV3ResourceVersion(u *SerializedUpdate, v string) { u.V3ResourceVersion = v }
@@ -180,6 +230,7 @@ func LayoutFields(msg interface{}) (fields []Field, ok bool) {
 			{"SupportedCompressionAlgorithms", algs},
 			{"SupportsModernPolicyKeys", m.SupportsModernPolicyKeys},
 			{"ClientConnID", m.ClientConnID},
+			{"SupportsChecksum", m.SupportsChecksum},
 		}, true
 	case MsgServerHello:
 		return []Field{
@@ -188,6 +239,7 @@ func LayoutFields(msg interface{}) (fields []Field, ok bool) {
 			{"SyncerType", string(m.SyncerType)},
 			{"SupportsNodeResourceUpdates", m.SupportsNodeResourceUpdates},
 			{"ServerConnID", m.ServerConnID},
+			{"SupportsChecksum", m.SupportsChecksum},
 		}, true
 	case MsgDecoderRestart:
 		return []Field{
@@ -197,6 +249,12 @@ func LayoutFields(msg interface{}) (fields []Field, ok bool) {
 		}, true
 	case MsgACK:
 		return []Field{{"type", "ACK"}}, true
+	case MsgChecksum:
+		return []Field{
+			{"type", "Checksum"},
+			{"Checksum", m.Checksum},
+			{"KVCount", m.KVCount},
+		}, true
 	}
 	return nil, false
 }

@@ -1,7 +1,8 @@
 //go:build v325
 
 // The v3.2.5 field set (reference/syncproto-v3.2.5-godoc.txt): no syncer
-// type, no compression, no MsgDecoderRestart / MsgACK, no V3ResourceVersion.
+// type, no compression, no MsgDecoderRestart / MsgACK, no V3ResourceVersion,
+// no snapshot checksums.
 
 package syncproto
 
@@ -18,6 +19,12 @@ const SupportsCompression = false
 
 // HasV3ResourceVersion is true when SerializedUpdate has V3ResourceVersion.
 const HasV3ResourceVersion = false
+
+// SupportsChecksums is true when this layout has the hellos'
+// SupportsChecksum and MsgChecksum. v3.2.5 has neither: MsgChecksum is not
+// registered, so receiving one is a gob decode error, as for a real v3.2.5
+// peer.
+const SupportsChecksums = false
 
 type MsgClientHello struct {
 	Hostname string
@@ -78,6 +85,26 @@ func NewServerHello(version string, syncer SyncerType, connID uint64) MsgServerH
 
 // ServerSyncer is the syncer type a server echoed ("" in v3.2.5).
 func ServerSyncer(h MsgServerHello) SyncerType { return "" }
+
+// RequestChecksums sets the client hello's SupportsChecksum (no such field).
+func RequestChecksums(h *MsgClientHello, on bool) {}
+
+// ClientWantsChecksums reports whether the client asked for checksums
+// (a v3.2.5 client cannot).
+func ClientWantsChecksums(h MsgClientHello) bool { return false }
+
+// AgreeChecksums sets the server hello's SupportsChecksum (no such field).
+func AgreeChecksums(h *MsgServerHello, on bool) {}
+
+// ServerSendsChecksums reports whether the server agreed to send checksums
+// (a v3.2.5 server cannot).
+func ServerSendsChecksums(h MsgServerHello) bool { return false }
+
+// NewChecksum builds a MsgChecksum; ok is false in layouts without it.
+func NewChecksum(checksum uint64, kvCount int64) (msg interface{}, ok bool) { return nil, false }
+
+// AsChecksum unpacks a MsgChecksum (never one here).
+func AsChecksum(msg interface{}) (checksum uint64, kvCount int64, ok bool) { return 0, 0, false }
 
 // SetV3ResourceVersion sets the field where the layout has it (not here).
 func SetV3ResourceVersion(u *SerializedUpdate, v string) {}

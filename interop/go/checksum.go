@@ -1,0 +1,111 @@
+package main
+
+// Snapshot checksums (upstream's newest generation, DESIGN.md §1b): each
+// live entry's digest is xxhash64(seed 0) over uint64-LE(len(key)) ‖ key ‖
+// value, the key and value bytes as they travel; a store's checksum is the
+// XOR of its live entries' digests, with the number of live entries beside
+// it. XOR is its own inverse and order-free, so the checksum is kept up to
+// date change by change (never by scanning the store): an insert XORs the
+// new digest in, a deletion XORs the old one out, a replacement does both.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"syncproto/interop/go/syncproto"
+)
+
+// entryDigest is one live entry's digest. The length prefix keeps
+// ("ab","c") and ("a","bc") apart.
+func entryDigest(key string, value []byte) uint64 {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(key)))
+	d := newXXH64(0)
+	d.Write(n[:])
+	d.Write([]byte(key))
+	d.Write(value)
+	return d.Sum64()
+}
+
+// stateChecksum is a store's checksum and live-entry count, as MsgChecksum
+// carries them.
+type stateChecksum struct {
+	Checksum uint64
+	KVCount  int64
+}
+
+// replace accounts for key's entry changing from old to new, where an
+// empty (or nil) value means the key is absent: an update with an empty
+// value is a deletion on the wire, since gob omits empty byte slices. A
+// write of an identical value and a deletion of an absent key change
+// nothing.
+func (s *stateChecksum) replace(key string, old, new []byte) {
+	if bytes.Equal(old, new) {
+		return
+	}
+	if len(old) > 0 {
+		s.Checksum ^= entryDigest(key, old)
+		s.KVCount--
+	}
+	if len(new) > 0 {
+		s.Checksum ^= entryDigest(key, new)
+		s.KVCount++
+	}
+}
+
+// hex renders the checksum as the summaries print it: 0x and 16 digits.
+func (s stateChecksum) hex() string { return fmt.Sprintf("0x%016x", s.Checksum) }
+
+// message is the MsgChecksum for this state (ok false in v3.2.5).
+func (s stateChecksum) message() (interface{}, bool) {
+	return syncproto.NewChecksum(s.Checksum, s.KVCount)
+}
+
+// applySum is datastore.apply keeping sum in step with the change.
+func (d datastore) applySum(u syncproto.SerializedUpdate, sum *stateChecksum) {
+	sum.replace(u.Key, d[u.Key].Value, u.Value) // an absent key's zero value has a nil Value
+	d.apply(u)
+}
+
+// checksumSchedule decides when one server-side connection sends a
+// MsgChecksum, as upstream's server does: right after the SyncStatus(InSync)
+// that ends the initial sync, then after a batch of deltas at most once per
+// interval (0: after every batch), each describing the state after what
+// was just sent. A nil schedule (checksums not negotiated) never sends.
+type checksumSchedule struct {
+	interval time.Duration
+	synced   bool      // the first in-sync went out
+	lastSent time.Time // when the last checksum went out
+}
+
+// newChecksumSchedule is the schedule of a connection whose client asked
+// for checksums (wanted), or nil when it did not or they are disabled.
+func newChecksumSchedule(enabled, wanted bool, interval time.Duration) *checksumSchedule {
+	if !enabled || !wanted || !syncproto.SupportsChecksums {
+		return nil
+	}
+	return &checksumSchedule{interval: interval}
+}
+
+// after is called once the connection has sent a message of deltas
+// (deltas), a status (statusSent, status), or both (a hub breadcrumb's
+// deltas then its status); it reports whether a checksum goes next.
+func (s *checksumSchedule) after(deltas bool, statusSent bool, status syncproto.SyncStatus, now time.Time) bool {
+	if s == nil {
+		return false
+	}
+	if statusSent && status == syncproto.InSync && !s.synced {
+		// The initial sync ends: a checksum at once, whatever the interval.
+		s.synced, s.lastSent = true, now
+		return true
+	}
+	// Before the initial sync ends, deltas get no checksum: the client's
+	// state is not yet meant to be complete.
+	if deltas && s.synced && now.Sub(s.lastSent) >= s.interval {
+		s.lastSent = now
+		return true
+	}
+	return false
+}
