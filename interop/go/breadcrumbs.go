@@ -21,6 +21,9 @@ type breadcrumb struct {
 	timestamp time.Time
 	deltas    []syncproto.SerializedUpdate
 	status    syncproto.SyncStatus
+	// sum is the store's checksum as of this breadcrumb (after its
+	// deltas): what a MsgChecksum sent after it describes.
+	sum stateChecksum
 
 	// kvs is the store as of this breadcrumb, ascending by key. It is
 	// built on first use, while this breadcrumb is the current one (the
@@ -59,8 +62,11 @@ type crumbCache struct {
 	pending []syncproto.SerializedUpdate
 	status  syncproto.SyncStatus
 
-	mu      sync.Mutex
-	store   datastore
+	mu    sync.Mutex
+	store datastore
+	// sum is the store's checksum, kept in step with every change to
+	// store (never recomputed by scanning it).
+	sum     stateChecksum
 	current *breadcrumb
 }
 
@@ -115,7 +121,8 @@ func (c *crumbCache) flush() []*breadcrumb {
 			}
 			old, exists := c.store[u.Key]
 			if len(u.Value) == 0 {
-				// A deletion is always passed on, even for an absent key.
+				// A deletion is always passed on, even for an absent key
+				// (which leaves the checksum as it was).
 				delete(c.store, u.Key)
 			} else {
 				if exists && wouldBeNoOp(u, old) {
@@ -125,12 +132,14 @@ func (c *crumbCache) flush() []*breadcrumb {
 				stored.UpdateType = syncproto.UpdateTypeNew
 				c.store[u.Key] = stored
 			}
+			c.sum.replace(u.Key, old.Value, u.Value)
 			crumb.deltas = append(crumb.deltas, u)
 			changed = true
 		}
 		if !changed {
 			continue
 		}
+		crumb.sum = c.sum
 		last.next = crumb
 		published = append(published, crumb)
 		last = crumb
@@ -180,6 +189,13 @@ func (c *crumbCache) snapshot() (*breadcrumb, []syncproto.SerializedUpdate) {
 		crumb.kvsBuilt = true
 	}
 	return crumb, crumb.kvs
+}
+
+// checksum is the store's current checksum (for the summary).
+func (c *crumbCache) checksum() stateChecksum {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sum
 }
 
 // storeCopy is a copy of the store (for --state-out).

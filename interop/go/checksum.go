@@ -11,6 +11,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -108,4 +109,58 @@ func (s *checksumSchedule) after(deltas bool, statusSent bool, status syncproto.
 		return true
 	}
 	return false
+}
+
+// checksumCheck is a client's side: the checksum of what it received, kept
+// as updates are applied, and its comparisons with the server's.
+type checksumCheck struct {
+	local         stateChecksum
+	verified      int
+	mismatches    int
+	last          *stateChecksum // the server's latest, nil before the first
+	firstMismatch string
+}
+
+func newChecksumCheck() *checksumCheck { return &checksumCheck{} }
+
+// compare checks a server checksum against the state received so far. The
+// comparison is full (checksum and count): this peer always knows both.
+func (c *checksumCheck) compare(server stateChecksum) {
+	c.last = &server
+	if server == c.local {
+		c.verified++
+		return
+	}
+	c.mismatches++
+	if c.firstMismatch == "" {
+		c.firstMismatch = fmt.Sprintf("checksum %d: server %s with %d keys, client %s with %d keys",
+			c.verified+c.mismatches, server.hex(), server.KVCount, c.local.hex(), c.local.KVCount)
+	}
+}
+
+// fields are the summary's checksum fields (last_server_* null before any).
+func (c *checksumCheck) fields() ordered {
+	var lastSum, lastCount interface{}
+	if c.last != nil {
+		lastSum, lastCount = c.last.hex(), c.last.KVCount
+	}
+	return ordered{
+		{"checksums_verified", c.verified},
+		{"checksum_mismatches", c.mismatches},
+		{"last_server_checksum", lastSum},
+		{"last_server_kv_count", lastCount},
+		{"checksum", c.local.hex()},
+		{"kv_count", c.local.KVCount},
+	}
+}
+
+// required is --require-checksums: at least one verified, none mismatched.
+func (c *checksumCheck) required() error {
+	if c.mismatches > 0 {
+		return fmt.Errorf("%d of %d checksums mismatched (first: %s)", c.mismatches, c.verified+c.mismatches, c.firstMismatch)
+	}
+	if c.verified == 0 {
+		return errors.New("no checksum was verified: the server sent none")
+	}
+	return nil
 }

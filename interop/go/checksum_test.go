@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,5 +242,35 @@ func TestChecksumSchedule(t *testing.T) {
 		if !every.after(true, false, 0, at(0)) {
 			t.Errorf("interval 0: batch %d without a checksum", i)
 		}
+	}
+}
+
+// A v3.2.5 hello cannot ask for checksums, so --require-checksums fails
+// there; in the new layout the initial checksum verifies. Either way the
+// summary's own checksum is that of the state received.
+func TestRequireChecksumsByLayout(t *testing.T) {
+	dir := t.TempDir()
+	snapPath, updPath := writeTestData(t, dir, 40)
+	data, err := loadServerData(snapPath, updPath, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testServerConfig()
+	cfg.checksumInterval = time.Hour // only the initial checksum
+	addr, done := startServer(t, cfg, data)
+	summary, state, err := runClient(clientConfig{connect: addr, readTimeout: 10 * time.Second, dialTimeout: 5 * time.Second,
+		checksums: true, requireSums: true})
+	if res := <-done; res.err != nil {
+		t.Fatalf("server: %v", res.err)
+	}
+	if syncproto.SupportsChecksums {
+		if err != nil || summary.get("checksums_verified") != 1 {
+			t.Fatalf("client %v %v", err, summary)
+		}
+	} else if err == nil || !strings.Contains(err.Error(), "no checksum was verified") || summary == nil {
+		t.Fatalf("client %v %v", err, summary)
+	}
+	if want := fromScratch(state); summary.get("checksum") != want.hex() || summary.get("kv_count") != want.KVCount {
+		t.Errorf("summary %v, state %+v", summary, want)
 	}
 }

@@ -28,6 +28,8 @@ type clientConfig struct {
 	dialTimeout   time.Duration
 	reportKey     string
 	writeBackRV   bool
+	checksums     bool      // ask for snapshot checksums and check them
+	requireSums   bool      // fail unless one verified and none mismatched
 	events        io.Writer // --report-key lines go here (nil: nowhere)
 }
 
@@ -51,15 +53,25 @@ func clientMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.dialTimeout, "dial-timeout", 10*time.Second, "connect timeout")
 	fs.StringVar(&cfg.reportKey, "report-key", "", "print an event line whenever an update for this key arrives")
 	fs.BoolVar(&cfg.writeBackRV, "write-back-resource-versions", false, "in --state-out, write V3ResourceVersion back into /calico/resources/v3/ values, as Felix does (new layout)")
+	fs.BoolVar(&cfg.checksums, "checksums", false, "ask for snapshot checksums (SupportsChecksum) and check each against the state received (new layout)")
+	fs.BoolVar(&cfg.requireSums, "require-checksums", false, "fail unless at least one checksum verified and none mismatched (implies --checksums)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	cfg.checksums = cfg.checksums || cfg.requireSums
 	if fs.NArg() != 0 || cfg.connect == "" {
 		fmt.Fprintln(stderr, "go-peer client: --connect ADDR is required and no positional arguments are taken")
 		return exitUsage
 	}
 	cfg.events = stdout
 	summary, state, err := runClient(cfg)
+	if err != nil && summary != nil {
+		// The stream ended cleanly but a check of the whole run failed:
+		// the summary, marked failed.
+		o := ordered{{"ok", false}, {"layout", syncproto.LayoutName}, {"error", err.Error()}}
+		printJSON(stdout, append(o, summary.without("ok").without("layout")...))
+		return exitFail
+	}
 	if err != nil {
 		return failJSON(stdout, err)
 	}
@@ -73,7 +85,9 @@ func clientMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // runClient follows one connection to EOF and returns the summary and the
-// state to write (with --write-back-resource-versions applied).
+// state to write (with --write-back-resource-versions applied). An error
+// with a summary is a failed --require-checksums: the stream itself was
+// fine.
 func runClient(cfg clientConfig) (ordered, datastore, error) {
 	conn, err := net.DialTimeout("tcp", cfg.connect, cfg.dialTimeout)
 	if err != nil {
@@ -97,6 +111,9 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 	}
 	compress := cfg.compress && syncproto.SupportsCompression
 	hello := syncproto.NewClientHello(cfg.hostname, clientInfo, clientVersion, syncproto.SyncerType(cfg.syncer), compress, clientConnID)
+	// A v3.2.5 hello cannot ask; --require-checksums then fails at the end.
+	askSums := cfg.checksums && syncproto.SupportsChecksums
+	syncproto.RequestChecksums(&hello, askSums)
 	if err := send(hello); err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +159,14 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 		}
 	}
 
+	// The server echoes SupportsChecksum only for a client that asked.
+	sumsAgreed := syncproto.ServerSendsChecksums(serverHello)
+	if sumsAgreed && !askSums {
+		return nil, nil, errors.New("server agreed to send checksums, which the client did not ask for")
+	}
+
 	state := datastore{}
+	sums := newChecksumCheck()
 	kvs, pings, restarts, pingsReceived, pongsSent := 0, 0, 0, 0, 0
 	statuses := []string{}
 	for {
@@ -156,7 +180,13 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 		switch m := msg.(type) {
 		case syncproto.MsgKVs:
 			for _, u := range m.KVs {
-				state.apply(u)
+				if cfg.checksums {
+					// The checksum covers the values as they arrived
+					// (before any resource-version write-back).
+					state.applySum(u, &sums.local)
+				} else {
+					state.apply(u)
+				}
 				if cfg.reportKey != "" && u.Key == cfg.reportKey && cfg.events != nil {
 					reportKey(cfg.events, &u)
 				}
@@ -178,6 +208,19 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 		case syncproto.MsgServerHello:
 			return nil, nil, errors.New("unexpected second ServerHello")
 		default:
+			if checksum, count, ok := syncproto.AsChecksum(m); ok {
+				// gob decodes it whatever the hello said (the type is
+				// registered), so the client must check it was asked for.
+				switch {
+				case !askSums:
+					return nil, nil, errors.New("server sent a checksum without being asked")
+				case !sumsAgreed:
+					return nil, nil, errors.New("server sent a checksum after its ServerHello declined them")
+				}
+				// Everything the server sent before it has been applied.
+				sums.compare(stateChecksum{Checksum: checksum, KVCount: count})
+				continue
+			}
 			text, alg, ok := syncproto.AsDecoderRestart(m)
 			if !ok {
 				return nil, nil, fmt.Errorf("unexpected server message %s", describe(m))
@@ -209,7 +252,7 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 		writeBackResourceVersions(state)
 	}
 	shJSON, _ := messageJSON(serverHello)
-	return ordered{
+	summary := ordered{
 		{"ok", true},
 		{"layout", syncproto.LayoutName},
 		{"server_hello", shJSON.without("type")},
@@ -219,7 +262,17 @@ func runClient(cfg clientConfig) (ordered, datastore, error) {
 		{"restarts", restarts},
 		{"pings_received", pingsReceived},
 		{"pongs_sent", pongsSent},
-	}, state, nil
+	}
+	if !cfg.checksums {
+		return summary, state, nil
+	}
+	summary = append(summary, sums.fields()...)
+	if cfg.requireSums {
+		if err := sums.required(); err != nil {
+			return summary, state, err
+		}
+	}
+	return summary, state, nil
 }
 
 // reportKey prints {"event":"key","key":...,"value":<text or null>} (the

@@ -49,7 +49,7 @@ func hubMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 20*time.Millisecond, "interval between pings once the snapshot is sent (0 = no pings)")
 	fs.BoolVar(&cfg.allowLegacy, "allow-legacy-clients", false, "serve clients without SupportsModernPolicyKeys (new layout)")
 	fs.BoolVar(&cfg.events, "events", false, "print a line when a connection is accepted, starts streaming deltas and ends")
-	if !parseNoArgs(fs, args, stderr) {
+	if !parseNoArgs(fs, args, stderr) || !cfg.check("go-peer hub", stderr) {
 		return exitUsage
 	}
 	if cfg.batch < 1 || cfg.maxBatchSize < 1 || cfg.maxMessageSize < 1 {
@@ -135,7 +135,9 @@ func runHub(cfg hubConfig, ln net.Listener, stdin io.Reader, stdout io.Writer) i
 			return exitFail
 		}
 	}
-	printJSON(h.out, ordered{{"ok", true}, {"connections", h.connSummaries()}})
+	sum := h.cache.checksum()
+	printJSON(h.out, ordered{{"ok", true}, {"connections", h.connSummaries()},
+		{"checksum", sum.hex()}, {"kv_count", sum.KVCount}})
 	return exitOK
 }
 

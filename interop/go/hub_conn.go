@@ -55,6 +55,8 @@ type hubConn struct {
 	pongsReceived int
 	pongsMatched  int
 	kvsSent       int
+	checksums     bool // negotiated: the client asked and checksums are on
+	checksumsSent int
 	unmatched     []time.Time // pings sent that no pong has matched yet
 	end           string
 	clientClosed  bool
@@ -216,14 +218,18 @@ func (c *hubConn) serve() error {
 		return err
 	}
 	compressed := c.cfg.compress && syncproto.ClientWantsSnappy(hello)
+	checksums := c.cfg.checksumSchedule(hello) // nil: none for this client
 	c.mu.Lock()
 	c.compressed = compressed
+	c.checksums = checksums != nil
 	c.mu.Unlock()
 
+	serverHello := syncproto.NewServerHello(serverVersion, syncer, c.id)
+	syncproto.AgreeChecksums(&serverHello, checksums != nil)
 	c.writeMu.Lock()
 	var crumb *breadcrumb
 	var kvs []syncproto.SerializedUpdate
-	err = c.w.send(syncproto.NewServerHello(serverVersion, syncer, c.id))
+	err = c.w.send(serverHello)
 	if err == nil && compressed {
 		err = snappyDance(c.w, func() []syncproto.SerializedUpdate {
 			crumb, kvs = c.hub.cache.snapshot()
@@ -251,7 +257,7 @@ func (c *hubConn) serve() error {
 	sendCtx, stopSending := context.WithCancel(c.ctx)
 	defer stopSending()
 	c.senders.Add(2)
-	go c.sendDeltas(sendCtx, crumb)
+	go c.sendDeltas(sendCtx, crumb, checksums)
 	go c.sendPings(sendCtx)
 	return c.watch(stopSending)
 }
@@ -370,8 +376,10 @@ func (c *hubConn) finishGracefully(stopSending func()) error {
 // sendDeltaUpdatesToClient: one KVs per breadcrumb, or, while the client
 // lags by at least --min-batching-age, whole breadcrumbs coalesced while
 // the message has fewer than --max-message-size updates; after each, the
-// status if it changed.
-func (c *hubConn) sendDeltas(ctx context.Context, crumb *breadcrumb) {
+// status if it changed, then a MsgChecksum if checksums says one is due:
+// the checksum of the last breadcrumb sent, which is the state after
+// everything just sent, coalesced or not.
+func (c *hubConn) sendDeltas(ctx context.Context, crumb *breadcrumb, checksums *checksumSchedule) {
 	defer c.senders.Done()
 	send := func(msg interface{}) error {
 		c.writeMu.Lock()
@@ -387,20 +395,33 @@ func (c *hubConn) sendDeltas(ctx context.Context, crumb *breadcrumb) {
 		}
 	}
 	lastSent := syncproto.WaitForDatastore
-	maybeSendStatus := func() error {
-		if crumb.status == lastSent {
-			return nil
+	// finishMessage sends, after a message of deltas (or none), the status
+	// if it changed and then the checksum if one is due.
+	finishMessage := func(deltas bool) error {
+		statusSent := crumb.status != lastSent
+		if statusSent {
+			if err := send(syncproto.MsgSyncStatus{SyncStatus: crumb.status}); err != nil {
+				return err
+			}
+			lastSent = crumb.status
 		}
-		if err := send(syncproto.MsgSyncStatus{SyncStatus: crumb.status}); err != nil {
-			return err
+		if checksums.after(deltas, statusSent, crumb.status, time.Now()) {
+			msg, _ := crumb.sum.message()
+			if err := send(msg); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.checksumsSent++
+			c.mu.Unlock()
 		}
-		lastSent = crumb.status
 		return nil
 	}
-	if err := maybeSendStatus(); err != nil {
+	if err := finishMessage(false); err != nil {
 		fail(err)
 		return
 	}
+	// Only now is the breadcrumb sent: finish waits for this, so the
+	// checksum after the last breadcrumb is not cut off.
 	c.sentUpTo.Store(crumb.seq + 1)
 	for {
 		var deltas []syncproto.SerializedUpdate
@@ -427,7 +448,7 @@ func (c *hubConn) sendDeltas(ctx context.Context, crumb *breadcrumb) {
 			}
 			c.addKVs(len(deltas))
 		}
-		if err := maybeSendStatus(); err != nil {
+		if err := finishMessage(len(deltas) > 0); err != nil {
 			fail(err)
 			return
 		}
@@ -505,6 +526,8 @@ func (c *hubConn) summary() ordered {
 		{"pongs_received", c.pongsReceived},
 		{"pongs_matched", c.pongsMatched},
 		{"kvs_sent", c.kvsSent},
+		{"checksums", c.checksums},
+		{"checksums_sent", c.checksumsSent},
 	}
 	if c.end == "finished" {
 		o = append(o, field{"client_closed", c.clientClosed})

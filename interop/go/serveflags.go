@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"syncproto/interop/go/syncproto"
 )
 
 // commonServerFlags are the settings the server and hub modes both take,
@@ -21,6 +23,12 @@ type commonServerFlags struct {
 	writeTimeout     time.Duration
 	moveRV           bool
 	stateOut         string
+	// Snapshot checksums for clients that ask (SupportsChecksum): one right
+	// after the in-sync that ends the initial sync, then after a batch of
+	// deltas at most once per checksumInterval (0: after every batch).
+	// noChecksums never offers them (the hello answers false).
+	checksumInterval time.Duration
+	noChecksums      bool
 }
 
 // register defines the shared flags on fs. pongHelp is the mode's own
@@ -34,6 +42,25 @@ func (c *commonServerFlags) register(fs *flag.FlagSet, pongHelp string) {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "deadline for each write to a client")
 	fs.BoolVar(&c.moveRV, "move-resource-versions", false, "move metadata.resourceVersion of /calico/resources/v3/ values into V3ResourceVersion, as upstream (new layout)")
 	fs.StringVar(&c.stateOut, "state-out", "", "write the final store here (JSON lines, sorted by key)")
+	fs.DurationVar(&c.checksumInterval, "checksum-interval", 30*time.Second,
+		"snapshot checksums for clients that ask: after the initial in-sync, then after deltas at most once per this (0 = after every batch; new layout)")
+	fs.BoolVar(&c.noChecksums, "no-checksums", false, "never offer snapshot checksums (the ServerHello answers SupportsChecksum false)")
+}
+
+// check validates the shared flags; false (with the reason on stderr)
+// means a bad command line.
+func (c *commonServerFlags) check(mode string, stderr io.Writer) bool {
+	if c.checksumInterval < 0 {
+		fmt.Fprintf(stderr, "%s: --checksum-interval must be >= 0 (use --no-checksums to disable them)\n", mode)
+		return false
+	}
+	return true
+}
+
+// checksumSchedule is the checksum schedule for a client whose hello is
+// hello (nil: it gets none).
+func (c *commonServerFlags) checksumSchedule(hello syncproto.MsgClientHello) *checksumSchedule {
+	return newChecksumSchedule(!c.noChecksums, syncproto.ClientWantsChecksums(hello), c.checksumInterval)
 }
 
 // parseNoArgs parses a mode's flags, which take no positional arguments. On

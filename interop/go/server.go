@@ -45,7 +45,7 @@ func serverMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.minPongs, "min-pongs", 3, "pongs required before finishing")
 	fs.BoolVar(&cfg.plainChunks, "plain-chunks", false, "snappy: write only uncompressed (0x01) chunks")
 	fs.DurationVar(&cfg.acceptTimeout, "accept-timeout", 60*time.Second, "give up if no client connects in this time (0 = wait forever)")
-	if !parseNoArgs(fs, args, stderr) {
+	if !parseNoArgs(fs, args, stderr) || !cfg.check("go-peer server", stderr) {
 		return exitUsage
 	}
 	if cfg.batch < 1 || cfg.minPongs < 0 || cfg.pingInterval < 0 {
@@ -88,6 +88,12 @@ type serverData struct {
 	snapshot []syncproto.SerializedUpdate // ascending key order
 	updates  []line
 	final    datastore
+
+	// The store's checksum after the snapshot, and after each line of
+	// updates (sums[i] after updates[i]), kept incrementally while final is
+	// built: what each MsgChecksum describes.
+	snapshotSum stateChecksum
+	sums        []stateChecksum
 }
 
 // loadServerData reads the files; moveRV applies moveResourceVersions to
@@ -111,7 +117,7 @@ func loadServerData(snapshotPath, updatesPath string, moveRV bool) (*serverData,
 		}
 		sortKVs(d.snapshot)
 		for _, u := range d.snapshot {
-			d.final.apply(u)
+			d.final.applySum(u, &d.snapshotSum)
 		}
 	}
 	if updatesPath != "" {
@@ -120,13 +126,15 @@ func loadServerData(snapshotPath, updatesPath string, moveRV bool) (*serverData,
 			return nil, err
 		}
 		d.updates = lines
+		sum := d.snapshotSum
 		for _, l := range lines {
 			if l.update != nil {
 				if moveRV {
 					moveResourceVersions(l.update)
 				}
-				d.final.apply(*l.update)
+				d.final.applySum(*l.update, &sum)
 			}
+			d.sums = append(d.sums, sum)
 		}
 	}
 	return d, nil
@@ -365,9 +373,23 @@ func (s *serverConn) serve(data *serverData) (ordered, error) {
 	}
 	syncer := requestedSyncer(hello)
 	compressed := cfg.compress && syncproto.ClientWantsSnappy(hello)
+	checksums := cfg.checksumSchedule(hello) // nil: no checksums for this client
+	checksumsSent := 0
+	// sendChecksumIf sends sum when the schedule says one is due after what
+	// was just sent (deltas, or a status).
+	sendChecksumIf := func(deltas, statusSent bool, status syncproto.SyncStatus, sum stateChecksum) error {
+		if !checksums.after(deltas, statusSent, status, time.Now()) {
+			return nil
+		}
+		msg, _ := sum.message()
+		checksumsSent++
+		return s.send(msg)
+	}
 
+	serverHello := syncproto.NewServerHello(serverVersion, syncer, serverConnID)
+	syncproto.AgreeChecksums(&serverHello, checksums != nil)
 	s.writeMu.Lock()
-	err := s.sendLocked(syncproto.NewServerHello(serverVersion, syncer, serverConnID))
+	err := s.sendLocked(serverHello)
 	if err == nil {
 		// One ping before the snapshot, so that pongs arrive during it.
 		err = s.pingLocked()
@@ -440,11 +462,17 @@ func (s *serverConn) serve(data *serverData) (ordered, error) {
 			kvsSent += end - i
 		}
 	}
+	// The in-sync that ends the initial sync, and its checksum.
 	if err := s.send(syncproto.MsgSyncStatus{SyncStatus: syncproto.InSync}); err != nil {
 		return nil, err
 	}
+	if err := sendChecksumIf(false, true, syncproto.InSync, data.snapshotSum); err != nil {
+		return nil, err
+	}
 	last := syncproto.InSync
-	for _, l := range data.updates {
+	for i, l := range data.updates {
+		// Each record is a batch of deltas of its own; a checksum after it
+		// describes the state including it.
 		var msg interface{}
 		if l.update != nil {
 			msg = syncproto.MsgKVs{KVs: []syncproto.SerializedUpdate{*l.update}}
@@ -456,11 +484,18 @@ func (s *serverConn) serve(data *serverData) (ordered, error) {
 		if err := s.send(msg); err != nil {
 			return nil, err
 		}
+		if err := sendChecksumIf(l.update != nil, l.status != nil, last, data.sums[i]); err != nil {
+			return nil, err
+		}
 	}
 	if last != syncproto.InSync {
 		if err := s.send(syncproto.MsgSyncStatus{SyncStatus: syncproto.InSync}); err != nil {
 			return nil, err
 		}
+	}
+	finalSum := data.snapshotSum
+	if n := len(data.sums); n > 0 {
+		finalSum = data.sums[n-1]
 	}
 
 	// Finish: enough pongs, then stop pinging, then every ping answered.
@@ -517,6 +552,10 @@ func (s *serverConn) serve(data *serverData) (ordered, error) {
 		{"pongs_received", pongs},
 		{"kvs_sent", kvsSent},
 		{"compressed", compressed},
+		{"checksums", checksums != nil},
+		{"checksums_sent", checksumsSent},
+		{"checksum", finalSum.hex()},
+		{"kv_count", finalSum.KVCount},
 	}, nil
 }
 
