@@ -204,12 +204,98 @@ fn snapshot_assembly(c: &mut Criterion) {
     group.finish();
 }
 
+/// What snapshot checksums cost. The server's share per change is one
+/// digest of the key and value (`entry_digest_per_change`), against the
+/// whole of accepting that change into a cache (`cache_apply_per_change`,
+/// digest included). The client's is the digest plus a map update per
+/// received update: the session decoded by a client machine with and
+/// without checksums negotiated.
+fn checksums(c: &mut Criterion) {
+    let messages = session();
+    let in_sync = messages
+        .iter()
+        .position(|m| matches!(m, Message::SyncStatus(SyncStatus::InSync)))
+        .unwrap();
+    let snapshot: Vec<SerializedUpdate> = kvs_in(&messages[..in_sync]);
+    let changes: Vec<SerializedUpdate> = kvs_in(&messages[in_sync..]);
+    let mut group = c.benchmark_group("checksum");
+    group.throughput(Throughput::Elements(changes.len() as u64));
+    group.bench_function("entry_digest_per_change", |b| {
+        b.iter(|| {
+            changes.iter().fold(0u64, |checksum, update| {
+                let value = update.value.as_deref().unwrap_or_default();
+                checksum ^ syncproto::checksum::entry_digest(update.key.as_bytes(), value)
+            })
+        })
+    });
+    group.bench_function("cache_apply_per_change", |b| {
+        b.iter_batched(
+            || {
+                let cache = SnapshotCache::new(CacheConfig::default());
+                cache.apply(Instant::now(), snapshot.clone());
+                (cache, changes.clone())
+            },
+            |(cache, changes)| {
+                let now = Instant::now();
+                for update in changes {
+                    cache.apply(now, [update]);
+                }
+                black_box(cache.checksum())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("checksum/client_receive");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(kv_count(&messages)));
+    for (name, negotiated) in [("without", false), ("with", true)] {
+        let mut messages = messages.clone();
+        if let Message::ServerHello(hello) = &mut messages[0] {
+            hello.supports_checksum = negotiated;
+        }
+        let stream = encode(&messages, WireFormat::Native, false);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let config = syncproto::client::ClientConfig {
+                    key_parser: None,
+                    ..Default::default()
+                };
+                let mut client =
+                    syncproto::client::ClientConnection::new(config, syncproto_now()).unwrap();
+                client.handle_input(syncproto_now(), &stream);
+                let mut events = 0;
+                while let Some(event) = client.poll_event() {
+                    black_box(&event);
+                    events += 1;
+                }
+                assert_eq!(client.received_checksum().is_some(), negotiated);
+                events
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Every update in `messages`' `KVs`, in order.
+fn kvs_in(messages: &[Message]) -> Vec<SerializedUpdate> {
+    messages
+        .iter()
+        .flat_map(|message| match message {
+            Message::Kvs(updates) => updates.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
 fn syncproto_now() -> syncproto::Now {
     syncproto::Now::new(Instant::now(), syncproto::message::Timestamp::ZERO)
 }
 
 criterion_group!(
     benches,
+    checksums,
     decode,
     encode_bench,
     keys,

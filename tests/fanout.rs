@@ -117,6 +117,18 @@ fn assert_converged(fleet: &Fleet) {
             member.status
         );
         assert!(member.server.is_flushed(), "client {index}");
+        // Snapshot checksums (on by default) all verified, and the client
+        // holds the cache's.
+        assert!(
+            member.checksums.iter().all(|report| report.verified),
+            "client {index}: {:?}",
+            member.checksums
+        );
+        assert_eq!(
+            member.client.received_checksum(),
+            Some(fleet.cache.checksum()),
+            "client {index}"
+        );
     }
 }
 

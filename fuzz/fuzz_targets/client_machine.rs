@@ -34,6 +34,9 @@ struct Script {
     /// Start the stream with a valid ServerHello (and restart), so that the
     /// fuzzer spends its time past the handshake.
     valid_handshake: bool,
+    /// That hello agrees to send snapshot checksums, so the client keeps
+    /// the checksum of what it receives and compares.
+    checksums: bool,
     steps: Vec<Step>,
 }
 
@@ -66,7 +69,13 @@ fuzz_target!(|script: Script| {
         let mut encoder = StreamEncoder::new(format, MAX_MESSAGE_LEN);
         let mut bytes = BytesMut::new();
         encoder
-            .encode(&Message::ServerHello(ServerHello::default()), &mut bytes)
+            .encode(
+                &Message::ServerHello(ServerHello {
+                    supports_checksum: script.checksums,
+                    ..ServerHello::default()
+                }),
+                &mut bytes,
+            )
             .expect("encodes");
         if script.compressed {
             let restart = DecoderRestart {

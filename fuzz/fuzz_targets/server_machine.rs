@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use syncproto::codec::{StreamDecoder, StreamEncoder, WireFormat};
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{
-    ClientHello, CompressionAlgorithm, Message, SerializedUpdate, SyncStatus, Timestamp,
+    Checksum, ClientHello, CompressionAlgorithm, Message, SerializedUpdate, SyncStatus, Timestamp,
 };
 use syncproto::server::{ServerConfig, ServerConnection, ServerEvent};
 use syncproto::{CloseReason, Now};
@@ -32,6 +32,8 @@ enum Step {
     Close,
     /// A graceful stop: what is ready goes out, nothing new after it.
     StopSending,
+    /// A checksum handed to a connection fed by hand.
+    Checksum(u64, i64),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -40,6 +42,8 @@ struct Script {
     hello: Option<bool>,
     compressed: bool,
     follow_cache: bool,
+    /// The valid hello asks for snapshot checksums.
+    checksums: bool,
     steps: Vec<Step>,
 }
 
@@ -82,6 +86,7 @@ fuzz_target!(|script: Script| {
         let hello = ClientHello {
             // The server refuses clients without it by default.
             supports_modern_policy_keys: true,
+            supports_checksum: script.checksums,
             supports_decoder_restart: script.compressed,
             supported_compression_algorithms: if script.compressed {
                 vec![CompressionAlgorithm::Snappy]
@@ -100,6 +105,8 @@ fuzz_target!(|script: Script| {
     let mut output = BytesMut::new();
     let mut decoder = None;
     let mut closed = false;
+    // What the server's hello said about checksums, once decoded.
+    let mut checksums_offered = None;
     // Set once output was read after a graceful stop: from then on the
     // machine must produce nothing.
     let mut stopped_and_drained = false;
@@ -152,6 +159,17 @@ fuzz_target!(|script: Script| {
                             message,
                             Message::ClientHello(_) | Message::Pong(_) | Message::Ack
                         ));
+                        match &message {
+                            Message::ServerHello(hello) => {
+                                checksums_offered = Some(hello.supports_checksum);
+                            }
+                            Message::Checksum(_) => assert_eq!(
+                                checksums_offered,
+                                Some(true),
+                                "a checksum the client did not negotiate"
+                            ),
+                            _ => {}
+                        }
                     }
                 }
             }
@@ -172,6 +190,11 @@ fuzz_target!(|script: Script| {
                 }
             }
             Step::Close => server.close(),
+            Step::Checksum(checksum, kv_count) => {
+                if !script.follow_cache {
+                    let _ = server.send_checksum(Checksum { checksum, kv_count });
+                }
+            }
             Step::StopSending => {
                 server.stop_sending();
                 if server.is_stopping() {

@@ -8,12 +8,14 @@
 //! order, everything the server sent before its `Checksum` has been
 //! accounted for when the comparison runs.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::config::ChecksumCheck;
 use crate::checksum::{StateChecksum, entry_digest};
-use crate::message::{ByteString, Checksum, SerializedUpdate};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::message::{Checksum, SerializedUpdate};
 
 /// One comparison of the server's checksum with the client's, reported as
 /// [`ClientEvent::Checksum`](super::ClientEvent::Checksum).
@@ -38,9 +40,13 @@ pub struct ChecksumReport {
 #[derive(Debug)]
 pub(crate) struct ReceivedState {
     check: ChecksumCheck,
-    /// Each live key's digest. The keys share their bytes with the updates
-    /// handed to the application.
-    digests: BTreeMap<ByteString, u64>,
+    /// Each live key's digest, by a 128-bit hash of the key (xxh3, seed
+    /// 0): about 32 bytes per key, and no key kept alive. Two keys would
+    /// have to collide in all 128 bits to be confused, which no datastore
+    /// comes near (a peer forging collisions gains nothing: it chooses the
+    /// checksums it sends anyway). The table's own hasher is std's
+    /// randomly keyed one, so forged keys cannot crowd one bucket.
+    digests: HashMap<u128, u64>,
     state: StateChecksum,
     consecutive_mismatches: u32,
 }
@@ -49,7 +55,7 @@ impl ReceivedState {
     pub(crate) fn new(check: ChecksumCheck) -> ReceivedState {
         ReceivedState {
             check,
-            digests: BTreeMap::new(),
+            digests: HashMap::new(),
             state: StateChecksum::default(),
             consecutive_mismatches: 0,
         }
@@ -63,9 +69,10 @@ impl ReceivedState {
             let new = update
                 .effective_value()
                 .map(|value| entry_digest(update.key.as_bytes(), value));
+            let key = xxh3_128(update.key.as_bytes());
             let old = match new {
-                Some(digest) => self.digests.insert(update.key.clone(), digest),
-                None => self.digests.remove(&update.key),
+                Some(digest) => self.digests.insert(key, digest),
+                None => self.digests.remove(&key),
             };
             if old != new {
                 self.state.replace(old, new);

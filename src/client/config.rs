@@ -44,9 +44,10 @@ pub struct ClientConfig {
     /// Ask for snapshot checksums and check each against the state received
     /// (upstream's newest generation, DESIGN.md §1b): each comparison is
     /// reported as a [`ClientEvent::Checksum`](super::ClientEvent::Checksum).
-    /// `None` does not ask. The client keeps an 8-byte digest per key while
-    /// a server that agreed to send checksums is connected, and nothing
-    /// otherwise.
+    /// `None` does not ask. While a server that agreed to send checksums is
+    /// connected, the client keeps about 32 bytes per live key (a hash of
+    /// the key and its digest) and hashes each update it receives (see
+    /// BENCHMARKS.md for the cost); otherwise nothing.
     pub checksums: Option<ChecksumCheck>,
     /// Refuse servers that do not send node resource updates (the newest
     /// upstream client does; a v3.2.5 server never does, so off by default).

@@ -7,7 +7,7 @@ use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use syncproto::CloseReason;
-use syncproto::client::{ClientConnection, ClientEvent};
+use syncproto::client::{ChecksumReport, ClientConfig, ClientConnection, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::SnapshotCache;
 use syncproto::message::SyncStatus;
@@ -21,6 +21,8 @@ pub struct Member {
     pub view: BTreeMap<ByteString, Bytes>,
     pub status: Option<SyncStatus>,
     pub updates_events: usize,
+    /// Every snapshot checksum comparison the client reported.
+    pub checksums: Vec<ChecksumReport>,
     pub client_closed: Option<CloseReason>,
     pub server_closed: Option<CloseReason>,
     /// While set, this client's server side is not read (a stalled client).
@@ -53,9 +55,13 @@ impl Fleet {
     /// Connects a client speaking `format` (compressed or not); its server
     /// side follows the cache from the moment it is accepted.
     pub fn join(&mut self, format: WireFormat, compressed: bool) -> usize {
+        self.join_with(client_config(format, compressed))
+    }
+
+    /// Connects a client configured as `config`.
+    pub fn join_with(&mut self, config: ClientConfig) -> usize {
         let now = self.clock.now();
-        let client =
-            ClientConnection::new(client_config(format, compressed), now).expect("client config");
+        let client = ClientConnection::new(config, now).expect("client config");
         let mut server =
             ServerConnection::new(self.server_config.clone(), now).expect("server config");
         server
@@ -67,6 +73,7 @@ impl Fleet {
             view: BTreeMap::new(),
             status: None,
             updates_events: 0,
+            checksums: Vec::new(),
             client_closed: None,
             server_closed: None,
             stalled: false,
@@ -100,6 +107,7 @@ impl Fleet {
                         }
                     }
                     ClientEvent::Status(status) => member.status = Some(status),
+                    ClientEvent::Checksum(report) => member.checksums.push(report),
                     ClientEvent::Closed(reason) => member.client_closed = Some(reason),
                     _ => {}
                 }

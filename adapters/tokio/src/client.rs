@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rustls_pki_types::ServerName;
+use syncproto::checksum::StateChecksum;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
 use syncproto::message::ServerHello;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -277,8 +278,8 @@ impl Client {
         }
     }
 
-    /// Closes the connection: the next [`next_event`](Self::next_event)
-    /// returns the final `Closed` event.
+    /// Closes the connection: [`next_event`](Self::next_event) returns
+    /// the events already received, then the final `Closed` event.
     pub fn close(&mut self) {
         self.machine.close();
     }
@@ -291,6 +292,13 @@ impl Client {
     /// The server's hello, once connected.
     pub fn server_hello(&self) -> Option<&ServerHello> {
         self.machine.server_hello()
+    }
+
+    /// The snapshot checksum of everything received so far, when both
+    /// sides negotiated checksums (see
+    /// [`ClientConnection::received_checksum`](syncproto::client::ClientConnection::received_checksum)).
+    pub fn received_checksum(&self) -> Option<StateChecksum> {
+        self.machine.received_checksum()
     }
 }
 

@@ -394,3 +394,97 @@ fn help_lists_every_command_and_the_exit_codes() {
     }
     assert!(stdout.contains("Exit codes"), "{stdout}");
 }
+
+/// The JSON line `dump --checksum` printed on stderr (a failure's message
+/// follows it).
+fn checksum_line(output: &Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .expect("a checksum line");
+    serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {stderr}"))
+}
+
+/// The snapshot checksum of `dump --state` output, computed from scratch.
+fn checksum_of_state(state: &str) -> String {
+    let mut checksum = syncproto::checksum::StateChecksum::default();
+    for line in state.lines() {
+        let Some(syncproto::records::Record::Update(update)) =
+            syncproto::records::parse_line(line).unwrap()
+        else {
+            panic!("not an update: {line}");
+        };
+        let value = update.effective_value().expect("live keys only");
+        let digest = syncproto::checksum::entry_digest(update.key.as_bytes(), value);
+        checksum.replace(None, Some(digest));
+    }
+    format!("{:#018x}", checksum.checksum)
+}
+
+#[test]
+fn dump_checksum_verifies_against_serve_in_both_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = state_file(dir.path());
+    let (_server, address) = serve(&path, &["--checksum-interval", "0s"]);
+    for wire in ["gob", "native"] {
+        let output = run(&[
+            "dump",
+            "--connect",
+            &address,
+            "--wire",
+            wire,
+            "--state",
+            "--checksum",
+        ]);
+        assert!(
+            output.status.success(),
+            "{wire}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let line = checksum_line(&output);
+        let state = String::from_utf8(output.stdout).unwrap();
+        let keys = text.lines().count() as u64;
+        assert_eq!(line["verified"], true, "{wire}: {line}");
+        assert_eq!(line["kv_count"].as_u64(), Some(keys), "{wire}");
+        assert_eq!(line["server_kv_count"].as_u64(), Some(keys), "{wire}");
+        assert_eq!(line["checksum"], line["server_checksum"], "{wire}");
+        assert_eq!(line["checksum"], checksum_of_state(&state), "{wire}");
+        let hex = line["checksum"].as_str().unwrap();
+        assert!(hex.len() == 18 && hex.starts_with("0x"), "{hex}");
+    }
+}
+
+#[test]
+fn dump_checksum_fails_against_a_server_without_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = state_file(dir.path());
+    let (_server, address) = serve(&path, &["--no-checksums"]);
+    let output = run(&["dump", "--connect", &address, "--checksum"]);
+    assert_eq!(output.status.code(), Some(4));
+    let line = checksum_line(&output);
+    assert_eq!(line["verified"], false, "{line}");
+    assert_eq!(line["server_checksum"], serde_json::Value::Null, "{line}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("does not send snapshot checksums"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn decode_shows_checksum_messages() {
+    let vector =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/native/checksum.bin");
+    let output = run(&["decode", "--wire", "native", vector.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"type": "Checksum", "checksum": "0x4b60798139549d1d", "kv_count": 1})
+    );
+}

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::time::Duration;
 use syncproto::message::ByteString;
 
-use syncproto::client::{ClientConfig, ClientEvent};
+use serde_json::json;
+use syncproto::checksum::StateChecksum;
+use syncproto::client::{ChecksumCheck, ChecksumReport, ClientConfig, ClientEvent};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::records::{status_to_line, update_to_line};
 use syncproto_tokio::{Client, ClientOptions};
@@ -36,6 +38,16 @@ pub(crate) struct Args {
     /// Print the final state (sorted by key) instead of the stream.
     #[arg(long)]
     state: bool,
+    /// Ask the server for snapshot checksums and check each against what
+    /// was received; at exit print one JSON line on stderr with the last
+    /// checksum the server sent and this client's own for its final state
+    /// (`{"server_checksum":"0x…","server_kv_count":N,"checksum":"0x…",
+    /// "kv_count":N,"verified":…}`). `verified` is true when the server
+    /// sent at least one checksum and every one matched what had arrived
+    /// before it; otherwise the exit code is 4. Waits up to 10 s past the
+    /// in-sync for the server's first checksum.
+    #[arg(long)]
+    checksum: bool,
     /// The host name to send in the hello.
     #[arg(long, default_value = "syncproto-dump")]
     hostname: String,
@@ -63,6 +75,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         compression: vec![CompressionAlgorithm::Snappy],
         // A dump shows everything the server sends.
         key_parser: None,
+        checksums: args.checksum.then(ChecksumCheck::default),
         ..ClientConfig::default()
     };
     let mut client = Client::connect(&args.connect, config, options)
@@ -72,8 +85,13 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut state: BTreeMap<ByteString, SerializedUpdate> = BTreeMap::new();
     let mut stop_at: Option<Instant> = None;
+    let mut checksums = ChecksumTally::default();
     loop {
-        let event = match stop_at {
+        let deadline = stop_at.map(|stop_at| match checksums.awaited(&client) {
+            Some(in_sync_at) => stop_at.max(in_sync_at + FIRST_CHECKSUM_WAIT),
+            None => stop_at,
+        });
+        let event = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, client.next_event()).await {
                 Ok(event) => event,
                 Err(_) => break,
@@ -103,7 +121,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
                     write_line(&mut out, &status_to_line(status))?;
                 }
                 if status == SyncStatus::InSync && stop_at.is_none() {
-                    stop_at = Some(Instant::now() + args.follow);
+                    let now = Instant::now();
+                    stop_at = Some(now + args.follow);
+                    checksums.in_sync_at = Some(now);
                 }
             }
             Some(ClientEvent::Closed(reason)) => {
@@ -115,10 +135,12 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
                 }
                 break;
             }
+            Some(ClientEvent::Checksum(report)) => checksums.record(&report),
             Some(_) => {}
             None => break,
         }
-        if stop_at.is_some_and(|deadline| deadline <= Instant::now()) {
+        let waiting_for_checksum = checksums.awaited(&client).is_some();
+        if stop_at.is_some_and(|deadline| deadline <= Instant::now()) && !waiting_for_checksum {
             break;
         }
     }
@@ -128,7 +150,70 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         }
     }
     out.flush()
-        .map_err(|error| Failure::runtime(format!("writing output: {error}")))
+        .map_err(|error| Failure::runtime(format!("writing output: {error}")))?;
+    if args.checksum {
+        return checksums.report(client.received_checksum());
+    }
+    Ok(())
+}
+
+/// How long `--checksum` waits past the in-sync for the server's first
+/// checksum (upstream's server sends it right after that in-sync).
+const FIRST_CHECKSUM_WAIT: Duration = Duration::from_secs(10);
+
+/// What `--checksum` saw.
+#[derive(Debug, Default)]
+struct ChecksumTally {
+    in_sync_at: Option<Instant>,
+    last_server: Option<StateChecksum>,
+    compared: u64,
+    mismatches: u64,
+}
+
+impl ChecksumTally {
+    fn record(&mut self, report: &ChecksumReport) {
+        self.last_server = Some(report.server);
+        self.compared += 1;
+        if !report.verified {
+            self.mismatches += 1;
+        }
+    }
+
+    /// When the in-sync came, while the first checksum is still awaited
+    /// from a server that agreed to send them.
+    fn awaited(&self, client: &Client) -> Option<Instant> {
+        let agreed = client
+            .server_hello()
+            .is_some_and(|hello| hello.supports_checksum);
+        self.in_sync_at.filter(|_| agreed && self.compared == 0)
+    }
+
+    /// Prints the `--checksum` line on stderr; a failure unless verified.
+    fn report(&self, own: Option<StateChecksum>) -> Result<(), Failure> {
+        let hex = |checksum: &StateChecksum| format!("{:#018x}", checksum.checksum);
+        let verified = self.compared > 0 && self.mismatches == 0;
+        let line = json!({
+            "server_checksum": self.last_server.as_ref().map(hex),
+            "server_kv_count": self.last_server.map(|server| server.kv_count),
+            "checksum": own.as_ref().map(hex),
+            "kv_count": own.map(|own| own.kv_count),
+            "verified": verified,
+        });
+        let _ = writeln!(std::io::stderr(), "{line}");
+        match (verified, own) {
+            (true, _) => Ok(()),
+            (false, None) => Err(Failure::verification(
+                "the server does not send snapshot checksums",
+            )),
+            (false, Some(_)) if self.compared == 0 => Err(Failure::verification(
+                "the server sent no snapshot checksum",
+            )),
+            (false, Some(_)) => Err(Failure::verification(format!(
+                "{} of {} snapshot checksums did not match what was received",
+                self.mismatches, self.compared
+            ))),
+        }
+    }
 }
 
 fn write_line(out: &mut impl Write, line: &str) -> Result<(), Failure> {

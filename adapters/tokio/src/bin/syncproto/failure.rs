@@ -27,7 +27,8 @@ impl Failure {
         }
     }
 
-    /// The demo's final states did not match (exit code 4).
+    /// A check failed: the demo's final states did not match, or dump's
+    /// snapshot checksums did not verify (exit code 4).
     pub(crate) fn verification(message: impl fmt::Display) -> Failure {
         Failure {
             code: 4,

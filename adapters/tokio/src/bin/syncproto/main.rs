@@ -17,8 +17,8 @@ use crate::failure::Failure;
 /// The Calico Felix⇄Typha sync protocol, from the command line.
 ///
 /// Exit codes: 0 success; 1 network, protocol or TLS failure; 2 bad command
-/// line; 3 unreadable or malformed input file; 4 the demo's verification
-/// failed.
+/// line; 3 unreadable or malformed input file; 4 a check failed (the demo's
+/// verification, or dump's snapshot checksums).
 #[derive(Debug, Parser)]
 #[command(name = "syncproto", version, about, long_about)]
 struct Cli {

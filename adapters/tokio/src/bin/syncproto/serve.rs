@@ -12,7 +12,7 @@ use syncproto_tokio::{Server, ServerHandle, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::failure::{Failure, note};
-use crate::options::{TlsArgs, Wire};
+use crate::options::{TlsArgs, Wire, parse_duration};
 
 /// Serve a datastore read from a JSON-lines file (one update per line:
 /// `key`, `value` as text or null (or `value_base64`), optional `revision`,
@@ -47,6 +47,15 @@ pub(crate) struct Args {
     /// client is disconnected if a modern policy key is about to reach it.
     #[arg(long)]
     allow_legacy_clients: bool,
+    /// Send snapshot checksums to clients that ask for them (upstream's
+    /// newest generation): right after the in-sync that ends a client's
+    /// initial sync, then after changes at most once per this interval
+    /// (0s: after every batch of changes).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    checksum_interval: Duration,
+    /// Never offer snapshot checksums.
+    #[arg(long, conflicts_with = "checksum_interval")]
+    no_checksums: bool,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -82,6 +91,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
                 WireChoice::Native => Some(Wire::Native.into()),
             },
             require_modern_policy_keys: !args.allow_legacy_clients,
+            checksum_interval: (!args.no_checksums).then_some(args.checksum_interval),
             ..ServerConfig::default()
         },
         tls: args.tls.server()?,
