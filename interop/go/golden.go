@@ -27,6 +27,9 @@ func goldenNames() []string {
 	if syncproto.SupportsCompression {
 		names = append(names, "compressed_session")
 	}
+	if syncproto.SupportsChecksums {
+		names = append(names, "checksum_session", "checksum_alone")
+	}
 	return names
 }
 
@@ -199,6 +202,20 @@ func buildVector(name string) ([]byte, []interface{}, error) {
 		if syncproto.SupportsCompression {
 			return compressedSessionVector()
 		}
+	case "checksum_session":
+		if syncproto.SupportsChecksums {
+			return checksumSessionVector()
+		}
+	case "checksum_alone":
+		// The state holding only upstream's golden entry ("ab", "c"), sent
+		// twice on one encoder: the first carries the type definitions
+		// (MsgChecksum's inside the value's own message, as gob does for a
+		// type first met in an interface), the second is the message alone.
+		if msg, ok := (stateChecksum{Checksum: entryDigest("ab", []byte("c")), KVCount: 1}).message(); ok {
+			r := newRecorder()
+			r.add(msg, msg)
+			return r.buf.Bytes(), r.msgs, nil
+		}
 	}
 	return nil, nil, fmt.Errorf("no vector %q in layout %s (have %s)", name, syncproto.LayoutName, strings.Join(goldenNames(), ", "))
 }
@@ -347,6 +364,56 @@ func compressedSessionVector() ([]byte, []interface{}, error) {
 			return nil, nil, err
 		}
 		r.msgs = append(r.msgs, m)
+	}
+	return r.buf.Bytes(), r.msgs, nil
+}
+
+// checksumSessionVector is a server stream to a client that asked for
+// checksums: the hello agreeing, a snapshot, the in-sync that ends the
+// initial sync and its checksum, then deltas each followed by the checksum
+// of the state after them, down to an empty store (a MsgChecksum with no
+// fields on the wire). Every checksum is computed from the KVs before it,
+// as a client would.
+func checksumSessionVector() ([]byte, []interface{}, error) {
+	r := newRecorder()
+	hello := syncproto.NewServerHello("v3.99.0-golden", "felix", 7)
+	syncproto.AgreeChecksums(&hello, true)
+	r.add(hello)
+	state, sum := datastore{}, stateChecksum{}
+	kvs := func(updates ...syncproto.SerializedUpdate) {
+		for _, u := range updates {
+			state.applySum(u, &sum)
+		}
+		r.add(syncproto.MsgKVs{KVs: updates})
+	}
+	checksum := func() {
+		msg, _ := sum.message()
+		r.add(msg)
+	}
+	kvs(
+		kv("/calico/v1/config/LogSeverityScreen", []byte("Info"), "17", "", 0, syncproto.UpdateTypeNew),
+		kv("/calico/v1/host/node-1/workload/kubernetes/ns%2fpod-1/endpoint/eth0", []byte(goldenWEP), "123456", "123450", 0, syncproto.UpdateTypeNew),
+		kv("/calico/v1/config/Binary", []byte{0x00, 0xff, 0xfe, 0x80, 0x7f}, "11", "", 0, syncproto.UpdateTypeNew),
+		kv("/calico/v1/config/Description", []byte("grüße, 世界"), "10", "", 0, syncproto.UpdateTypeNew),
+	)
+	r.add(syncproto.MsgSyncStatus{SyncStatus: syncproto.InSync})
+	checksum()
+	kvs(
+		kv("/calico/v1/config/LogSeverityScreen", []byte("Debug"), "18", "", 0, syncproto.UpdateTypeUpdated), // a replacement
+		kv("/calico/v1/config/Binary", nil, "19", "", 0, syncproto.UpdateTypeDeleted),                        // a deletion
+		kv("/calico/v1/config/Absent", nil, "20", "", 0, syncproto.UpdateTypeDeleted),                        // of an absent key: no change
+		kv("/calico/v1/config/Description", []byte("grüße, 世界"), "21", "", 0, syncproto.UpdateTypeUpdated),   // the same value: no change
+	)
+	checksum()
+	r.add(syncproto.MsgPing{Timestamp: goldenUTCTime})
+	kvs(
+		kv("/calico/v1/config/LogSeverityScreen", nil, "22", "", 0, syncproto.UpdateTypeDeleted),
+		kv("/calico/v1/host/node-1/workload/kubernetes/ns%2fpod-1/endpoint/eth0", nil, "23", "", 0, syncproto.UpdateTypeDeleted),
+		kv("/calico/v1/config/Description", nil, "24", "", 0, syncproto.UpdateTypeDeleted),
+	)
+	checksum()
+	if sum != (stateChecksum{}) {
+		return nil, nil, fmt.Errorf("checksum_session: the store should end empty, checksum %+v", sum)
 	}
 	return r.buf.Bytes(), r.msgs, nil
 }
