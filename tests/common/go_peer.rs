@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -88,6 +88,32 @@ pub fn spawn(peer: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
         .expect("spawn the Go peer");
     let stdout = BufReader::new(child.stdout.take().unwrap());
     (child, stdout)
+}
+
+/// [`spawn`] with stdin piped too (the hub mode reads its commands there).
+pub fn spawn_with_stdin(peer: &str, args: &[&str]) -> (Child, ChildStdin, BufReader<ChildStdout>) {
+    let binary = go_peers().unwrap().join(peer);
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the Go peer");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdin, stdout)
+}
+
+/// Reads the `LISTENING <host:port>` line the server and hub modes print
+/// first, and returns the address.
+pub fn listening(stdout: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    line.trim()
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("LISTENING line: {line:?}"))
+        .to_owned()
 }
 
 pub fn summary(child: &mut Child, mut stdout: BufReader<ChildStdout>) -> Value {
