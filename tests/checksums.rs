@@ -403,3 +403,62 @@ fn a_server_without_checksums_offers_none() {
     assert!(member.checksums.is_empty());
     assert_eq!(member.client.received_checksum(), None);
 }
+
+/// A server whose checksums keep disagreeing with what it sent: the
+/// session reports each mismatch and, at the third in a row, asks for the
+/// connection to be dropped so that the next one resyncs.
+#[test]
+fn a_session_drops_a_connection_after_three_mismatches_in_a_row() {
+    use syncproto::session::{Backoff, Session, SessionEvent};
+    let clock = Clock::new();
+    let now = clock.now();
+    let mut server = ServerConnection::new(ServerConfig::default(), now).unwrap();
+    let mut client = ClientConnection::new(ClientConfig::default(), now).unwrap();
+    let mut session = Session::new(Backoff::default(), 1);
+    session.connection_started();
+    server
+        .send_snapshot([upsert(1, 1)], SyncStatus::InSync)
+        .unwrap();
+    let bogus = Checksum {
+        checksum: 1,
+        kv_count: 1,
+    };
+    for value in 2..6 {
+        server.send_updates(vec![upsert(1, value)]).unwrap();
+        server.send_checksum(bogus).unwrap();
+    }
+    let mut mismatches_before_drop = None;
+    let mut mismatches = 0;
+    for _ in 0..8 {
+        while let Some(bytes) = client.poll_transmit() {
+            server.handle_input(now, &bytes);
+        }
+        while let Some(bytes) = server.poll_transmit(now.instant) {
+            client.handle_input(now, &bytes);
+        }
+        while let Some(event) = client.poll_event() {
+            if matches!(&event, ClientEvent::Checksum(report) if !report.verified) {
+                mismatches += 1;
+            }
+            session.handle_event(event);
+            if session.take_forced_resync() {
+                mismatches_before_drop = Some(mismatches);
+                client.close();
+            }
+        }
+    }
+    assert_eq!(mismatches_before_drop, Some(3));
+    assert!(client.is_closed());
+    assert_eq!(session.forced_resyncs(), 1);
+    let reasons: Vec<String> = std::iter::from_fn(|| session.poll_event())
+        .filter_map(|event| match event {
+            SessionEvent::Reconnecting { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("3 snapshot checksum mismatches in a row"),
+        "{reasons:?}"
+    );
+}

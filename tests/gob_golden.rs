@@ -26,7 +26,7 @@ fn decode(stream: &[u8], chunk: usize) -> Vec<Message> {
     out
 }
 
-const PLAIN_VECTORS: [&str; 8] = [
+const PLAIN_VECTORS: [&str; 10] = [
     "first_ping.new",
     "first_ping.v325",
     "server_session.new",
@@ -35,6 +35,8 @@ const PLAIN_VECTORS: [&str; 8] = [
     "client_session.v325",
     "large_value.new",
     "large_value.v325",
+    "checksum_session.new",
+    "checksum_alone.new",
 ];
 
 #[test]
