@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use syncproto::client::ClientConfig;
 use syncproto::message::{ByteString, SerializedUpdate};
-use syncproto::session::{Backoff, Session, SessionEvent};
+use syncproto::session::{Backoff, ChecksumPolicy, Session, SessionEvent};
 
 use crate::client::{Client, ClientOptions};
 
@@ -56,6 +56,13 @@ impl ReconnectingClient {
             session: Session::new(backoff, seed),
             waiting: false,
         }
+    }
+
+    /// Sets what a snapshot checksum mismatch does (by default, upstream's:
+    /// resync after three in a row, at most once per ten minutes). See
+    /// [`Session::set_checksum_policy`].
+    pub fn set_checksum_policy(&mut self, policy: ChecksumPolicy) {
+        self.session.set_checksum_policy(policy);
     }
 
     /// The datastore as the application has been told it.

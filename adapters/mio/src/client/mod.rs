@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
-use syncproto::session::{Backoff, Session, SessionEvent};
+use syncproto::session::{Backoff, ChecksumPolicy, Session, SessionEvent};
 
 pub use self::single::{Client, ReconnectingClient};
 pub use self::state::{ClientState, ClientsStats};
@@ -148,6 +148,23 @@ impl Clients {
             .session
             .as_mut()?
             .poll_event()
+    }
+
+    /// Sets what a snapshot checksum mismatch does for reconnecting client
+    /// `id` (see [`Session::set_checksum_policy`]); `false` if `id` is not
+    /// a reconnecting client.
+    pub fn set_checksum_policy(&mut self, id: ClientId, policy: ChecksumPolicy) -> bool {
+        let session = self
+            .core
+            .get_mut(id.0)
+            .and_then(|slot| slot.state.session.as_mut());
+        match session {
+            Some(session) => {
+                session.set_checksum_policy(policy);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Every client and its state.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::message::{ByteString, SerializedUpdate, SyncStatus};
-use syncproto::session::{Backoff, SessionEvent};
+use syncproto::session::{Backoff, ChecksumPolicy, SessionEvent};
 
 use super::state::NO_STATE;
 use super::{ClientId, ClientState, Clients, ClientsStats};
@@ -113,6 +113,12 @@ impl ReconnectingClient {
     /// reconnects (for logs).
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.clients.poll_session_event(self.id)
+    }
+
+    /// Sets what a snapshot checksum mismatch does (by default, upstream's:
+    /// resync after three in a row, at most once per ten minutes).
+    pub fn set_checksum_policy(&mut self, policy: ChecksumPolicy) {
+        self.clients.set_checksum_policy(self.id, policy);
     }
 
     /// The datastore as the application has been told it.
