@@ -21,7 +21,8 @@ use bytes::BytesMut;
 use common::blocking::{now, run_client, run_server};
 use common::dataset;
 use common::go_peer::{
-    go_peers, listening, read_state, scratch, spawn, spawn_with_stdin, summary, write_records,
+    go_peers, listening, read_state, scratch, spawn, spawn_go_server, spawn_with_stdin, summary,
+    write_records,
 };
 use common::golden::{assert_matches_golden, load};
 use serde_json::Value;
@@ -172,28 +173,8 @@ fn rust_client_verifies_go_server_checksums(compress: bool) {
     let dir = scratch(&format!("checksum-go-server-{compress}"));
     let batches = write_dataset(&dir);
     let state_file = dir.join("server-state.jsonl");
-    let mut args = vec![
-        "server",
-        "--snapshot",
-        dir.join("snapshot.jsonl").to_str().unwrap(),
-        "--updates",
-        dir.join("updates.jsonl").to_str().unwrap(),
-        "--checksum-interval",
-        "0",
-        "--min-pongs",
-        "1",
-        "--state-out",
-        state_file.to_str().unwrap(),
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect::<Vec<_>>();
-    if compress {
-        args.push("--compress".into());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (mut child, mut stdout) = spawn("go-peer-new", &args);
-    let address = listening(&mut stdout);
+    let extra = ["--checksum-interval", "0", "--min-pongs", "1"];
+    let (mut child, stdout, address) = spawn_go_server("new", &dir, &extra, compress);
 
     let mut stream = TcpStream::connect(&address).unwrap();
     let config = ClientConfig {

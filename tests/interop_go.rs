@@ -19,7 +19,9 @@ use syncproto::message::ByteString;
 
 use common::blocking::{now, run_client, run_server};
 use common::dataset::{self, apply, comparable};
-use common::go_peer::{go_peers, read_state, scratch, spawn, summary, write_records};
+use common::go_peer::{
+    go_peers, read_state, scratch, spawn, spawn_go_server, summary, write_records,
+};
 use serde_json::Value;
 use syncproto::CloseReason;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
@@ -69,34 +71,8 @@ fn rust_client_against_go_server(layout: &str, compress: bool) {
     let dir = scratch(&format!("go-server-{layout}-{compress}"));
     let (snapshot, changes) = write_dataset(&dir);
     let state_file = dir.join("server-state.jsonl");
-    let mut args = vec![
-        "server",
-        "--snapshot",
-        dir.join("snapshot.jsonl").to_str().unwrap(),
-        "--updates",
-        dir.join("updates.jsonl").to_str().unwrap(),
-        "--ping-interval",
-        "20ms",
-        "--min-pongs",
-        "3",
-        "--state-out",
-        state_file.to_str().unwrap(),
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect::<Vec<_>>();
-    if compress {
-        args.push("--compress".into());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (mut child, mut stdout) = spawn(&format!("go-peer-{layout}"), &args);
-    let mut listening = String::new();
-    stdout.read_line(&mut listening).unwrap();
-    let address = listening
-        .trim()
-        .strip_prefix("LISTENING ")
-        .expect("LISTENING line")
-        .to_owned();
+    let extra = ["--ping-interval", "20ms", "--min-pongs", "3"];
+    let (mut child, stdout, address) = spawn_go_server(layout, &dir, &extra, compress);
 
     let mut stream = TcpStream::connect(&address).unwrap();
     let config = ClientConfig {

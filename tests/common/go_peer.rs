@@ -116,6 +116,36 @@ pub fn listening(stdout: &mut BufReader<ChildStdout>) -> String {
         .to_owned()
 }
 
+/// Starts `go-peer-<layout> server` on the dataset in `dir`
+/// (`snapshot.jsonl`, `updates.jsonl`), its final state going to
+/// `dir/server-state.jsonl`, with `extra` flags (and `--compress` when
+/// `compress`); returns it, its stdout and the address it listens on.
+pub fn spawn_go_server(
+    layout: &str,
+    dir: &Path,
+    extra: &[&str],
+    compress: bool,
+) -> (Child, BufReader<ChildStdout>, String) {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let mut args = vec![
+        "server".to_owned(),
+        "--snapshot".to_owned(),
+        path("snapshot.jsonl"),
+        "--updates".to_owned(),
+        path("updates.jsonl"),
+        "--state-out".to_owned(),
+        path("server-state.jsonl"),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    if compress {
+        args.push("--compress".to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (child, mut stdout) = spawn(&format!("go-peer-{layout}"), &args);
+    let address = listening(&mut stdout);
+    (child, stdout, address)
+}
+
 pub fn summary(child: &mut Child, mut stdout: BufReader<ChildStdout>) -> Value {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
