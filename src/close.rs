@@ -66,4 +66,38 @@ impl CloseReason {
     pub fn is_error(&self) -> bool {
         !matches!(self, CloseReason::Local | CloseReason::PeerClosed)
     }
+
+    /// A short, stable name for why the connection ended (`snake_case`),
+    /// for metrics labels and logs: `local`, `peer_closed`, `protocol`
+    /// (see [`ProtocolError::label`] for which), `handshake_timeout`,
+    /// `pong_timeout`, `read_timeout`, `ack_timeout`, `slow_reader`,
+    /// `fell_behind`, `usage`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::Local => "local",
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::Protocol(_) => "protocol",
+            CloseReason::TimedOut { kind, .. } => match kind {
+                TimeoutKind::Handshake => "handshake_timeout",
+                TimeoutKind::Pong => "pong_timeout",
+                TimeoutKind::Read => "read_timeout",
+                TimeoutKind::Ack => "ack_timeout",
+            },
+            CloseReason::SlowReader { .. } => "slow_reader",
+            CloseReason::FellBehind { .. } => "fell_behind",
+            CloseReason::Usage(_) => "usage",
+        }
+    }
+
+    /// For a protocol error, its [`ProtocolError::label`]; for undecodable
+    /// input, also the [`DecodeError::label`](crate::error::DecodeError::label).
+    pub fn error_labels(&self) -> (Option<&'static str>, Option<&'static str>) {
+        match self {
+            CloseReason::Protocol(ProtocolError::Decode(error)) => {
+                (Some("decode"), Some(error.label()))
+            }
+            CloseReason::Protocol(error) => (Some(error.label()), None),
+            _ => (None, None),
+        }
+    }
 }

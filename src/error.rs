@@ -202,3 +202,47 @@ pub enum UsageError {
     #[error("connection is closed")]
     Closed,
 }
+
+impl DecodeError {
+    /// A short, stable name for the kind of error (`snake_case`), for
+    /// metrics labels and logs: the detail is in the error's text.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DecodeError::BadPreamble { .. } => "bad_preamble",
+            DecodeError::UnsupportedFramingVersion(_) => "unsupported_framing_version",
+            DecodeError::MalformedLength => "malformed_length",
+            DecodeError::FrameTooLarge { .. } => "frame_too_large",
+            DecodeError::Truncated { .. } => "truncated",
+            DecodeError::EmptyFrame => "empty_frame",
+            DecodeError::MalformedTag => "malformed_tag",
+            DecodeError::UnknownMessageTag(_) => "unknown_message_tag",
+            DecodeError::MalformedBody { .. } => "malformed_body",
+            DecodeError::TooManyUpdates { .. } => "too_many_updates",
+            DecodeError::TrailingBytes { .. } => "trailing_bytes",
+            DecodeError::InvalidSyncStatus(_) => "invalid_sync_status",
+            DecodeError::InvalidUpdateType(_) => "invalid_update_type",
+            DecodeError::InvalidTimestamp(_) => "invalid_timestamp",
+            DecodeError::WrongDirection(_) => "wrong_direction",
+            DecodeError::Gob(_) => "gob",
+            DecodeError::Snappy(_) => "snappy",
+            DecodeError::Restart(_) => "restart",
+            DecodeError::Failed => "failed",
+        }
+    }
+}
+
+impl ProtocolError {
+    /// A short, stable name for the kind of error (`snake_case`), for
+    /// metrics labels and logs; an undecodable input is `decode`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProtocolError::Decode(_) => "decode",
+            ProtocolError::UnexpectedMessage { .. } => "unexpected_message",
+            ProtocolError::SyncerTypeMismatch { .. } => "syncer_type_mismatch",
+            ProtocolError::UnsupportedSyncerType(_) => "unsupported_syncer_type",
+            ProtocolError::MissingFeature(_) => "missing_feature",
+            ProtocolError::DataAfterRestart => "data_after_restart",
+            ProtocolError::UnsupportedCompression(_) => "unsupported_compression",
+        }
+    }
+}

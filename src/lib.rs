@@ -41,6 +41,7 @@ pub mod fanout;
 mod gofmt;
 pub mod key;
 pub mod message;
+pub mod metrics;
 #[cfg(feature = "records")]
 pub mod records;
 pub mod rewrite;

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::entry::CachedUpdate;
-use super::output::{MessageSize, Output};
+use super::output::{Carries, MessageSize, Output};
 use super::{Counters, Flavour};
 use crate::codec::{WireFormat, prebuilt};
 use crate::message::MessageKind;
@@ -90,6 +90,7 @@ pub(crate) fn coalesced_message(
         modern_policy_keys: batches
             .iter()
             .any(|batch| batch.as_ref().modern_policy_keys),
+        carries: Carries::Kvs(u32::try_from(units.len()).unwrap_or(u32::MAX)),
     }
 }
 

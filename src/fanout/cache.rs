@@ -14,6 +14,7 @@ use super::{CacheConfig, CacheStats, Counters, Shape};
 use crate::checksum::StateChecksum;
 use crate::codec::MAX_UPDATES_PER_MESSAGE;
 use crate::message::{SerializedUpdate, SyncStatus};
+use crate::metrics::{Histogram, KVS_PER_MESSAGE_BOUNDS};
 
 /// The shared datastore a server fans out: see the [module docs](super).
 ///
@@ -71,6 +72,8 @@ pub(crate) struct Inner {
     trim_at: usize,
     /// Updates logged so far (the log's entries are batches of them).
     updates_logged: u64,
+    /// Updates per logged change batch.
+    change_batch_sizes: Histogram,
     /// The current state's checksum, kept up to date with every change.
     checksum: StateChecksum,
 }
@@ -94,6 +97,7 @@ impl SnapshotCache {
             cursors: Vec::new(),
             trim_at: 0,
             updates_logged: 0,
+            change_batch_sizes: Histogram::new(KVS_PER_MESSAGE_BOUNDS),
             checksum: StateChecksum::default(),
         };
         SnapshotCache {
@@ -227,6 +231,18 @@ impl SnapshotCache {
             outputs_built,
             generations_built,
             no_ops_skipped,
+            updates_logged: inner.updates_logged,
+            change_batch_sizes: inner.change_batch_sizes.clone(),
+            last_snapshot_raw_bytes: self
+                .shared
+                .counters
+                .last_snapshot_raw_bytes
+                .load(Ordering::Relaxed),
+            last_snapshot_compressed_bytes: self
+                .shared
+                .counters
+                .last_snapshot_compressed_bytes
+                .load(Ordering::Relaxed),
         }
     }
 
@@ -288,6 +304,7 @@ impl Inner {
 
     fn log_batch(&mut self, now: Instant, batch: ChangeBatch) {
         self.updates_logged += batch.len() as u64;
+        self.change_batch_sizes.observe(batch.len() as u64);
         let checksum = self.checksum;
         self.log
             .append(now, Change::Batch(Arc::new(batch)), checksum);

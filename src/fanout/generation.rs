@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Bytes, BytesMut};
 
 use super::entry::{CachedUpdate, format_index};
-use super::output::{MessageSize, Output};
+use super::output::{Carries, MessageSize, Output};
 use super::{Counters, Shape};
 use crate::checksum::StateChecksum;
 use crate::codec::WireFormat;
@@ -16,6 +16,13 @@ use crate::codec::prebuilt;
 use crate::codec::snappy::STREAM_IDENTIFIER;
 use crate::message::{CompressionAlgorithm, DecoderRestart, Message, MessageKind, SyncStatus};
 use crate::server::END_OF_SNAPSHOT_MESSAGE;
+
+/// One uncompressed snapshot `Kvs` frame and how many updates it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct SnapshotBatch {
+    pub(crate) bytes: Bytes,
+    pub(crate) count: usize,
+}
 
 /// The datastore at sequence number `seq`, in key order.
 #[derive(Debug)]
@@ -31,7 +38,7 @@ pub(crate) struct Generation {
     entries: Vec<Arc<CachedUpdate>>,
     shape: Shape,
     /// Uncompressed snapshot batches, per wire format.
-    batches: [OnceLock<Vec<Bytes>>; 2],
+    batches: [OnceLock<Vec<SnapshotBatch>>; 2],
     /// The compressed snapshot stream, per wire format: a fresh snappy
     /// stream holding a fresh stream of `Kvs` batches and the restart that
     /// ends it, as upstream sends it.
@@ -65,7 +72,7 @@ impl Generation {
     }
 
     /// The uncompressed snapshot as whole `Kvs` frames.
-    pub(crate) fn batches(&self, format: WireFormat, counters: &Counters) -> &[Bytes] {
+    pub(crate) fn batches(&self, format: WireFormat, counters: &Counters) -> &[SnapshotBatch] {
         self.batches[format_index(format)]
             .get_or_init(|| self.build_batches(format, self.shape.batch_size, counters))
     }
@@ -82,16 +89,27 @@ impl Generation {
             });
             let end = prebuilt::message_bytes(format, &end);
             let mut largest = MessageSize::of(format, MessageKind::DecoderRestart, &end);
+            let mut counts = Vec::new();
+            let mut raw_bytes = end.len();
             for batch in self.build_batches(format, self.shape.compressed_batch_size, counters) {
-                largest = largest.max(MessageSize::of(format, MessageKind::Kvs, &batch));
-                blob.extend_from_slice(&prebuilt::compress(&batch));
+                largest = largest.max(MessageSize::of(format, MessageKind::Kvs, &batch.bytes));
+                raw_bytes += batch.bytes.len();
+                blob.extend_from_slice(&prebuilt::compress(&batch.bytes));
+                counts.push(u32::try_from(batch.count).unwrap_or(u32::MAX));
             }
             blob.extend_from_slice(&prebuilt::compress(&end));
             counters.outputs_built.fetch_add(1, Ordering::Relaxed);
+            counters
+                .last_snapshot_raw_bytes
+                .store(raw_bytes as u64, Ordering::Relaxed);
+            counters
+                .last_snapshot_compressed_bytes
+                .store(blob.len() as u64, Ordering::Relaxed);
             Output {
                 bytes: blob.freeze(),
                 largest,
                 modern_policy_keys: self.modern_policy_keys,
+                carries: Carries::Snapshot(counts.into()),
             }
         })
     }
@@ -103,15 +121,19 @@ impl Generation {
         format: WireFormat,
         batch_size: usize,
         counters: &Counters,
-    ) -> Vec<Bytes> {
+    ) -> Vec<SnapshotBatch> {
         let budget = self.shape.max_message_len / 2;
         let mut batches = Vec::new();
         let mut units: Vec<&[u8]> = Vec::new();
         let mut bytes = 0;
+        let batch = |units: &[&[u8]]| SnapshotBatch {
+            bytes: prebuilt::kvs_message(format, units),
+            count: units.len(),
+        };
         for entry in &self.entries {
             let unit = entry.snapshot_unit(format, counters);
             if !units.is_empty() && (units.len() >= batch_size || bytes + unit.len() > budget) {
-                batches.push(prebuilt::kvs_message(format, &units));
+                batches.push(batch(&units));
                 units.clear();
                 bytes = 0;
             }
@@ -119,7 +141,7 @@ impl Generation {
             units.push(unit);
         }
         if !units.is_empty() {
-            batches.push(prebuilt::kvs_message(format, &units));
+            batches.push(batch(&units));
         }
         counters
             .outputs_built

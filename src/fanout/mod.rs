@@ -59,11 +59,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use cache::{ApplyOutcome, SnapshotCache};
-pub(crate) use output::Output;
+pub(crate) use output::{Carries, Output};
 pub(crate) use subscription::Pull;
 pub use subscription::Subscription;
 
 use crate::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, WireFormat};
+use crate::metrics::Histogram;
 use crate::server::{DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE, DEFAULT_SNAPSHOT_BATCH_SIZE};
 
 /// Upstream's limit on how far behind the datastore a client may fall.
@@ -152,6 +153,9 @@ pub(crate) struct Counters {
     pub(crate) outputs_built: AtomicU64,
     pub(crate) generations_built: AtomicU64,
     pub(crate) no_ops_skipped: AtomicU64,
+    /// The sizes of the compressed snapshot built last (any format).
+    pub(crate) last_snapshot_raw_bytes: AtomicU64,
+    pub(crate) last_snapshot_compressed_bytes: AtomicU64,
 }
 
 /// What a [`SnapshotCache`] holds and how much work it has done.
@@ -176,6 +180,17 @@ pub struct CacheStats {
     pub generations_built: u64,
     /// Changes dropped because they would have been no-ops.
     pub no_ops_skipped: u64,
+    /// Updates accepted into the log (no-ops excluded; deletions of absent
+    /// keys included, as upstream counts them).
+    pub updates_logged: u64,
+    /// Updates per change batch logged (upstream's breadcrumb size).
+    pub change_batch_sizes: Histogram,
+    /// The size of the compressed snapshot built last, before compression
+    /// (its messages as plain frames) and after (the snappy stream); 0
+    /// before any was built.
+    pub last_snapshot_raw_bytes: u64,
+    /// See [`last_snapshot_raw_bytes`](Self::last_snapshot_raw_bytes).
+    pub last_snapshot_compressed_bytes: u64,
 }
 
 impl Counters {

@@ -4,6 +4,8 @@
 //! it encodes, but these bytes were encoded once, for every connection,
 //! without knowing any connection's limit.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::codec::WireFormat;
@@ -17,6 +19,22 @@ pub(crate) struct Output {
     pub(crate) bytes: Bytes,
     pub(crate) largest: MessageSize,
     pub(crate) modern_policy_keys: bool,
+    /// The messages in the bytes, for the connection's send statistics.
+    pub(crate) carries: Carries,
+}
+
+/// What an [`Output`]'s bytes carry: counted by the connection that sends
+/// them (updates per message, checksums sent), since the bytes were encoded
+/// once for every connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Carries {
+    /// One `KVs` message of this many updates.
+    Kvs(u32),
+    /// `KVs` messages of these many updates each (a compressed snapshot,
+    /// whose closing restart is not counted).
+    Snapshot(Arc<[u32]>),
+    /// One message of another kind.
+    Other(MessageKind),
 }
 
 /// One message's kind and length, measured as a stream encoder measures it
@@ -29,13 +47,15 @@ pub(crate) struct MessageSize {
 }
 
 impl Output {
-    /// Bytes holding exactly one uncompressed message in `format`.
-    pub(crate) fn single(format: WireFormat, kind: MessageKind, bytes: Bytes) -> Output {
-        let largest = MessageSize::of(format, kind, &bytes);
+    /// Bytes holding exactly one uncompressed `KVs` message of `count`
+    /// updates in `format`.
+    pub(crate) fn kvs(format: WireFormat, bytes: Bytes, count: usize) -> Output {
+        let largest = MessageSize::of(format, MessageKind::Kvs, &bytes);
         Output {
             bytes,
             largest,
             modern_policy_keys: false,
+            carries: Carries::Kvs(u32::try_from(count).unwrap_or(u32::MAX)),
         }
     }
 }

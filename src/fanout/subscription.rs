@@ -12,10 +12,10 @@ use super::cache::{Cursor, Shared};
 use super::checksums::ChecksumSchedule;
 use super::generation::Generation;
 use super::log::Change;
-use super::output::{MessageSize, Output};
+use super::output::{Carries, MessageSize, Output};
 use crate::checksum::StateChecksum;
 use crate::codec::{MAX_UPDATES_PER_MESSAGE, prebuilt};
-use crate::message::{Message, MessageKind, SyncStatus};
+use crate::message::{Message, SyncStatus};
 
 /// What a subscription hands its connection next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl Subscription {
                     Some(batch) => {
                         self.phase = Phase::Snapshot { next: next + 1 };
                         let mut output =
-                            Output::single(flavour.format, MessageKind::Kvs, batch.clone());
+                            Output::kvs(flavour.format, batch.bytes.clone(), batch.count);
                         // Flagged for the whole snapshot when it holds one
                         // anywhere: a client that cannot take it is closed
                         // before its snapshot starts.
@@ -331,5 +331,6 @@ fn small_message(flavour: Flavour, message: &Message) -> Output {
         bytes,
         largest,
         modern_policy_keys: false,
+        carries: Carries::Other(message.kind()),
     }
 }

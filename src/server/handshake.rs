@@ -66,6 +66,9 @@ impl ServerConnection {
     /// Applies the negotiation policy to a client's hello and answers it,
     /// starting the compressed-snapshot handshake when both sides can.
     fn accept_hello(&mut self, now: Now, hello: ClientHello) -> Result<(), ProtocolError> {
+        // Kept whether or not it is accepted: a refused client's report
+        // (and log line) says who it was and what it asked for.
+        self.client_hello = Some(hello.clone());
         if !self.config.syncer_types.contains(&hello.syncer_type) {
             return Err(ProtocolError::UnsupportedSyncerType(hello.syncer_type));
         }
@@ -122,7 +125,7 @@ impl ServerConnection {
             // Pings start once the snapshot is out (see `end_snapshot`).
             None => self.state = State::Syncing,
         }
-        self.client_hello = Some(hello.clone());
+        self.connected_at = Some(now.instant);
         self.events.push_back(ServerEvent::Connected {
             hello,
             wire_format,
@@ -137,6 +140,11 @@ impl ServerConnection {
     /// Uncompressed, pings start here: upstream's server starts its pinger
     /// once the snapshot has been written.
     pub(super) fn end_snapshot(&mut self, now: Instant) {
+        if let Some(connected_at) = self.connected_at {
+            self.events.push_back(ServerEvent::SnapshotSent {
+                took: now.saturating_duration_since(connected_at),
+            });
+        }
         let Some(algorithm) = self.compression.clone() else {
             self.pinger.start(now);
             return;

@@ -9,6 +9,7 @@ mod output;
 mod pinger;
 mod report;
 mod send_queue;
+mod sent;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 
 pub use limit::ConnectionLimit;
 pub use report::{CloseReasons, ConnectionReport, ServerStats};
+pub use sent::SendStats;
 
 pub use config::{
     DEFAULT_ACK_TIMEOUT, DEFAULT_CHECKSUM_INTERVAL, DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE,
@@ -59,6 +61,13 @@ pub enum ServerEvent {
         /// Time from sending the ping it answers to receiving it; `None`
         /// when it echoes no ping still waiting for an answer.
         round_trip: Option<Duration>,
+    },
+    /// The whole snapshot has been handed out (and, compressed, the restart
+    /// that ends it): `took` from the handshake's end to here (upstream's
+    /// `typha_client_snapshot_send_secs`).
+    SnapshotSent {
+        /// How long handing it out took.
+        took: Duration,
     },
     /// The connection is over; this is the last event.
     Closed(CloseReason),
@@ -157,6 +166,11 @@ pub struct ServerConnection {
     draining: bool,
     /// Bytes handed out by `poll_transmit`.
     bytes_sent: u64,
+    /// What was handed out, in all, and since the driver last took it.
+    sent: SendStats,
+    unreported: SendStats,
+    /// When the handshake completed (for the snapshot's send time).
+    connected_at: Option<Instant>,
     /// Whether checksums were negotiated (both sides said so).
     checksums: bool,
     close_reason: Option<CloseReason>,
@@ -202,6 +216,9 @@ impl ServerConnection {
             legacy_client: false,
             draining: false,
             bytes_sent: 0,
+            sent: SendStats::default(),
+            unreported: SendStats::default(),
+            connected_at: None,
             checksums: false,
             close_reason: None,
             config,
@@ -406,9 +423,15 @@ impl ServerConnection {
         self.close_reason.as_ref()
     }
 
-    /// The client's hello, once the handshake is done.
+    /// The client's hello, once it arrived (accepted or refused).
     pub fn client_hello(&self) -> Option<&ClientHello> {
         self.client_hello.as_ref()
+    }
+
+    /// Whether the handshake completed ([`ServerEvent::Connected`] was
+    /// emitted).
+    pub fn is_connected(&self) -> bool {
+        self.connected_at.is_some()
     }
 
     /// The wire format in use, once known.
@@ -440,6 +463,20 @@ impl ServerConnection {
     /// How many bytes [`poll_transmit`](Self::poll_transmit) has handed out.
     pub fn bytes_sent(&self) -> u64 {
         self.bytes_sent
+    }
+
+    /// What [`poll_transmit`](Self::poll_transmit) has handed out since the
+    /// last call (messages, updates per `KVs` message, checksums): call
+    /// after transmitting and add it into the driver's totals. Only what
+    /// went out in whole messages counts, and each message once.
+    pub fn take_send_stats(&mut self) -> SendStats {
+        std::mem::take(&mut self.unreported)
+    }
+
+    /// Everything handed out so far (see
+    /// [`take_send_stats`](Self::take_send_stats)).
+    pub fn send_stats(&self) -> &SendStats {
+        &self.sent
     }
 
     /// Picks the wire format from the first byte (or the config) and builds

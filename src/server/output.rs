@@ -20,6 +20,8 @@ impl ServerConnection {
             Ok(()) => {
                 let bytes = self.scratch.split().freeze();
                 self.push_ready(bytes);
+                self.sent.record_message(message);
+                self.unreported.record_message(message);
                 true
             }
             Err(error) => {
@@ -46,6 +48,8 @@ impl ServerConnection {
             }));
         } else {
             self.push_ready(output.bytes);
+            self.sent.record_output(&output.carries);
+            self.unreported.record_output(&output.carries);
         }
     }
 

@@ -3,16 +3,18 @@
 //! it ends. The machines keep the per-connection figures; drivers add what
 //! only they know (addresses, sockets, durations) and keep the totals.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::ServerConnection;
+use super::{SendStats, ServerConnection};
 use crate::codec::WireFormat;
 use crate::message::{ClientHello, CompressionAlgorithm};
+use crate::metrics::{Histogram, LATENCY_BOUNDS_NANOS, SNAPSHOT_BOUNDS_NANOS};
 
-/// Counts of what a server driver has done since it started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counts of what a server driver has done since it started: what its
+/// metrics are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerStats {
     /// Connections accepted (TCP).
@@ -39,16 +41,125 @@ pub struct ServerStats {
     pub bytes_written: u64,
     /// Connections that ended, by reason.
     pub close_reasons: CloseReasons,
+    /// Connections that ended, by the kind of reason
+    /// ([`ConnectionReport::kind`]).
+    pub closed_by_kind: BTreeMap<&'static str, u64>,
+    /// Connections that ended on a protocol error, by its kind
+    /// ([`ProtocolError::label`](crate::error::ProtocolError::label)).
+    pub protocol_errors: BTreeMap<&'static str, u64>,
+    /// Connections that ended on undecodable input, by its kind
+    /// ([`DecodeError::label`](crate::error::DecodeError::label)).
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    /// Connections past the handshake and not yet ended (a current value,
+    /// not a total).
+    pub streaming: u64,
+    /// What the connections sent: messages, updates per `KVs` message,
+    /// checksums.
+    pub sent: SendStats,
+    /// Bytes written, by the connection's wire format and whether it
+    /// negotiated compression: see [`bytes_written_as`](Self::bytes_written_as).
+    pub bytes_written_by_stream: [[u64; 2]; 2],
+    /// Ping round trips, in nanoseconds.
+    pub ping_round_trips: Histogram,
+    /// Time from a connection's handshake to the end of its snapshot, in
+    /// nanoseconds.
+    pub snapshot_send_times: Histogram,
+}
+
+impl Default for ServerStats {
+    fn default() -> ServerStats {
+        ServerStats {
+            accepted: 0,
+            accept_errors: 0,
+            tls_rejected: 0,
+            shed: 0,
+            handshakes: 0,
+            pongs: 0,
+            closed: 0,
+            closed_with_error: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            close_reasons: CloseReasons::default(),
+            closed_by_kind: BTreeMap::new(),
+            protocol_errors: BTreeMap::new(),
+            decode_errors: BTreeMap::new(),
+            streaming: 0,
+            sent: SendStats::default(),
+            bytes_written_by_stream: [[0; 2]; 2],
+            ping_round_trips: Histogram::new(LATENCY_BOUNDS_NANOS),
+            snapshot_send_times: Histogram::new(SNAPSHOT_BOUNDS_NANOS),
+        }
+    }
 }
 
 impl ServerStats {
     /// Counts a connection that ended as `report` says.
     pub fn record_close(&mut self, report: &ConnectionReport) {
+        if report.connected {
+            self.streaming = self.streaming.saturating_sub(1);
+        }
         self.closed += 1;
         if report.is_error {
             self.closed_with_error += 1;
         }
         self.close_reasons.record(report.reason.clone());
+        *self.closed_by_kind.entry(report.kind).or_default() += 1;
+        if let Some(kind) = report.protocol_error {
+            *self.protocol_errors.entry(kind).or_default() += 1;
+        }
+        if let Some(kind) = report.decode_error {
+            *self.decode_errors.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Counts a connection whose handshake completed
+    /// ([`ServerEvent::Connected`](super::ServerEvent::Connected)).
+    pub fn record_connected(&mut self) {
+        self.handshakes += 1;
+        self.streaming += 1;
+    }
+
+    /// Counts a pong ([`ServerEvent::Pong`](super::ServerEvent::Pong)) and
+    /// its round trip.
+    pub fn record_pong(&mut self, round_trip: Option<Duration>) {
+        self.pongs += 1;
+        if let Some(round_trip) = round_trip {
+            self.ping_round_trips.observe_duration(round_trip);
+        }
+    }
+
+    /// Counts a snapshot handed out
+    /// ([`ServerEvent::SnapshotSent`](super::ServerEvent::SnapshotSent)).
+    pub fn record_snapshot_sent(&mut self, took: Duration) {
+        self.snapshot_send_times.observe_duration(took);
+    }
+
+    /// Adds what a connection sent
+    /// ([`ServerConnection::take_send_stats`](super::ServerConnection::take_send_stats)).
+    pub fn record_sent(&mut self, sent: &SendStats) {
+        self.sent.merge(sent);
+    }
+
+    /// Bytes written to connections speaking `format`, with or without
+    /// negotiated compression.
+    pub fn bytes_written_as(&self, format: WireFormat, compressed: bool) -> u64 {
+        self.bytes_written_by_stream[stream_index(format)][usize::from(compressed)]
+    }
+
+    /// Counts `bytes` written to a connection speaking `format` (unknown
+    /// until its first byte: counted as native), with or without negotiated
+    /// compression.
+    pub fn record_written(&mut self, format: Option<WireFormat>, compressed: bool, bytes: u64) {
+        let format = format.unwrap_or(WireFormat::Native);
+        self.bytes_written += bytes;
+        self.bytes_written_by_stream[stream_index(format)][usize::from(compressed)] += bytes;
+    }
+}
+
+fn stream_index(format: WireFormat) -> usize {
+    match format {
+        WireFormat::Native => 0,
+        WireFormat::Gob => 1,
     }
 }
 
@@ -118,8 +229,10 @@ pub struct ConnectionReport {
     pub id: u64,
     /// The client's address, when the driver knows it.
     pub peer: Option<SocketAddr>,
-    /// The client's hello, if the handshake got that far.
+    /// The client's hello, if it arrived (a refused client's too).
     pub hello: Option<ClientHello>,
+    /// Whether the handshake completed (the hello was accepted).
+    pub connected: bool,
     /// The wire format the client spoke, once known.
     pub wire_format: Option<WireFormat>,
     /// The compression negotiated, if any.
@@ -128,6 +241,14 @@ pub struct ConnectionReport {
     /// error, a refused TLS handshake). A graceful stop the client saw
     /// through ends with "closed locally".
     pub reason: String,
+    /// The kind of reason, for metrics labels: the
+    /// [`CloseReason::label`](crate::CloseReason::label), or the driver's
+    /// (`io_error`, `tls_rejected`, `shed`, …).
+    pub kind: &'static str,
+    /// For a protocol error, its kind.
+    pub protocol_error: Option<&'static str>,
+    /// For undecodable input, its kind.
+    pub decode_error: Option<&'static str>,
     /// Whether it ended because something went wrong.
     pub is_error: bool,
     /// How long it lasted, when the driver measured it.
@@ -140,26 +261,52 @@ pub struct ConnectionReport {
     pub unanswered_pings: usize,
     /// Bytes the machine handed out to be written.
     pub bytes_sent: u64,
+    /// Messages handed out, of every kind.
+    pub messages_sent: u64,
+    /// Updates handed out in `KVs` messages.
+    pub kvs_sent: u64,
 }
 
 impl ConnectionReport {
     /// A report for a connection that ended before it had a machine (a
-    /// refused TLS handshake, say): an error, with nothing else known.
-    pub fn early(id: u64, peer: Option<SocketAddr>, reason: impl Into<String>) -> Self {
+    /// refused TLS handshake, say): an error of `kind`, with nothing else
+    /// known.
+    pub fn early(
+        id: u64,
+        peer: Option<SocketAddr>,
+        kind: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
         ConnectionReport {
             id,
             peer,
             hello: None,
+            connected: false,
             wire_format: None,
             compression: None,
             reason: reason.into(),
+            kind,
+            protocol_error: None,
+            decode_error: None,
             is_error: true,
             duration: Duration::ZERO,
             pings_sent: 0,
             pongs_received: 0,
             unanswered_pings: 0,
             bytes_sent: 0,
+            messages_sent: 0,
+            kvs_sent: 0,
         }
+    }
+
+    /// Replaces the reason with an I/O error's (the socket failed before
+    /// the machine ended): "I/O error: …", kind `io_error`.
+    pub fn set_io_error(&mut self, error: &std::io::Error) {
+        self.reason = format!("I/O error: {error}");
+        self.kind = "io_error";
+        self.protocol_error = None;
+        self.decode_error = None;
+        self.is_error = true;
     }
 }
 
@@ -170,23 +317,34 @@ impl ServerConnection {
     /// fills in the peer and duration, and replaces the reason when the
     /// socket failed first.
     pub fn report(&self, id: u64) -> ConnectionReport {
-        let (reason, is_error) = match self.close_reason() {
-            Some(reason) => (reason.to_string(), reason.is_error()),
-            None => ("closed".to_owned(), false),
+        let (reason, is_error, kind, (protocol_error, decode_error)) = match self.close_reason() {
+            Some(reason) => (
+                reason.to_string(),
+                reason.is_error(),
+                reason.label(),
+                reason.error_labels(),
+            ),
+            None => ("closed".to_owned(), false, "closed", (None, None)),
         };
         ConnectionReport {
             id,
             peer: None,
             hello: self.client_hello().cloned(),
+            connected: self.is_connected(),
             wire_format: self.wire_format(),
             compression: self.compression().cloned(),
             reason,
+            kind,
+            protocol_error,
+            decode_error,
             is_error,
             duration: Duration::ZERO,
             pings_sent: self.pings_sent(),
             pongs_received: self.pongs_received(),
             unanswered_pings: self.unanswered_pings(),
             bytes_sent: self.bytes_sent(),
+            messages_sent: self.send_stats().messages,
+            kvs_sent: self.send_stats().kvs,
         }
     }
 }

@@ -121,8 +121,7 @@ impl ServerConn {
         report.peer = Some(self.peer);
         report.duration = now.instant.saturating_duration_since(self.started);
         if let Some(error) = self.failure.take() {
-            report.reason = format!("I/O error: {error}");
-            report.is_error = true;
+            report.set_io_error(&error);
         }
         shared.closed(report);
     }
@@ -137,7 +136,7 @@ impl ServerConn {
                     wire_format,
                     compression,
                 } => {
-                    shared.stats.handshakes += 1;
+                    shared.stats.record_connected();
                     shared.emit(ServerLoopEvent::Connected {
                         connection,
                         hello,
@@ -146,16 +145,18 @@ impl ServerConn {
                     });
                 }
                 ServerEvent::Pong { round_trip } => {
-                    shared.stats.pongs += 1;
+                    shared.stats.record_pong(round_trip);
                     shared.emit(ServerLoopEvent::Pong {
                         connection,
                         round_trip,
                     });
                 }
+                ServerEvent::SnapshotSent { took } => shared.stats.record_snapshot_sent(took),
                 // Seen through `is_closed`; the report says why.
                 ServerEvent::Closed(_) => {}
             }
         }
+        shared.stats.record_sent(&self.machine.take_send_stats());
         if self.machine.is_closed() && std::mem::take(&mut self.counted) {
             shared.open -= 1;
         }

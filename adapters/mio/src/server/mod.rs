@@ -391,7 +391,7 @@ impl Server {
             // rather than the server.
             Err(error) => {
                 let reason = format!("cannot serve the connection: {error}");
-                shared.closed(ConnectionReport::early(id, Some(peer), reason));
+                shared.closed(ConnectionReport::early(id, Some(peer), "usage", reason));
                 return;
             }
         };

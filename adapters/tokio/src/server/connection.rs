@@ -28,7 +28,7 @@ pub(super) async fn serve(
     let started = Instant::now();
     let _ = stream.set_nodelay(true);
     let early = |reason: String| {
-        let mut report = ConnectionReport::early(id, Some(peer), reason);
+        let mut report = ConnectionReport::early(id, Some(peer), "tls_rejected", reason);
         report.duration = started.elapsed();
         report
     };
@@ -80,7 +80,7 @@ pub(super) async fn serve_transport(
     close: &Notify,
 ) -> ConnectionReport {
     let config = shared.options.config.for_connection(id);
-    let early = |reason| ConnectionReport::early(id, None, reason);
+    let early = |reason| ConnectionReport::early(id, None, "usage", reason);
     let mut machine = match ServerConnection::new(config, now()) {
         Ok(machine) => machine,
         Err(error) => return early(format!("invalid server configuration: {error}")),
@@ -91,8 +91,7 @@ pub(super) async fn serve_transport(
     let driven = drive(shared, id, &mut machine, transport, close).await;
     let mut report = machine.report(id);
     if let Err(error) = driven {
-        report.reason = format!("I/O error: {error}");
-        report.is_error = true;
+        report.set_io_error(&error);
     }
     report
 }
@@ -135,17 +134,31 @@ async fn drive(
     }
     loop {
         while let Some(event) = machine.poll_event() {
-            let counter = match event {
-                ServerEvent::Connected { .. } => &shared.counters.handshakes,
-                ServerEvent::Pong { .. } => &shared.counters.pongs,
-                _ => continue,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            match event {
+                ServerEvent::Connected {
+                    hello,
+                    wire_format,
+                    compression,
+                } => {
+                    shared.counters.record_connected();
+                    tracing::debug!(
+                        hostname = %hello.hostname,
+                        syncer = %hello.syncer_type,
+                        ?wire_format,
+                        ?compression,
+                        "handshake done"
+                    );
+                }
+                ServerEvent::Pong { round_trip } => shared.counters.record_pong(round_trip),
+                ServerEvent::SnapshotSent { took } => shared.counters.record_snapshot_sent(took),
+                ServerEvent::Closed(_) => {}
+            }
         }
         if pending.is_none() {
             // Take one message at a time: the machine produces the next
             // only when this one has gone, so nothing piles up here.
             pending = machine.poll_transmit(now().instant);
+            shared.counters.record_sent(&machine.take_send_stats());
         }
         if machine.is_closed() {
             let give_up = *closing_deadline.get_or_insert_with(|| Instant::now() + LINGER);
@@ -204,7 +217,8 @@ async fn drive(
                 stalled_since = None;
                 match progress? {
                     Progress::Wrote(written) => {
-                        shared.counters.bytes_written.fetch_add(written as u64, Ordering::Relaxed);
+                        let compressed = machine.compression().is_some();
+                        shared.counters.record_written(machine.wire_format(), compressed, written as u64);
                         needs_flush = true;
                         if let Some(bytes) = pending.as_mut() {
                             let _ = bytes.split_to(written.min(bytes.len()));

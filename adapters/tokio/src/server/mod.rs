@@ -2,12 +2,13 @@
 //! per connection.
 
 mod connection;
+mod log;
 mod stats;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use syncproto::server::{ConnectionLimit, ConnectionReport, ServerConfig, ServerS
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use self::stats::Counters;
 #[cfg(test)]
@@ -92,6 +94,9 @@ struct Shared {
     connections: Mutex<HashMap<u64, Arc<Notify>>>,
     next_id: AtomicU64,
     counters: Counters,
+    /// Whether the accept loop is running (for readiness).
+    accepting: AtomicBool,
+    warnings: log::WarningLimiter,
 }
 
 impl Shared {
@@ -101,8 +106,10 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts a connection that ended and hands its report to the hook.
+    /// Counts and logs a connection that ended, and hands its report to
+    /// the hook.
     fn record_close(&self, report: &ConnectionReport) {
+        log::closed(report, &self.warnings);
         if let Some(hook) = &self.options.on_connection_closed {
             hook(report);
         }
@@ -179,6 +186,18 @@ impl ServerHandle {
     pub fn stats(&self) -> ServerStats {
         self.shared.counters.snapshot()
     }
+
+    /// Whether [`Server::run`] is accepting connections (it has started and
+    /// not been shut down).
+    pub fn is_accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server is ready for clients, as a readiness probe asks:
+    /// it accepts connections and its data is in sync.
+    pub fn is_ready(&self) -> bool {
+        self.is_accepting() && self.shared.cache.status() == SyncStatus::InSync
+    }
 }
 
 /// A server bound to a port, serving a [`SnapshotCache`] to every client
@@ -226,6 +245,8 @@ impl Server {
                 connections: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 counters: Counters::default(),
+                accepting: AtomicBool::new(false),
+                warnings: log::WarningLimiter::default(),
             }),
         })
     }
@@ -254,26 +275,35 @@ impl Server {
             .options
             .max_connections
             .map(|max| ConnectionLimit::new(max, self.shared.options.config.rng_seed));
+        self.shared
+            .accepting
+            .store(!*shutdown.borrow(), Ordering::Relaxed);
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = self.listener.accept() => {
-                    let Ok((stream, peer)) = accepted else {
-                        // Out of descriptors and the like: back off briefly
-                        // rather than spin.
-                        self.shared.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(ACCEPT_RETRY).await;
-                        continue;
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            // Out of descriptors and the like: back off
+                            // briefly rather than spin.
+                            self.shared.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                            log::accept_failed(&error, &self.shared.warnings);
+                            tokio::time::sleep(ACCEPT_RETRY).await;
+                            continue;
+                        }
                     };
                     self.shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
                     let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
                     let close = Arc::new(Notify::new());
                     self.shared.lock_connections().insert(id, Arc::clone(&close));
                     let shared = Arc::clone(&self.shared);
+                    let span = tracing::info_span!("connection", id, %peer);
                     tasks.spawn(async move {
+                        log::accepted(id, peer);
                         let report = connection::serve(&shared, id, stream, peer, &close).await;
                         shared.lock_connections().remove(&id);
                         shared.record_close(&report);
-                    });
+                    }.instrument(span));
                 }
                 _ = shed_tick.tick(), if limit.is_some() => {
                     if let Some(limit) = limit.as_mut() {
@@ -284,6 +314,7 @@ impl Server {
                 _ = shutdown.changed() => {}
             }
         }
+        self.shared.accepting.store(false, Ordering::Relaxed);
         // Connections see the shutdown signal themselves; wait for them.
         while tasks.join_next().await.is_some() {}
         Ok(())

@@ -1,0 +1,170 @@
+//! The server's log lines (through `tracing`; the application installs the
+//! subscriber): one when a connection is accepted, one when it ends with
+//! everything its report says, and warnings that would repeat for every
+//! connection of a flood limited to a few per minute per kind.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use syncproto::server::ConnectionReport;
+use tokio::time::Instant;
+
+/// How many warnings of one kind are logged one by one per window.
+const WARNINGS_PER_WINDOW: u32 = 10;
+/// The window over which warnings of one kind are counted.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Logs a connection accepted from `peer`.
+pub(super) fn accepted(id: u64, peer: SocketAddr) {
+    tracing::info!(id, %peer, "connection accepted");
+}
+
+/// Logs a connection that ended: at `info` when it ended well, at `warn`
+/// when something went wrong (limited per kind of reason by `limiter`;
+/// beyond the limit at `debug`, and counted in a later summary).
+pub(super) fn closed(report: &ConnectionReport, limiter: &WarningLimiter) {
+    let hello = report.hello.as_ref();
+    let peer = report.peer.map(|peer| peer.to_string()).unwrap_or_default();
+    let hostname = hello.map_or("", |hello| hello.hostname.as_str());
+    let syncer = hello.map_or("", |hello| hello.syncer_type.as_str());
+    let client_version = hello.map_or("", |hello| hello.version.as_str());
+    let client_conn_id = hello.map_or(0, |hello| hello.client_conn_id);
+    let wire = report.wire_format.map_or("", |format| match format {
+        syncproto::codec::WireFormat::Native => "native",
+        syncproto::codec::WireFormat::Gob => "gob",
+    });
+    let compression = report
+        .compression
+        .as_ref()
+        .map_or("none", |algorithm| algorithm.as_str());
+    let duration_ms = report.duration.as_millis() as u64;
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                id = report.id,
+                peer,
+                hostname,
+                syncer,
+                client_version,
+                client_conn_id,
+                wire,
+                compression,
+                reason = %report.reason,
+                kind = report.kind,
+                duration_ms,
+                messages = report.messages_sent,
+                kvs = report.kvs_sent,
+                bytes = report.bytes_sent,
+                "connection closed"
+            )
+        };
+    }
+    if !report.is_error {
+        line!(info);
+        return;
+    }
+    match limiter.admit(report.kind, Instant::now()) {
+        Admit::Log { suppressed_before } => {
+            if suppressed_before > 0 {
+                tracing::warn!(
+                    kind = report.kind,
+                    suppressed = suppressed_before,
+                    "{suppressed_before} more connections ended with {} in the last minute (logged at debug)",
+                    report.kind
+                );
+            }
+            line!(warn);
+        }
+        Admit::Suppress => line!(debug),
+    }
+}
+
+/// Logs a failed `accept` (limited like the warnings of connections).
+pub(super) fn accept_failed(error: &std::io::Error, limiter: &WarningLimiter) {
+    match limiter.admit("accept_error", Instant::now()) {
+        Admit::Log { suppressed_before } => {
+            tracing::warn!(%error, suppressed_before, "accepting a connection failed")
+        }
+        Admit::Suppress => tracing::debug!(%error, "accepting a connection failed"),
+    }
+}
+
+/// Whether a warning is logged.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Admit {
+    /// Log it, after saying how many of its kind were suppressed in the
+    /// window that just ended.
+    Log { suppressed_before: u64 },
+    /// Over the limit: log it at `debug` only.
+    Suppress,
+}
+
+/// Limits warnings to [`WARNINGS_PER_WINDOW`] per kind per [`WINDOW`].
+#[derive(Debug, Default)]
+pub(super) struct WarningLimiter {
+    kinds: Mutex<HashMap<&'static str, Window>>,
+}
+
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl WarningLimiter {
+    /// Whether a warning of `kind` at `now` is logged.
+    pub(super) fn admit(&self, kind: &'static str, now: Instant) -> Admit {
+        let mut kinds = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let window = kinds.entry(kind).or_insert(Window {
+            started: now,
+            logged: 0,
+            suppressed: 0,
+        });
+        let mut suppressed_before = 0;
+        if now.saturating_duration_since(window.started) >= WINDOW {
+            suppressed_before = window.suppressed;
+            *window = Window {
+                started: now,
+                logged: 0,
+                suppressed: 0,
+            };
+        }
+        if window.logged < WARNINGS_PER_WINDOW {
+            window.logged += 1;
+            Admit::Log { suppressed_before }
+        } else {
+            window.suppressed += 1;
+            Admit::Suppress
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_limited_per_kind_and_window() {
+        let limiter = WarningLimiter::default();
+        let start = Instant::now();
+        let logged = |at: Instant, kind| matches!(limiter.admit(kind, at), Admit::Log { .. });
+        let first: Vec<bool> = (0..15).map(|_| logged(start, "truncated")).collect();
+        assert_eq!(first.iter().filter(|logged| **logged).count(), 10);
+        // Another kind has its own allowance.
+        assert!(logged(start, "handshake_timeout"));
+        // The next window logs again and reports the five suppressed.
+        let later = start + WINDOW;
+        assert_eq!(
+            limiter.admit("truncated", later),
+            Admit::Log {
+                suppressed_before: 5
+            }
+        );
+    }
+}
