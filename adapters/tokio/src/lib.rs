@@ -16,13 +16,24 @@
 //!   Typha does.
 //! - [`tls`]: rustls configurations that check the peer's certificate
 //!   against a CA and, optionally, its Common Name or URI SAN.
+//! - [`metrics`] and [`endpoints`] (feature `metrics`): a server's
+//!   Prometheus metrics, and the HTTP endpoints serving them and the
+//!   liveness and readiness probes.
+//!
+//! The drivers log through `tracing` (a span per server connection, a line
+//! when it is accepted and when it ends); the application installs the
+//! subscriber.
 
 #![forbid(unsafe_code)]
 
 mod client;
 #[cfg(test)]
 mod driver_tests;
+#[cfg(feature = "metrics")]
+pub mod endpoints;
 mod io;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod reconnect;
 mod server;
 pub mod tls;

@@ -8,49 +8,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+mod support;
+
+use rustls_pki_types::ServerName;
+use support::Ca;
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
 use syncproto_tokio::tls::{self, Identity, PeerRequirement};
 use syncproto_tokio::{Client, ClientOptions, ConnectError, Server, ServerHandle, ServerOptions};
 use tokio::time::timeout;
-
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        Ca {
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    fn der(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-
-    /// A leaf certificate for `cn`, with an optional URI SAN and the DNS
-    /// name `localhost`.
-    fn leaf(&self, cn: &str, uri: Option<&str>) -> Identity {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        if let Some(uri) = uri {
-            params
-                .subject_alt_names
-                .push(SanType::URI(uri.try_into().unwrap()));
-        }
-        let key = KeyPair::generate().unwrap();
-        let certificate = params.signed_by(&key, &self.issuer).unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Identity::from_der(vec![certificate.der().clone()], key)
-    }
-}
 
 fn cn(name: &str) -> PeerRequirement {
     PeerRequirement {

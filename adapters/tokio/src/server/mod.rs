@@ -110,10 +110,12 @@ impl Shared {
     /// the hook.
     fn record_close(&self, report: &ConnectionReport) {
         log::closed(report, &self.warnings);
+        // Counted before the hook runs, so that it sees the totals with
+        // this connection in them.
+        self.counters.record_close(report);
         if let Some(hook) = &self.options.on_connection_closed {
             hook(report);
         }
-        self.counters.record_close(report);
     }
 }
 
