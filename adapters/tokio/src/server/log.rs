@@ -4,7 +4,6 @@
 //! connection of a flood limited to a few per minute per kind.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,9 +15,10 @@ const WARNINGS_PER_WINDOW: u32 = 10;
 /// The window over which warnings of one kind are counted.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Logs a connection accepted from `peer`.
-pub(super) fn accepted(id: u64, peer: SocketAddr) {
-    tracing::info!(id, %peer, "connection accepted");
+/// Logs a connection accepted (inside its span, which names its id and
+/// peer).
+pub(super) fn accepted() {
+    tracing::info!("connection accepted");
 }
 
 /// Logs a connection that ended: at `info` when it ended well, at `warn`

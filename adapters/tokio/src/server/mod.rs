@@ -301,7 +301,7 @@ impl Server {
                     let shared = Arc::clone(&self.shared);
                     let span = tracing::info_span!("connection", id, %peer);
                     tasks.spawn(async move {
-                        log::accepted(id, peer);
+                        log::accepted();
                         let report = connection::serve(&shared, id, stream, peer, &close).await;
                         shared.lock_connections().remove(&id);
                         shared.record_close(&report);

@@ -19,6 +19,14 @@ impl Failure {
         }
     }
 
+    /// A bad command line (exit code 2, as clap's own errors).
+    pub(crate) fn usage(message: impl fmt::Display) -> Failure {
+        Failure {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+
     /// An unreadable or malformed input file (exit code 3).
     pub(crate) fn input(message: impl fmt::Display) -> Failure {
         Failure {

@@ -5,6 +5,7 @@ mod decode;
 mod demo;
 mod dump;
 mod failure;
+mod observe;
 mod options;
 mod serve;
 
@@ -24,6 +25,8 @@ use crate::failure::Failure;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: observe::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,6 +46,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A server's log is its record of every connection; the other
+    // commands print what they are for and log only trouble.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    if let Err(failure) = cli.log.init(default_level) {
+        return failure.report();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -12,6 +12,7 @@ use syncproto_tokio::{Server, ServerHandle, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::failure::{Failure, note};
+use crate::observe::EndpointArgs;
 use crate::options::{TlsArgs, Wire, parse_duration};
 
 /// Serve a datastore read from a JSON-lines file (one update per line:
@@ -58,6 +59,8 @@ pub(crate) struct Args {
     no_checksums: bool,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    endpoints: EndpointArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +107,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .local_addr()
         .map_err(|error| Failure::runtime(format!("cannot listen on {}: {error}", args.listen)))?;
     let handle = server.handle();
+    let _endpoints = args.endpoints.start(&handle).await?;
     note(&format!(
         "serving {} keys ({loaded} records from {}) on {address}",
         handle.cache().stats().keys,
