@@ -17,7 +17,7 @@ impl ServerConnection {
     /// handed a snapshot: it sends the subscription's snapshot, then every
     /// change the cache logs, from shared pre-encoded bytes. Call once,
     /// instead of [`send_snapshot`](Self::send_snapshot), after
-    /// [`ServerEvent::Connected`] or before it. A client that falls as far
+    /// [`ServerEvent::Connected`](super::ServerEvent::Connected) or before it. A client that falls as far
     /// behind as the cache's limit is disconnected
     /// ([`CloseReason::FellBehind`]).
     ///
@@ -43,7 +43,7 @@ impl ServerConnection {
 
     /// Gives the connection the datastore snapshot to send (in key order),
     /// and the sync status to send once it has gone out. Call once, after
-    /// [`ServerEvent::Connected`] (or before it, for a server with a single
+    /// [`ServerEvent::Connected`](super::ServerEvent::Connected) (or before it, for a server with a single
     /// datastore: it waits for the handshake). The iterator is pulled one
     /// batch at a time as the client reads.
     pub fn send_snapshot<I>(&mut self, snapshot: I, status: SyncStatus) -> Result<(), UsageError>

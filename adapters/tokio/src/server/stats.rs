@@ -1,6 +1,6 @@
 //! The server's running totals, kept in atomics so that every connection
 //! task counts without a lock; read out as the core's
-//! [`ServerStats`](syncproto::server::ServerStats), the shape every driver
+//! [`syncproto::server::ServerStats`], the shape every driver
 //! reports and the metrics are read from.
 
 use std::sync::Mutex;
