@@ -2,7 +2,6 @@
 //! struct (fields matched by name, unknown ones skipped), `SerializedUpdate`,
 //! the `Revision` interface and `time.Time`.
 
-use crate::codec::retain::detach_parts;
 use bytes::Bytes;
 use bytestring::ByteString;
 
@@ -509,39 +508,32 @@ fn decode_update(
 ) -> Result<SerializedUpdate, Stop> {
     let mut update = SerializedUpdate::default();
     let mut update_type = 0u8;
-    // The byte strings are located as they are read and detached together
-    // at the end: one allocation for the update (see `codec::retain`).
-    let (mut key, mut value, mut revision_text, mut resource_version) = (0..0, 0..0, None, 0..0);
+    // Each string is detached as it is read (see `codec::retain`): a field
+    // read later may move the reader to another message (an interface
+    // value's type definition ends the message it is met in), so nothing
+    // may point into the message after the next field is read.
+    let (mut key, mut value, mut revision_text, mut resource_version) =
+        (Bytes::new(), Bytes::new(), None, Bytes::new());
     read_planned(session, plan, |session, field| {
         match field {
-            UpdateField::Key => key = session.reader.read_range()?,
-            UpdateField::Value => value = session.reader.read_range()?,
+            UpdateField::Key => key = session.reader.read_bytes()?,
+            UpdateField::Value => value = session.reader.read_bytes()?,
             UpdateField::Revision => match decode_revision(session)? {
                 RevisionRead::Value(read) => update.revision = read,
-                RevisionRead::String(range) => revision_text = Some(range),
+                RevisionRead::String(text) => revision_text = Some(text),
             },
-            UpdateField::ResourceVersion => resource_version = session.reader.read_range()?,
+            UpdateField::ResourceVersion => resource_version = session.reader.read_bytes()?,
             UpdateField::Ttl => update.ttl_nanos = session.reader.read_int()?,
             UpdateField::UpdateType => update_type = read_u8(session, "UpdateType")?,
         }
         Ok(())
     })?;
-    let message = session.reader.message();
-    let [key, value, revision_bytes, resource_version] = detach_parts(
-        message,
-        [
-            &message[key],
-            &message[value],
-            &message[revision_text.clone().unwrap_or(0..0)],
-            &message[resource_version],
-        ],
-    );
     let utf8 = |bytes| ByteString::try_from(bytes).map_err(|_| Stop::from(GobError::InvalidUtf8));
     update.key = utf8(key)?;
     // Go decodes a zero-length byte slice as nil: a deletion.
     update.value = (!value.is_empty()).then_some(value);
-    if revision_text.is_some() {
-        update.revision = Revision::String(utf8(revision_bytes)?);
+    if let Some(text) = revision_text {
+        update.revision = Revision::String(utf8(text)?);
     }
     update.v3_resource_version = utf8(resource_version)?;
     update.update_type = UpdateType::from_wire(update_type)
@@ -553,7 +545,7 @@ fn decode_update(
 /// (detached with the update's other strings).
 enum RevisionRead {
     Value(Revision),
-    String(std::ops::Range<usize>),
+    String(Bytes),
 }
 
 /// Decodes the `Revision interface{}`: nil, or a value of a Go basic type
@@ -579,7 +571,7 @@ fn decode_revision(session: &mut Session<'_>) -> Result<RevisionRead, Stop> {
         return Err(GobError::NonZeroSingletonDelta.into());
     }
     if let Basic::String = kind {
-        return Ok(RevisionRead::String(session.reader.read_range()?));
+        return Ok(RevisionRead::String(session.reader.read_bytes()?));
     }
     Ok(RevisionRead::Value(read_basic(session, kind)?))
 }

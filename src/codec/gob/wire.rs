@@ -105,21 +105,6 @@ impl Reader {
         Ok(bytes)
     }
 
-    /// Where a length-prefixed byte string lies in the message (see
-    /// [`message`](Self::message)): for a caller that detaches several
-    /// together.
-    pub(crate) fn read_range(&mut self) -> Result<std::ops::Range<usize>, GobError> {
-        let len = self.read_len()?;
-        let start = self.position;
-        self.position += len;
-        Ok(start..self.position)
-    }
-
-    /// The message being read.
-    pub(crate) fn message(&self) -> &Bytes {
-        &self.message
-    }
-
     /// A length-prefixed byte string, borrowed.
     pub(crate) fn read_slice(&mut self) -> Result<&[u8], GobError> {
         let len = self.read_len()?;
