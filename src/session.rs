@@ -165,6 +165,8 @@ pub struct Session {
     forced_resync: Option<ForcedResync>,
     last_forced_resync: Option<Instant>,
     forced_resyncs: u64,
+    checksums_verified: u64,
+    checksum_mismatches: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +193,8 @@ impl Session {
             forced_resync: None,
             last_forced_resync: None,
             forced_resyncs: 0,
+            checksums_verified: 0,
+            checksum_mismatches: 0,
         }
     }
 
@@ -221,6 +225,17 @@ impl Session {
     /// How many connections the checksum policy has dropped.
     pub fn forced_resyncs(&self) -> u64 {
         self.forced_resyncs
+    }
+
+    /// How many of the servers' snapshot checksums matched what was
+    /// received, across connections.
+    pub fn checksums_verified(&self) -> u64 {
+        self.checksums_verified
+    }
+
+    /// How many did not.
+    pub fn checksum_mismatches(&self) -> u64 {
+        self.checksum_mismatches
     }
 
     /// The datastore as the application has been told it, by key.
@@ -309,6 +324,10 @@ impl Session {
 
     /// Reports a checksum comparison and applies the policy to a mismatch.
     fn checksum_compared(&mut self, report: ChecksumReport) {
+        match report.verified {
+            true => self.checksums_verified += 1,
+            false => self.checksum_mismatches += 1,
+        }
         self.events.push_back(SessionEvent::Checksum(report));
         let ChecksumPolicy::Resync {
             after,
@@ -516,6 +535,8 @@ mod tests {
         let later = start + Duration::from_secs(700);
         assert!(connection_with_mismatches(&mut session, later, 3));
         assert_eq!(session.forced_resyncs(), 2);
+        assert_eq!(session.checksum_mismatches(), 2 + 3 + 5 + 3);
+        assert_eq!(session.checksums_verified(), 0);
         session.set_checksum_policy(ChecksumPolicy::ReportOnly);
         let much_later = start + Duration::from_secs(7000);
         assert!(!connection_with_mismatches(&mut session, much_later, 10));
