@@ -17,6 +17,9 @@ use tokio::time::{Instant, sleep_until, timeout};
 use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 
+/// What [`ClientOptions::on_read`] calls with each chunk read.
+pub(crate) type ReadHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// How a [`Client`] connects.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -29,6 +32,10 @@ pub struct ClientOptions {
     /// [`tls::client_config`](crate::tls::client_config)) and the name to
     /// present for SNI and, when no CN or URI SAN is required, to verify.
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// Called with every chunk of bytes read from the server, in order,
+    /// before the machine sees them (after TLS decryption): the raw stream,
+    /// for recording a capture.
+    pub on_read: Option<ReadHook>,
 }
 
 impl Default for ClientOptions {
@@ -37,6 +44,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             tls: None,
+            on_read: None,
         }
     }
 }
@@ -47,6 +55,7 @@ impl fmt::Debug for ClientOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .field("on_read", &self.on_read.is_some())
             .finish()
     }
 }
@@ -101,6 +110,7 @@ pub struct Client {
     /// Since when output has waited without any of it being taken.
     stalled_since: Option<Instant>,
     bytes_read: u64,
+    on_read: Option<ReadHook>,
     finished: bool,
     /// A write failed: the server is likely gone. What it sent before
     /// going is still read (its close included) before this is reported.
@@ -178,6 +188,7 @@ impl Client {
             write_timeout: options.write_timeout,
             stalled_since: None,
             bytes_read: 0,
+            on_read: options.on_read.clone(),
             finished: false,
             write_error: None,
         })
@@ -268,6 +279,9 @@ impl Client {
                     0 => self.machine.handle_eof(now()),
                     n => {
                         self.bytes_read += n as u64;
+                        if let Some(on_read) = &self.on_read {
+                            on_read(&self.buffer[..n]);
+                        }
                         self.machine.handle_input(now(), &self.buffer[..n]);
                     }
                 },

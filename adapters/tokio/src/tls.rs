@@ -30,9 +30,9 @@ pub enum TlsError {
         /// What was wrong with it.
         reason: String,
     },
-    /// rustls refused the configuration (for example a key that does not
-    /// match its certificate).
-    #[error("TLS configuration: {0}")]
+    /// rustls refused the configuration (for example a CA certificate it
+    /// cannot use).
+    #[error("TLS configuration: {}", describe(.0))]
     Config(#[from] rustls::Error),
     /// The certificate verifier could not be built from the CA.
     #[error("TLS verifier: {0}")]
@@ -143,11 +143,41 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Loads a PEM certificate chain and a PEM private key.
+    /// Loads a PEM certificate chain and a PEM private key, and checks
+    /// what TLS would refuse later in words that name the files: the
+    /// certificate must be X.509 version 3, and the key its own.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
+        let chain = load_certificates(cert)?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|error| file_error(key, error))?;
+        if let Some(version) = chain.first().and_then(x509_version)
+            && version != 3
+        {
+            return Err(file_error(
+                cert,
+                format!(
+                    "an X.509 version {version} certificate; TLS needs version 3 (`openssl x509 -req` \
+                     makes version 1 unless given extensions with -extfile)"
+                ),
+            ));
+        }
+        let signing_key = provider()
+            .key_provider
+            .load_private_key(key_der.clone_key())
+            .map_err(|error| file_error(key, describe(&error)))?;
+        if let Err(rustls::Error::InconsistentKeys(_)) =
+            rustls::sign::CertifiedKey::new(chain.clone(), signing_key).keys_match()
+        {
+            return Err(file_error(
+                key,
+                format!(
+                    "not the private key of the certificate in {}",
+                    cert.display()
+                ),
+            ));
+        }
         Ok(Identity {
-            chain: load_certificates(cert)?,
-            key: PrivateKeyDer::from_pem_file(key).map_err(|error| file_error(key, error))?,
+            chain,
+            key: key_der,
         })
     }
 
@@ -156,6 +186,85 @@ impl Identity {
     pub fn from_der(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Identity {
         Identity { chain, key }
     }
+}
+
+/// The X.509 version of a certificate (1, 2 or 3), if it parses.
+fn x509_version(certificate: &CertificateDer<'_>) -> Option<u32> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate).ok()?;
+    Some(parsed.version().0 + 1)
+}
+
+/// A rustls error in words for the person who set up the certificates:
+/// what is wrong, and with whose certificate. (rustls's own text prints
+/// nested Debug values and says "peer" also of this side's certificate.)
+pub fn describe(error: &rustls::Error) -> String {
+    use rustls::AlertDescription as Alert;
+    match error {
+        rustls::Error::InvalidCertificate(problem) => {
+            format!("the peer's certificate {}", certificate_problem(problem))
+        }
+        rustls::Error::NoCertificatesPresented => "the peer presented no certificate".to_owned(),
+        rustls::Error::AlertReceived(
+            alert @ (Alert::BadCertificate
+            | Alert::UnknownCA
+            | Alert::CertificateUnknown
+            | Alert::CertificateRequired
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateExpired
+            | Alert::AccessDenied
+            | Alert::DecryptError),
+        ) => format!(
+            "the peer refused this side's certificate (TLS alert {alert:?}): it must be signed \
+             by the CA the peer trusts, be valid now, and be a client certificate for a client \
+             (a server one for a server)"
+        ),
+        rustls::Error::AlertReceived(alert) => {
+            format!("the peer ended the TLS handshake (TLS alert {alert:?})")
+        }
+        rustls::Error::InconsistentKeys(_) => {
+            "the private key does not belong to the certificate".to_owned()
+        }
+        rustls::Error::General(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn certificate_problem(problem: &CertificateError) -> String {
+    let text = match problem {
+        CertificateError::UnknownIssuer => "is not signed by the CA this side trusts",
+        CertificateError::BadSignature => "has a signature that does not verify",
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "has expired",
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "is not valid yet (are the clocks right?)"
+        }
+        CertificateError::Revoked => "has been revoked",
+        CertificateError::BadEncoding => "is not a valid X.509 certificate",
+        CertificateError::NotValidForName => "is not valid for the name dialled",
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            return format!(
+                "is not valid for {:?}: its names are {}",
+                expected.to_str(),
+                match presented.is_empty() {
+                    true => "none".to_owned(),
+                    false => presented.join(", "),
+                }
+            );
+        }
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "is not for this use: a server's needs the serverAuth extended key usage, a \
+             client's clientAuth"
+        }
+        // webpki's reason comes as Debug text; this one people meet when
+        // `openssl x509 -req` made the certificate.
+        CertificateError::Other(other) if other.to_string().contains("UnsupportedCertVersion") => {
+            "is an X.509 version 1 certificate; TLS needs version 3"
+        }
+        other => return format!("was refused: {other:?}"),
+    };
+    text.to_owned()
 }
 
 fn file_error(path: &Path, error: impl fmt::Display) -> TlsError {

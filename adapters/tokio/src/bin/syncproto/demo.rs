@@ -281,7 +281,7 @@ fn summarize(
         "server:            {} handshakes, {} pongs",
         stats.handshakes, stats.pongs
     );
-    if let Some(peak) = peak_resident_bytes() {
+    if let Some(peak) = crate::memory::peak_resident_bytes() {
         // Server and clients share this process, so this is the whole demo's peak.
         println!(
             "peak memory:       {:.1} MiB resident (server and clients together)",
@@ -302,14 +302,6 @@ fn summarize(
             &mismatched[..mismatched.len().min(10)]
         )))
     }
-}
-
-/// The process's peak resident set (Linux's VmHWM), if the system says.
-fn peak_resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kilobytes * 1024)
 }
 
 fn millis(duration: Duration) -> f64 {

@@ -44,9 +44,33 @@ impl Failure {
         }
     }
 
-    /// Prints the message to stderr; returns the exit code.
+    /// Writing to stdout failed. A reader that went away (`| head -1`)
+    /// ends the command quietly with success, as it wanted no more; any
+    /// other write error is a failure (exit code 1).
+    pub(crate) fn output(error: std::io::Error) -> Failure {
+        match error.kind() {
+            std::io::ErrorKind::BrokenPipe => Failure {
+                code: 0,
+                message: String::new(),
+            },
+            _ => Failure::runtime(format!("writing output: {error}")),
+        }
+    }
+
+    /// Stopped by a signal before finishing: 128 + the signal's number, as
+    /// a shell reports a process the signal killed (130 for Ctrl-C).
+    pub(crate) fn interrupted(signal: crate::signals::Signal) -> Failure {
+        Failure {
+            code: signal.exit_code(),
+            message: format!("interrupted ({})", signal.name()),
+        }
+    }
+
+    /// Prints the message (if any) to stderr; returns the exit code.
     pub(crate) fn report(self) -> ExitCode {
-        note(&self.message);
+        if !self.message.is_empty() {
+            note(&self.message);
+        }
         ExitCode::from(self.code)
     }
 }

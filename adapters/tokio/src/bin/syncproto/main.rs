@@ -5,9 +5,14 @@ mod decode;
 mod demo;
 mod dump;
 mod failure;
+mod memory;
 mod observe;
 mod options;
+mod output;
 mod serve;
+mod signals;
+mod state;
+mod values;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,6 @@
-//! Options shared by several commands: TLS files and durations.
+//! Options shared by several commands: TLS files and the wire format.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use rustls_pki_types::ServerName;
@@ -79,25 +78,6 @@ impl TlsArgs {
     }
 }
 
-/// Parses a duration such as `500ms`, `10s`, `2m` or `1h`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 10s, 2m)"))?;
-    let unit = match unit {
-        "ms" => Duration::from_millis(1),
-        "s" | "" => Duration::from_secs(1),
-        "m" => Duration::from_secs(60),
-        "h" => Duration::from_secs(3600),
-        _ => return Err(format!("unknown unit {unit:?} in {text:?} (ms, s, m or h)")),
-    };
-    Ok(unit * u32::try_from(number).map_err(|_| format!("{text:?} is too long"))?)
-}
-
 /// A wire format named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Wire {
@@ -113,20 +93,5 @@ impl From<Wire> for WireFormat {
             Wire::Gob => WireFormat::Gob,
             Wire::Native => WireFormat::Native,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
     }
 }

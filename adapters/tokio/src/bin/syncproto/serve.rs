@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::failure::{Failure, note};
 use crate::observe::EndpointArgs;
-use crate::options::{TlsArgs, Wire, parse_duration};
+use crate::options::{TlsArgs, Wire};
+use crate::values;
 
 /// Serve a datastore read from a JSON-lines file (one update per line:
 /// `key`, `value` as text or null (or `value_base64`), optional `revision`,
@@ -25,7 +26,7 @@ use crate::options::{TlsArgs, Wire, parse_duration};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Address to listen on, e.g. 0.0.0.0:5473.
-    #[arg(long, default_value = "127.0.0.1:5473")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = values::address, default_value = "127.0.0.1:5473")]
     listen: String,
     /// The JSON-lines file holding the datastore.
     #[arg(long)]
@@ -52,7 +53,7 @@ pub(crate) struct Args {
     /// newest generation): right after the in-sync that ends a client's
     /// initial sync, then after changes at most once per this interval
     /// (0s: after every batch of changes).
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, default_value = "30s", allow_hyphen_values = true)]
     checksum_interval: Duration,
     /// Never offer snapshot checksums.
     #[arg(long, conflicts_with = "checksum_interval")]

@@ -1,134 +1,191 @@
 //! `syncproto decode`: decode a captured server-to-client stream.
 
-use std::io::Write;
-use std::path::PathBuf;
+mod json;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use serde_json::{Value, json};
+use serde_json::json;
 use syncproto::Message;
 use syncproto::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, StreamDecoder, WireFormat};
-use syncproto::records::update_to_line;
 
 use crate::failure::Failure;
 use crate::options::Wire;
+use crate::output::Lines;
+use crate::state::State;
 
-/// Decode a captured server-to-client byte stream (for example reassembled
-/// from tcpdump), following its decoder restarts into compressed streams,
-/// and print its messages as JSON lines: each update in the `serve` file
-/// format, other messages as `{"type": ...}` objects. With `--stats`, print
-/// only counts, bytes and throughput.
+/// Decode a captured server-to-client byte stream (`dump --capture`, or
+/// reassembled from tcpdump), following its decoder restarts into
+/// compressed streams, and print its messages as JSON lines: each update in
+/// the `serve` file format, other messages as `{"type": ...}` objects.
+/// With `--state`, print the state the stream leaves instead; with
+/// `--stats`, only counts, bytes, throughput and the process's peak
+/// memory. The capture is read as it
+/// is decoded, so memory stays bounded by the largest message, not the
+/// capture's size.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The wire format (default: told from the first byte).
     #[arg(long, value_enum)]
     wire: Option<Wire>,
     /// Print counts and throughput instead of the messages.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "state")]
     stats: bool,
-    /// The capture.
+    /// Print the final state (sorted by key), as `dump --state` does.
+    #[arg(long)]
+    state: bool,
+    /// The capture; `-` reads standard input.
     file: PathBuf,
 }
 
+/// How much is read at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The capture being read, a chunk at a time.
+struct Input {
+    name: String,
+    reader: Box<dyn Read>,
+    buffer: BytesMut,
+    /// Bytes read so far.
+    read: u64,
+    at_end: bool,
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input, Failure> {
+        let (name, reader): (String, Box<dyn Read>) = if path == Path::new("-") {
+            ("stdin".to_owned(), Box::new(std::io::stdin()))
+        } else {
+            let name = path.display().to_string();
+            let file =
+                File::open(path).map_err(|error| Failure::input(format!("{name}: {error}")))?;
+            (name, Box::new(file))
+        };
+        Ok(Input {
+            name,
+            reader,
+            buffer: BytesMut::new(),
+            read: 0,
+            at_end: false,
+        })
+    }
+
+    /// Appends the next chunk to the buffer (what the decoder left of an
+    /// incomplete message stays in front of it).
+    fn fill(&mut self) -> Result<(), Failure> {
+        let start = self.buffer.len();
+        // Reserving on a buffer whose front was consumed reuses its space
+        // when nothing else holds it, so the buffer stays one message and
+        // one chunk long.
+        self.buffer.resize(start + READ_CHUNK, 0);
+        let read = loop {
+            match self.reader.read(&mut self.buffer[start..]) {
+                Ok(read) => break read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    return Err(Failure::input(format!("{}: {error}", self.name)));
+                }
+            }
+        };
+        self.buffer.truncate(start + read);
+        self.read += read as u64;
+        self.at_end = read == 0;
+        Ok(())
+    }
+
+    /// Bytes taken off by the decoder so far.
+    fn consumed(&self) -> u64 {
+        self.read - self.buffer.len() as u64
+    }
+}
+
+/// What `--stats` counts.
+#[derive(Debug, Default)]
+struct Counts {
+    messages: u64,
+    kvs: u64,
+}
+
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
-    let data = std::fs::read(&args.file)
-        .map_err(|error| Failure::input(format!("{}: {error}", args.file.display())))?;
+    let mut input = Input::open(&args.file)?;
+    while input.buffer.is_empty() && !input.at_end {
+        input.fill()?;
+    }
+    if input.buffer.is_empty() {
+        return Err(Failure::input(format!(
+            "{}: the capture is empty",
+            input.name
+        )));
+    }
     let format = match args.wire {
         Some(wire) => wire.into(),
-        None => WireFormat::detect(&data)
-            .ok_or_else(|| Failure::input(format!("{}: the file is empty", args.file.display())))?,
+        None => WireFormat::detect(&input.buffer)
+            .ok_or_else(|| Failure::input(format!("{}: not a gob or native stream", input.name)))?,
     };
     let mut decoder =
         StreamDecoder::new(format, DEFAULT_MAX_SERVER_MESSAGE_LEN, None).following_restarts();
-    let mut input = BytesMut::from(&data[..]);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let (mut messages, mut kvs) = (0u64, 0u64);
+    let mut out = Lines::stdout();
+    let mut state = State::default();
+    let mut counts = Counts::default();
     let started = Instant::now();
     loop {
-        let decoded = decoder.decode_eof(&mut input).map_err(|error| {
-            let offset = data.len() - input.len();
+        let decoded = match input.at_end {
+            true => decoder.decode_eof(&mut input.buffer),
+            false => decoder.decode(&mut input.buffer),
+        }
+        .map_err(|error| {
             Failure::input(format!(
-                "{}: at byte {offset}: {error}",
-                args.file.display()
+                "{}: at byte {}: {error}",
+                input.name,
+                input.consumed()
             ))
         })?;
-        let Some(message) = decoded else { break };
-        messages += 1;
+        let Some(message) = decoded else {
+            if input.at_end {
+                break;
+            }
+            input.fill()?;
+            continue;
+        };
+        counts.messages += 1;
         if let Message::Kvs(updates) = &message {
-            kvs += updates.len() as u64;
+            counts.kvs += updates.len() as u64;
         }
-        if !args.stats {
-            for line in lines(&message) {
-                writeln!(out, "{line}")
-                    .map_err(|error| Failure::runtime(format!("writing output: {error}")))?;
+        if args.state {
+            if let Message::Kvs(updates) = message {
+                updates.into_iter().for_each(|update| state.apply(update));
+            }
+        } else if !args.stats {
+            for line in json::lines(&message) {
+                out.line(&line)?;
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    if args.state {
+        state.print(&mut out)?;
+    }
     if args.stats {
-        let summary = json!({
-            "messages": messages,
-            "kvs": kvs,
-            "bytes": data.len(),
-            "seconds": seconds,
-            "mb_per_s": data.len() as f64 / 1e6 / seconds.max(1e-9),
-            "kvs_per_s": kvs as f64 / seconds.max(1e-9),
-        });
-        writeln!(out, "{summary}")
-            .map_err(|error| Failure::runtime(format!("writing output: {error}")))?;
+        let seconds = started.elapsed().as_secs_f64();
+        out.line(&stats_line(&counts, input.read, seconds))?;
     }
     out.flush()
-        .map_err(|error| Failure::runtime(format!("writing output: {error}")))
 }
 
-/// A message as JSON lines.
-fn lines(message: &Message) -> Vec<String> {
-    let object = match message {
-        Message::Kvs(updates) => {
-            return updates
-                .iter()
-                .map(|update| update_to_line(update, true))
-                .collect();
-        }
-        Message::ClientHello(hello) => json!({
-            "type": "ClientHello",
-            "hostname": hello.hostname,
-            "info": hello.info,
-            "version": hello.version,
-            "syncer_type": hello.syncer_type.as_str(),
-            "supports_decoder_restart": hello.supports_decoder_restart,
-            "compression": hello.supported_compression_algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-            "supports_modern_policy_keys": hello.supports_modern_policy_keys,
-            "client_conn_id": hello.client_conn_id,
-            "supports_checksum": hello.supports_checksum,
-        }),
-        Message::ServerHello(hello) => json!({
-            "type": "ServerHello",
-            "version": hello.version,
-            "syncer_type": hello.syncer_type.as_str(),
-            "supports_node_resource_updates": hello.supports_node_resource_updates,
-            "server_conn_id": hello.server_conn_id,
-            "supports_checksum": hello.supports_checksum,
-        }),
-        Message::SyncStatus(status) => json!({"status": status.as_str()}),
-        Message::Ping(ping) => json!({"type": "Ping", "timestamp": ping.timestamp.to_string()}),
-        Message::Pong(pong) => json!({
-            "type": "Pong",
-            "ping_timestamp": pong.ping_timestamp.to_string(),
-            "pong_timestamp": pong.pong_timestamp.to_string(),
-        }),
-        Message::DecoderRestart(restart) => json!({
-            "type": "DecoderRestart",
-            "message": restart.message,
-            "compression": restart.compression_algorithm.as_ref().map(|a| a.as_str()),
-        }),
-        Message::Ack => json!({"type": "Ack"}),
-        Message::Checksum(checksum) => json!({
-            "type": "Checksum",
-            "checksum": format!("{:#018x}", checksum.checksum),
-            "kv_count": checksum.kv_count,
-        }),
-    };
-    vec![Value::to_string(&object)]
+/// The `--stats` line, rounded to what the measurement can tell.
+fn stats_line(counts: &Counts, bytes: u64, seconds: f64) -> String {
+    let per_second = |amount: f64| amount / seconds.max(1e-9);
+    json!({
+        "messages": counts.messages,
+        "kvs": counts.kvs,
+        "bytes": bytes,
+        "seconds": (seconds * 1e3).round() / 1e3,
+        "mb_per_s": (per_second(bytes as f64 / 1e6) * 10.0).round() / 10.0,
+        "kvs_per_s": per_second(counts.kvs as f64).round() as u64,
+        // The whole process's, reading included: what streaming bounds.
+        "peak_rss_bytes": crate::memory::peak_resident_bytes(),
+    })
+    .to_string()
 }

@@ -1,30 +1,42 @@
 //! `syncproto dump`: connect as a client and print what arrives.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::time::Duration;
-use syncproto::message::ByteString;
+mod capture;
+mod checksum;
+mod tls_hint;
 
-use serde_json::json;
-use syncproto::checksum::StateChecksum;
-use syncproto::client::{ChecksumCheck, ChecksumReport, ClientConfig, ClientEvent};
-use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus, SyncerType};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use syncproto::client::{ChecksumCheck, ClientConfig, ClientEvent};
+use syncproto::message::{CompressionAlgorithm, SyncStatus, SyncerType};
 use syncproto::records::{status_to_line, update_to_line};
 use syncproto_tokio::{Client, ClientOptions};
-use tokio::time::Instant;
+use tokio::time::{Instant, sleep_until};
 
+use self::capture::Capture;
+use self::checksum::{ChecksumTally, FIRST_CHECKSUM_WAIT};
 use crate::failure::Failure;
-use crate::options::{TlsArgs, Wire, parse_duration};
+use crate::options::{TlsArgs, Wire};
+use crate::output::Lines;
+use crate::signals::{Signal, Stop};
+use crate::state::State;
+use crate::values;
 
-/// Connect as a client and print every update (and status change) as a
-/// JSON line, in the `serve` file format, until the server is in sync and
-/// `--follow` has passed. By default the client presents itself as a
-/// modern upstream Felix (gob, snappy compression, modern policy keys), so
-/// it works against a real upstream Typha.
+/// Connect as a client and print every update (and every status the
+/// server sends) as a JSON line, in the `serve` file format, until the
+/// server is in sync and `--follow` has passed. Each line is written as it
+/// arrives. By default the client presents itself as a modern upstream
+/// Felix (gob, snappy compression, modern policy keys), so it works
+/// against a real upstream Typha.
+///
+/// Ctrl-C (or SIGTERM) stops it: the lines received are already out; with
+/// `--state`, the state is printed if the server was in sync; exit code
+/// 130 (143 for SIGTERM).
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct Args {
-    /// The server's address, `host:port`.
-    #[arg(long)]
+    /// The server's address, host:port.
+    #[arg(long, value_name = "HOST:PORT", value_parser = values::address)]
     connect: String,
     /// The wire format to speak.
     #[arg(long, value_enum, default_value_t = Wire::Gob)]
@@ -32,12 +44,21 @@ pub(crate) struct Args {
     /// The syncer to ask for: felix, bgp, tunnel-ip-allocation, node-status.
     #[arg(long, default_value = "felix")]
     syncer: String,
-    /// Keep printing for this long after the server is in sync (e.g. 30s).
-    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    /// Keep printing for this long after the server is in sync (e.g. 30s,
+    /// 1m30s, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, default_value = "0s", allow_hyphen_values = true)]
     follow: Duration,
+    /// Give up (exit code 1) unless the server is in sync this long after
+    /// starting, connecting included. Default: wait as long as it takes.
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, allow_hyphen_values = true)]
+    timeout: Option<Duration>,
     /// Print the final state (sorted by key) instead of the stream.
     #[arg(long)]
     state: bool,
+    /// Also write the raw bytes received (after TLS) to FILE, for
+    /// `syncproto decode`.
+    #[arg(long, value_name = "FILE")]
+    capture: Option<PathBuf>,
     /// Ask the server for snapshot checksums and check each against what
     /// was received; at exit print one JSON line on stderr with the last
     /// checksum the server sent and this client's own for its final state
@@ -51,20 +72,40 @@ pub(crate) struct Args {
     /// The host name to send in the hello.
     #[arg(long, default_value = "syncproto-dump")]
     hostname: String,
-    /// The TLS server name (default: the host of --connect).
-    #[arg(long)]
+    /// The TLS server name to present and, unless --tls-peer-cn or
+    /// --tls-peer-uri-san is given, to verify (default: the host of
+    /// --connect).
+    #[arg(long, value_name = "NAME")]
     tls_server_name: Option<String>,
     #[command(flatten)]
     tls: TlsArgs,
 }
 
+/// What one run of `dump` holds.
+struct Dump {
+    args: Args,
+    out: Lines,
+    state: State,
+    /// When to stop, once the server is in sync.
+    stop_at: Option<Instant>,
+    checksums: ChecksumTally,
+    updates: u64,
+    /// The client machine reports a resync of its own on start, before the
+    /// server has said anything: not a line the server sent.
+    first_event: bool,
+}
+
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    let mut stop = Stop::listen()?;
+    let give_up_at = args.timeout.map(|timeout| Instant::now() + timeout);
     let host = args
         .tls_server_name
         .clone()
         .unwrap_or_else(|| host_of(&args.connect).to_owned());
+    let capture = args.capture.as_deref().map(Capture::create).transpose()?;
     let options = ClientOptions {
         tls: args.tls.client(&host)?,
+        on_read: capture.as_ref().map(Capture::tap),
         ..ClientOptions::default()
     };
     let config = ClientConfig {
@@ -78,146 +119,152 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         checksums: args.checksum.then(ChecksumCheck::default),
         ..ClientConfig::default()
     };
-    let mut client = Client::connect(&args.connect, config, options)
-        .await
-        .map_err(Failure::runtime)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut state: BTreeMap<ByteString, SerializedUpdate> = BTreeMap::new();
-    let mut stop_at: Option<Instant> = None;
-    let mut checksums = ChecksumTally::default();
-    loop {
-        let deadline = stop_at.map(|stop_at| match checksums.awaited(&client) {
-            Some(in_sync_at) => stop_at.max(in_sync_at + FIRST_CHECKSUM_WAIT),
-            None => stop_at,
-        });
-        let event = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, client.next_event()).await {
-                Ok(event) => event,
-                Err(_) => break,
-            },
-            None => client.next_event().await,
-        };
-        match event.map_err(|error| {
-            Failure::runtime(format!("connection to {} failed: {error}", args.connect))
-        })? {
-            Some(ClientEvent::Updates(updates)) => {
-                for update in updates {
-                    if !args.state {
-                        write_line(&mut out, &update_to_line(&update, true))?;
-                    }
-                    match &update.value {
-                        Some(_) => {
-                            state.insert(update.key.clone(), update);
-                        }
-                        None => {
-                            state.remove(&update.key);
-                        }
-                    }
-                }
-            }
-            Some(ClientEvent::Status(status)) => {
-                if !args.state {
-                    write_line(&mut out, &status_to_line(status))?;
-                }
-                if status == SyncStatus::InSync && stop_at.is_none() {
-                    let now = Instant::now();
-                    stop_at = Some(now + args.follow);
-                    checksums.in_sync_at = Some(now);
-                }
-            }
-            Some(ClientEvent::Closed(reason)) => {
-                if stop_at.is_none() || reason.is_error() {
+    let mut dump = Dump {
+        args,
+        out: Lines::stdout(),
+        state: State::default(),
+        stop_at: None,
+        checksums: ChecksumTally::default(),
+        updates: 0,
+        first_event: true,
+    };
+    let connected = tokio::select! {
+        connected = Client::connect(&dump.args.connect, config, options) => connected,
+        signal = stop.next() => return Err(Failure::interrupted(signal)),
+        () = sleep_or_never(give_up_at) => return Err(dump.not_in_sync()),
+    };
+    let mut client = connected
+        .map_err(|error| Failure::runtime(tls_hint::connect_error(&error, &dump.args.tls)))?;
+    let result = dump.follow(&mut client, &mut stop, give_up_at).await;
+    let captured = capture.as_ref().map_or(Ok(()), Capture::finish);
+    let result = result.and(captured);
+    if dump.args.checksum && result.is_ok() {
+        return dump.checksums.report(client.received_checksum());
+    }
+    result
+}
+
+impl Dump {
+    /// Reads events until done, interrupted or failed.
+    async fn follow(
+        &mut self,
+        client: &mut Client,
+        stop: &mut Stop,
+        give_up_at: Option<Instant>,
+    ) -> Result<(), Failure> {
+        loop {
+            let deadline = match self.stop_at {
+                None => give_up_at,
+                Some(stop_at) => Some(match self.checksums.awaited(client) {
+                    Some(in_sync_at) => stop_at.max(in_sync_at + FIRST_CHECKSUM_WAIT),
+                    None => stop_at,
+                }),
+            };
+            let event = tokio::select! {
+                event = client.next_event() => event,
+                signal = stop.next() => return self.interrupted(signal),
+                () = sleep_or_never(deadline) => match self.stop_at {
+                    None => return Err(self.not_in_sync()),
+                    Some(_) => break,
+                },
+            };
+            let event = event.map_err(|error| {
+                Failure::runtime(format!(
+                    "connection to {} failed: {error}",
+                    self.args.connect
+                ))
+            })?;
+            let Some(event) = event else { break };
+            if let ClientEvent::Closed(reason) = &event {
+                if self.stop_at.is_none() || reason.is_error() {
+                    let hint = tls_hint::closed(client, &self.args.tls);
                     return Err(Failure::runtime(format!(
-                        "connection to {} closed: {reason}",
-                        args.connect
+                        "connection to {} closed: {reason}{hint}",
+                        self.args.connect
                     )));
                 }
                 break;
             }
-            Some(ClientEvent::Checksum(report)) => checksums.record(&report),
-            Some(_) => {}
-            None => break,
+            self.observe(event)?;
+            self.out.flush()?;
+            let waiting_for_checksum = self.checksums.awaited(client).is_some();
+            if self.stop_at.is_some_and(|at| at <= Instant::now()) && !waiting_for_checksum {
+                break;
+            }
         }
-        let waiting_for_checksum = checksums.awaited(&client).is_some();
-        if stop_at.is_some_and(|deadline| deadline <= Instant::now()) && !waiting_for_checksum {
-            break;
-        }
-    }
-    if args.state {
-        for update in state.values() {
-            write_line(&mut out, &update_to_line(update, false))?;
-        }
-    }
-    out.flush()
-        .map_err(|error| Failure::runtime(format!("writing output: {error}")))?;
-    if args.checksum {
-        return checksums.report(client.received_checksum());
-    }
-    Ok(())
-}
-
-/// How long `--checksum` waits past the in-sync for the server's first
-/// checksum (upstream's server sends it right after that in-sync).
-const FIRST_CHECKSUM_WAIT: Duration = Duration::from_secs(10);
-
-/// What `--checksum` saw.
-#[derive(Debug, Default)]
-struct ChecksumTally {
-    in_sync_at: Option<Instant>,
-    last_server: Option<StateChecksum>,
-    compared: u64,
-    mismatches: u64,
-}
-
-impl ChecksumTally {
-    fn record(&mut self, report: &ChecksumReport) {
-        self.last_server = Some(report.server);
-        self.compared += 1;
-        if !report.verified {
-            self.mismatches += 1;
-        }
+        self.print_state()?;
+        self.out.flush()
     }
 
-    /// When the in-sync came, while the first checksum is still awaited
-    /// from a server that agreed to send them.
-    fn awaited(&self, client: &Client) -> Option<Instant> {
-        let agreed = client
-            .server_hello()
-            .is_some_and(|hello| hello.supports_checksum);
-        self.in_sync_at.filter(|_| agreed && self.compared == 0)
+    /// Takes in one event (the final close excepted).
+    fn observe(&mut self, event: ClientEvent) -> Result<(), Failure> {
+        let first = std::mem::replace(&mut self.first_event, false);
+        match event {
+            ClientEvent::Updates(updates) => {
+                self.updates += updates.len() as u64;
+                for update in updates {
+                    if !self.args.state {
+                        self.out.line(&update_to_line(&update, true))?;
+                    }
+                    self.state.apply(update);
+                }
+            }
+            ClientEvent::Status(SyncStatus::ResyncInProgress) if first => {}
+            ClientEvent::Status(status) => {
+                if !self.args.state {
+                    self.out.line(&status_to_line(status))?;
+                }
+                if status == SyncStatus::InSync && self.stop_at.is_none() {
+                    let now = Instant::now();
+                    self.stop_at = Some(now + self.args.follow);
+                    self.checksums.in_sync_at = Some(now);
+                    tracing::info!(
+                        keys = self.state.len(),
+                        "in sync with {}; following for {}",
+                        self.args.connect,
+                        humantime::format_duration(self.args.follow)
+                    );
+                }
+            }
+            ClientEvent::Checksum(report) => self.checksums.record(&report),
+            _ => {}
+        }
+        Ok(())
     }
 
-    /// Prints the `--checksum` line on stderr; a failure unless verified.
-    fn report(&self, own: Option<StateChecksum>) -> Result<(), Failure> {
-        let hex = |checksum: &StateChecksum| format!("{:#018x}", checksum.checksum);
-        let verified = self.compared > 0 && self.mismatches == 0;
-        let line = json!({
-            "server_checksum": self.last_server.as_ref().map(hex),
-            "server_kv_count": self.last_server.map(|server| server.kv_count),
-            "checksum": own.as_ref().map(hex),
-            "kv_count": own.map(|own| own.kv_count),
-            "verified": verified,
-        });
-        let _ = writeln!(std::io::stderr(), "{line}");
-        match (verified, own) {
-            (true, _) => Ok(()),
-            (false, None) => Err(Failure::verification(
-                "the server does not send snapshot checksums",
-            )),
-            (false, Some(_)) if self.compared == 0 => Err(Failure::verification(
-                "the server sent no snapshot checksum",
-            )),
-            (false, Some(_)) => Err(Failure::verification(format!(
-                "{} of {} snapshot checksums did not match what was received",
-                self.mismatches, self.compared
-            ))),
+    /// With `--state`, once the server was in sync: the state, by key.
+    fn print_state(&mut self) -> Result<(), Failure> {
+        if self.args.state && self.stop_at.is_some() {
+            self.state.print(&mut self.out)?;
         }
+        Ok(())
+    }
+
+    /// Stops at a signal: what was received is printed, and the exit code
+    /// says the signal.
+    fn interrupted(&mut self, signal: Signal) -> Result<(), Failure> {
+        self.print_state()?;
+        self.out.flush()?;
+        Err(Failure::interrupted(signal))
+    }
+
+    fn not_in_sync(&self) -> Failure {
+        let waited = self.args.timeout.unwrap_or_default();
+        Failure::runtime(format!(
+            "{} was not in sync after {} ({} updates received; --timeout)",
+            self.args.connect,
+            humantime::format_duration(waited),
+            self.updates
+        ))
     }
 }
 
-fn write_line(out: &mut impl Write, line: &str) -> Result<(), Failure> {
-    writeln!(out, "{line}").map_err(|error| Failure::runtime(format!("writing output: {error}")))
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The host part of `host:port` (brackets removed for IPv6).

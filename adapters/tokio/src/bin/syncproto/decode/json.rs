@@ -1,0 +1,57 @@
+//! How `decode` prints each message: updates in the `serve` file format,
+//! other messages as `{"type": ...}` objects.
+
+use serde_json::{Value, json};
+use syncproto::Message;
+use syncproto::records::update_to_line;
+
+/// A message as JSON lines.
+pub(super) fn lines(message: &Message) -> Vec<String> {
+    let object = match message {
+        Message::Kvs(updates) => {
+            return updates
+                .iter()
+                .map(|update| update_to_line(update, true))
+                .collect();
+        }
+        Message::ClientHello(hello) => json!({
+            "type": "ClientHello",
+            "hostname": hello.hostname,
+            "info": hello.info,
+            "version": hello.version,
+            "syncer_type": hello.syncer_type.as_str(),
+            "supports_decoder_restart": hello.supports_decoder_restart,
+            "compression": hello.supported_compression_algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+            "supports_modern_policy_keys": hello.supports_modern_policy_keys,
+            "client_conn_id": hello.client_conn_id,
+            "supports_checksum": hello.supports_checksum,
+        }),
+        Message::ServerHello(hello) => json!({
+            "type": "ServerHello",
+            "version": hello.version,
+            "syncer_type": hello.syncer_type.as_str(),
+            "supports_node_resource_updates": hello.supports_node_resource_updates,
+            "server_conn_id": hello.server_conn_id,
+            "supports_checksum": hello.supports_checksum,
+        }),
+        Message::SyncStatus(status) => json!({"status": status.as_str()}),
+        Message::Ping(ping) => json!({"type": "Ping", "timestamp": ping.timestamp.to_string()}),
+        Message::Pong(pong) => json!({
+            "type": "Pong",
+            "ping_timestamp": pong.ping_timestamp.to_string(),
+            "pong_timestamp": pong.pong_timestamp.to_string(),
+        }),
+        Message::DecoderRestart(restart) => json!({
+            "type": "DecoderRestart",
+            "message": restart.message,
+            "compression": restart.compression_algorithm.as_ref().map(|a| a.as_str()),
+        }),
+        Message::Ack => json!({"type": "Ack"}),
+        Message::Checksum(checksum) => json!({
+            "type": "Checksum",
+            "checksum": format!("{:#018x}", checksum.checksum),
+            "kv_count": checksum.kv_count,
+        }),
+    };
+    vec![Value::to_string(&object)]
+}
