@@ -293,3 +293,39 @@ pub fn write_capture(path: &Path, keys: usize, bytes: usize) -> (u64, u64) {
     file.flush().unwrap();
     ((copies * stream.len()) as u64, (copies * kvs) as u64)
 }
+
+/// Starts `syncproto serve ARGS...` (listening on a free port unless the
+/// arguments say where) with stdin piped; returns it and its address.
+pub fn serve_spawned(args: &[&str]) -> (Spawned, String) {
+    let mut command = syncproto(&["serve", "--listen", "127.0.0.1:0"]);
+    command.args(args).stdin(Stdio::piped());
+    let server = spawn(command);
+    let started = server.stderr_until(|line| line.contains(") on "));
+    let line = started.last().unwrap();
+    let address = line.split_once(") on ").unwrap().1.trim().to_owned();
+    (server, address)
+}
+
+/// Reads `dump --follow` lines (updates in the stream format) from
+/// `dump`, applying them to `state` (key to value), until `state` equals
+/// `expected`.
+pub fn follow_until_state(
+    dump: &Spawned,
+    state: &mut std::collections::BTreeMap<String, String>,
+    expected: &std::collections::BTreeMap<String, String>,
+) {
+    while state != expected {
+        let line = dump
+            .stdout
+            .recv_timeout(HUNG)
+            .unwrap_or_else(|error| panic!("{error}: at {state:?}, want {expected:?}"));
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let Some(key) = record["key"].as_str() else {
+            continue;
+        };
+        match record["value"].as_str() {
+            Some(value) => state.insert(key.to_owned(), value.to_owned()),
+            None => state.remove(key),
+        };
+    }
+}

@@ -77,6 +77,9 @@ fn main() -> ExitCode {
             Command::Decode(args) => decode::run(args),
         }
     });
+    // A read of standard input (`serve --snapshot -`) may still be blocked
+    // in the runtime's blocking pool: do not wait for it.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
