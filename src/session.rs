@@ -39,6 +39,12 @@ pub enum SessionEvent {
     /// connection received (see [`ClientEvent::Checksum`]). A mismatch that
     /// the [`ChecksumPolicy`] acts on is followed by a forced resync.
     Checksum(ChecksumReport),
+    /// A reconnect's snapshot has ended: the view equals the server's state
+    /// again (after the deletions just reported). Reported even when
+    /// nothing changed meanwhile, so that an application that marked its
+    /// data stale while the connection was down (a relay serving it on)
+    /// knows it is current again; [`Session::status`] is the status now.
+    Resynced,
     /// The connection was lost (or could not be made); the next attempt
     /// comes after `delay`. For logs: the data stream goes on unaffected.
     Reconnecting {
@@ -403,7 +409,13 @@ impl Session {
                     return;
                 }
             }
-            Phase::Resyncing(resent) => self.end_resync(&resent),
+            Phase::Resyncing(resent) => {
+                self.end_resync(&resent);
+                // The status event below, if any, comes after this one:
+                // the application hears the view is current, then what
+                // the status now is.
+                self.events.push_back(SessionEvent::Resynced);
+            }
             Phase::Down | Phase::Live => {}
         }
         if self.last_status != Some(status) {

@@ -321,6 +321,7 @@ pub fn a_reconnecting_client_resyncs_without_a_full_resend<D: Driver>() {
     client.disconnect();
     let mut reconnects = 0;
     let mut delivered = 0;
+    let mut resynced = 0;
     loop {
         match client.next_event(HUNG).expect("the client came back") {
             SessionEvent::Reconnecting { .. } => {
@@ -342,12 +343,14 @@ pub fn a_reconnecting_client_resyncs_without_a_full_resend<D: Driver>() {
             SessionEvent::Status(status) => statuses.push(status),
             SessionEvent::Dropped { key, .. } => panic!("dropped {key}"),
             SessionEvent::Checksum(report) => assert!(report.verified, "{report:?}"),
+            SessionEvent::Resynced => resynced += 1,
         }
-        if reconnects > 0 && view.len() == 48 && view[&keys[2]] == "changed" {
+        if reconnects > 0 && resynced > 0 && view.len() == 48 && view[&keys[2]] == "changed" {
             break;
         }
     }
     assert_eq!(reconnects, 1);
+    assert_eq!(resynced, 1, "the session says when the resync ended");
     assert_eq!(
         delivered, 3,
         "two deletions and one change, not the whole snapshot"

@@ -376,7 +376,7 @@ async fn a_closed_server_connection_does_not_wait_out_the_write_timeout() {
     let (handle, served, client, fault) = synced_over_faulty_server(options).await;
     fault.set(Mode::Jammed);
     // A change the server starts sending, and cannot finish.
-    handle.cache().apply(
+    handle.cache().unwrap().apply(
         crate::now().instant,
         [SerializedUpdate::upsert(
             "/calico/v1/config/Late",

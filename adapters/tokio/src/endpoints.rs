@@ -53,19 +53,26 @@ impl fmt::Debug for Routes {
 pub fn server_health(server: crate::ServerHandle) -> HealthCheck {
     Arc::new(move || {
         let accepting = server.is_accepting();
-        let status = server.cache().status();
-        let ready = server.is_ready();
+        let statuses: Vec<String> = server
+            .caches()
+            .iter()
+            .map(|(syncer, cache)| match syncer {
+                Some(syncer) => format!("{syncer} {}", cache.status()),
+                None => cache.status().to_string(),
+            })
+            .collect();
+        let data = match statuses.is_empty() {
+            true => "none opened yet".to_owned(),
+            false => statuses.join(", "),
+        };
+        let listener = match accepting {
+            true => "accepting",
+            false => "not accepting",
+        };
         Health {
             live: accepting,
-            ready,
-            detail: format!(
-                "{}; data {status}",
-                if accepting {
-                    "accepting"
-                } else {
-                    "not accepting"
-                }
-            ),
+            ready: server.is_ready(),
+            detail: format!("{listener}; data {data}"),
         }
     })
 }

@@ -16,6 +16,8 @@
 //!   Typha does.
 //! - [`tls`]: rustls configurations that check the peer's certificate
 //!   against a CA and, optionally, its Common Name or URI SAN.
+//! - [`relay`]: a [`Server`] fed by connections to another server, one per
+//!   syncer type, that hides the upstream's reconnects from its clients.
 //! - [`metrics`] and [`endpoints`] (feature `metrics`): a server's
 //!   Prometheus metrics, and the HTTP endpoints serving them and the
 //!   liveness and readiness probes.
@@ -35,12 +37,13 @@ mod io;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod reconnect;
+pub mod relay;
 mod server;
 pub mod tls;
 
 pub use client::{Client, ClientOptions, ConnectError};
 pub use reconnect::ReconnectingClient;
-pub use server::{ReportHook, Server, ServerHandle, ServerOptions};
+pub use server::{CacheSource, ReportHook, Server, ServerHandle, ServerOptions};
 pub use syncproto;
 
 use std::time::SystemTime;

@@ -58,7 +58,6 @@ impl ServerMetrics {
 impl Collector for ServerMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let stats = self.server.stats();
-        let cache = self.server.cache().stats();
         let out = &mut encoder;
 
         // Upstream's names (typha/pkg/syncserver/sync_server.go,
@@ -108,64 +107,119 @@ impl Collector for ServerMetrics {
             &stats.snapshot_send_times,
             NANOS,
         )?;
-        gauge(
+        // Per cache: one, or one per syncer type (labelled `syncer`, as
+        // upstream labels them).
+        let caches: Vec<CacheFigures> = self
+            .server
+            .caches()
+            .into_iter()
+            .map(|(syncer, cache)| CacheFigures {
+                syncer: syncer.map(|syncer| syncer.as_str().to_owned()),
+                in_sync: cache.status() == SyncStatus::InSync,
+                stats: cache.stats(),
+            })
+            .collect();
+        per_cache(
             out,
-            "typha_cache_size",
+            ("typha_cache_size", MetricType::Gauge),
             "Current number of key/value pairs contained in the cache of the datastore.",
-            cache.keys as u64,
+            &caches,
+            |cache| cache.stats.keys as u64,
         )?;
-        gauge(
+        per_cache(
             out,
-            "typha_breadcrumb_seq_number",
+            ("typha_breadcrumb_seq_number", MetricType::Gauge),
             "Current (server-local) sequence number; number of snapshot deltas processed.",
-            cache.sequence,
+            &caches,
+            |cache| cache.stats.sequence,
         )?;
         // OpenMetrics adds `_total`: the sample is upstream's name.
-        counter(
+        per_cache(
             out,
-            "typha_updates",
+            ("typha_updates", MetricType::Counter),
             "Total number of updates received from the datastore.",
-            cache.updates_logged + cache.no_ops_skipped,
+            &caches,
+            |cache| cache.stats.updates_logged + cache.stats.no_ops_skipped,
         )?;
-        counter(
+        per_cache(
             out,
-            "typha_updates_skipped",
+            ("typha_updates_skipped", MetricType::Counter),
             "Total number of updates skipped as duplicates.",
-            cache.no_ops_skipped,
+            &caches,
+            |cache| cache.stats.no_ops_skipped,
         )?;
-        histogram(
+        per_cache_histogram(
             out,
             "typha_breadcrumb_size",
             "Number of KVs recorded in each change batch.",
-            &cache.change_batch_sizes,
-            1.0,
+            &caches,
+            |cache| &cache.stats.change_batch_sizes,
         )?;
-        counter(
+        per_cache(
             out,
-            "typha_snapshots_generated",
+            ("typha_snapshots_generated", MetricType::Counter),
             "Number of snapshot generations frozen.",
-            cache.generations_built,
+            &caches,
+            |cache| cache.stats.generations_built,
         )?;
-        gauge(
+        per_cache(
             out,
-            "typha_snapshot_raw_bytes",
+            ("typha_snapshot_raw_bytes", MetricType::Gauge),
             "Size of the most recently built compressed snapshot, before compression.",
-            cache.last_snapshot_raw_bytes,
+            &caches,
+            |cache| cache.stats.last_snapshot_raw_bytes,
         )?;
+        per_cache(
+            out,
+            ("typha_snapshot_compressed_bytes", MetricType::Gauge),
+            "Size of the most recently built compressed snapshot, after compression.",
+            &caches,
+            |cache| cache.stats.last_snapshot_compressed_bytes,
+        )?;
+        per_cache(
+            out,
+            ("syncproto_in_sync", MetricType::Gauge),
+            "1 when the served data is in sync with its datastore.",
+            &caches,
+            |cache| u64::from(cache.in_sync),
+        )?;
+        per_cache(
+            out,
+            ("syncproto_cache_updates_encoded", MetricType::Counter),
+            "Times the cache encoded an update (once per wire format, whatever the number of clients).",
+            &caches,
+            |cache| cache.stats.updates_encoded,
+        )?;
+        per_cache(
+            out,
+            ("syncproto_cache_outputs_built", MetricType::Counter),
+            "Shared messages the cache built (change batches, snapshot batches, compressed snapshots).",
+            &caches,
+            |cache| cache.stats.outputs_built,
+        )?;
+        per_cache(
+            out,
+            ("syncproto_cache_log_length", MetricType::Gauge),
+            "Changes held in the cache's log for clients still catching up.",
+            &caches,
+            |cache| cache.stats.log_len as u64,
+        )?;
+        per_cache(
+            out,
+            ("syncproto_cache_subscriptions", MetricType::Gauge),
+            "Connections following the cache.",
+            &caches,
+            |cache| cache.stats.subscriptions as u64,
+        )?;
+        let encoded: u64 = caches.iter().map(|cache| cache.stats.updates_encoded).sum();
         gauge(
             out,
-            "typha_snapshot_compressed_bytes",
-            "Size of the most recently built compressed snapshot, after compression.",
-            cache.last_snapshot_compressed_bytes,
+            "syncproto_cache_encodes_saved",
+            "Updates sent without being encoded again: updates sent minus updates encoded.",
+            stats.sent.kvs.saturating_sub(encoded),
         )?;
 
         // Ours.
-        gauge(
-            out,
-            "syncproto_in_sync",
-            "1 when the served data is in sync with its datastore.",
-            u64::from(self.server.cache().status() == SyncStatus::InSync),
-        )?;
         counter(
             out,
             "syncproto_handshakes",
@@ -231,38 +285,61 @@ impl Collector for ServerMetrics {
             stats.sent.checksums,
         )?;
         counter(out, "syncproto_pongs", "Pongs received.", stats.pongs)?;
-        counter(
-            out,
-            "syncproto_cache_updates_encoded",
-            "Times the cache encoded an update (once per wire format, whatever the number of clients).",
-            cache.updates_encoded,
-        )?;
-        counter(
-            out,
-            "syncproto_cache_outputs_built",
-            "Shared messages the cache built (change batches, snapshot batches, compressed snapshots).",
-            cache.outputs_built,
-        )?;
-        gauge(
-            out,
-            "syncproto_cache_encodes_saved",
-            "Updates sent without being encoded again: updates sent minus updates encoded.",
-            stats.sent.kvs.saturating_sub(cache.updates_encoded),
-        )?;
-        gauge(
-            out,
-            "syncproto_cache_log_length",
-            "Changes held in the cache's log for clients still catching up.",
-            cache.log_len as u64,
-        )?;
-        gauge(
-            out,
-            "syncproto_cache_subscriptions",
-            "Connections following the cache.",
-            cache.subscriptions as u64,
-        )?;
         Ok(())
     }
+}
+
+/// One cache's figures, and the syncer type it serves (none: the one
+/// cache of a server made with `Server::bind`).
+struct CacheFigures {
+    syncer: Option<String>,
+    in_sync: bool,
+    stats: syncproto::fanout::CacheStats,
+}
+
+impl CacheFigures {
+    fn labels(&self) -> Vec<(&'static str, &str)> {
+        self.syncer
+            .iter()
+            .map(|syncer| ("syncer", syncer.as_str()))
+            .collect()
+    }
+}
+
+/// A counter or gauge with one sample per cache.
+fn per_cache(
+    out: &mut DescriptorEncoder<'_>,
+    (name, kind): (&str, MetricType),
+    help: &str,
+    caches: &[CacheFigures],
+    value: impl Fn(&CacheFigures) -> u64,
+) -> Result<(), std::fmt::Error> {
+    let mut family = out.encode_descriptor(name, help, None, kind)?;
+    for cache in caches {
+        let labels = cache.labels();
+        let sample = family.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(value(cache)).encode(sample)?,
+            _ => ConstGauge::new(i64::try_from(value(cache)).unwrap_or(i64::MAX)).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+/// A histogram with one sample set per cache.
+fn per_cache_histogram(
+    out: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    caches: &[CacheFigures],
+    histogram: impl Fn(&CacheFigures) -> &Histogram,
+) -> Result<(), std::fmt::Error> {
+    let mut family = out.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for cache in caches {
+        let labels = cache.labels();
+        encode_histogram(family.encode_family(&labels)?, histogram(cache), 1.0)?;
+    }
+    Ok(())
 }
 
 /// Nanoseconds to seconds.
@@ -333,6 +410,15 @@ fn histogram(
     histogram: &Histogram,
     scale: f64,
 ) -> Result<(), std::fmt::Error> {
+    let metric = out.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    encode_histogram(metric, histogram, scale)
+}
+
+fn encode_histogram(
+    mut metric: prometheus_client::encoding::MetricEncoder<'_>,
+    histogram: &Histogram,
+    scale: f64,
+) -> Result<(), std::fmt::Error> {
     let mut buckets: Vec<(f64, u64)> = histogram
         .bounds()
         .iter()
@@ -342,7 +428,6 @@ fn histogram(
     let overflow = histogram.counts().last().copied().unwrap_or(0);
     // `f64::MAX` is how prometheus-client writes `le="+Inf"`.
     buckets.push((f64::MAX, overflow));
-    let mut metric = out.encode_descriptor(name, help, None, MetricType::Histogram)?;
     metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
         histogram.sum() as f64 * scale,
         histogram.count(),

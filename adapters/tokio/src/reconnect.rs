@@ -65,6 +65,12 @@ impl ReconnectingClient {
         self.session.set_checksum_policy(policy);
     }
 
+    /// The session underneath: whether a connection is up, the last
+    /// status, checksum results, forced resyncs.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
     /// The datastore as the application has been told it.
     pub fn view(&self) -> &BTreeMap<ByteString, SerializedUpdate> {
         self.session.view()

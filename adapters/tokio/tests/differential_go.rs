@@ -502,6 +502,7 @@ fn run(case: &Case, number: u64) {
         states.push(("Go hub".into(), hub_state));
         let cache_state = handle
             .cache()
+            .unwrap()
             .snapshot_updates()
             .into_iter()
             .filter_map(|update| Some((update.key, update.value?)))

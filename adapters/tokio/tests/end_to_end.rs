@@ -116,7 +116,7 @@ async fn clients_of_every_format_sync_and_follow_live_updates() {
         .unwrap();
         clients.push((client, BTreeMap::new()));
     }
-    let snapshot = expected(handle.cache());
+    let snapshot = expected(handle.cache().unwrap());
     for (client, view) in &mut clients {
         let status = run_until(client, view, |view, status| {
             status == Some(SyncStatus::InSync) && *view == snapshot
@@ -134,7 +134,7 @@ async fn clients_of_every_format_sync_and_follow_live_updates() {
             syncproto::records::Record::Status(status) => handle.set_status(status),
         }
     }
-    let after = expected(handle.cache());
+    let after = expected(handle.cache().unwrap());
     for (client, view) in &mut clients {
         run_until(client, view, |view, _| *view == after).await;
     }

@@ -203,6 +203,7 @@ async fn a_large_compressed_snapshot_arrives_whole_over_tls() {
     .expect("the client never reached in-sync");
     let expected: BTreeMap<_, _> = handle
         .cache()
+        .unwrap()
         .snapshot_updates()
         .into_iter()
         .filter_map(|update| Some((update.key, update.value?)))

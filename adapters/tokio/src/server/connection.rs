@@ -14,8 +14,10 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
+use super::caches::{CacheSource, Data};
 use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
+use syncproto::message::SyncerType;
 
 /// Serves one connection; reports how it went.
 pub(super) async fn serve(
@@ -85,7 +87,11 @@ pub(super) async fn serve_transport(
         Ok(machine) => machine,
         Err(error) => return early(format!("invalid server configuration: {error}")),
     };
-    if let Err(error) = machine.follow(shared.cache.subscribe(now().instant)) {
+    // One cache: followed from the start. By syncer type: once the hello
+    // says which (`drive`).
+    if let Data::One(cache) = &shared.data
+        && let Err(error) = machine.follow(cache.subscribe(now().instant))
+    {
         return early(format!("cannot follow the cache: {error}"));
     }
     let driven = drive(shared, id, &mut machine, transport, close).await;
@@ -141,6 +147,9 @@ async fn drive(
                     compression,
                 } => {
                     shared.counters.record_connected();
+                    if let Data::BySyncer(source) = &shared.data {
+                        follow_syncer(machine, source.as_ref(), &hello.syncer_type);
+                    }
                     tracing::debug!(
                         hostname = %hello.hostname,
                         syncer = %hello.syncer_type,
@@ -249,6 +258,26 @@ async fn drive(
             _ = changes.changed() => {}
             _ = close.notified() => machine.close(),
             _ = shutdown.changed() => machine.stop_sending(),
+        }
+    }
+}
+
+/// Makes a connection of a server by syncer type follow the cache for the
+/// syncer its client asked for; closes it if there is none, or if it
+/// cannot follow it (a cache batching past the connection's limit).
+fn follow_syncer(machine: &mut ServerConnection, source: &dyn CacheSource, syncer: &SyncerType) {
+    let followed = source
+        .cache_for(syncer)
+        .map(|cache| machine.follow(cache.subscribe(now().instant)));
+    match followed {
+        Some(Ok(())) => {}
+        Some(Err(error)) => {
+            tracing::warn!(%syncer, %error, "cannot follow the syncer's cache");
+            machine.close();
+        }
+        None => {
+            tracing::warn!(%syncer, "no data for the syncer the client asked for");
+            machine.close();
         }
     }
 }

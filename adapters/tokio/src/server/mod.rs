@@ -1,9 +1,12 @@
 //! The server on tokio: an accept loop on a shared snapshot cache, one task
 //! per connection.
 
+mod caches;
 mod connection;
 mod log;
 mod stats;
+
+pub use caches::CacheSource;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use syncproto::fanout::{ApplyOutcome, SnapshotCache};
-use syncproto::message::{SerializedUpdate, SyncStatus};
+use syncproto::message::{SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::server::{ConnectionLimit, ConnectionReport, ServerConfig, ServerStats};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
@@ -85,7 +88,7 @@ impl fmt::Debug for ServerOptions {
 }
 
 struct Shared {
-    cache: SnapshotCache,
+    data: caches::Data,
     options: ServerOptions,
     /// Bumped whenever the cache changes, to wake connection tasks.
     changes: watch::Sender<u64>,
@@ -135,22 +138,43 @@ impl fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    /// The cache the server serves.
-    pub fn cache(&self) -> &SnapshotCache {
-        &self.shared.cache
+    /// The cache every client follows, for a server made with
+    /// [`Server::bind`]; `None` for one made with
+    /// [`Server::bind_by_syncer`] (see [`caches`](Self::caches)).
+    pub fn cache(&self) -> Option<&SnapshotCache> {
+        match &self.shared.data {
+            caches::Data::One(cache) => Some(cache),
+            caches::Data::BySyncer(_) => None,
+        }
     }
 
-    /// Applies datastore changes to the cache and wakes the connections.
+    /// Every cache served now: the one cache (without a syncer type), or
+    /// each cache a [`CacheSource`] has opened, by syncer type.
+    pub fn caches(&self) -> Vec<(Option<SyncerType>, SnapshotCache)> {
+        self.shared.data.caches()
+    }
+
+    /// Applies datastore changes to the server's one cache and wakes the
+    /// connections. A server by syncer type has no one cache: nothing is
+    /// applied there (feed its [`CacheSource`]'s caches and call
+    /// [`notify`](Self::notify)).
     pub fn apply(&self, updates: impl IntoIterator<Item = SerializedUpdate>) -> ApplyOutcome {
-        let outcome = self.shared.cache.apply(crate::now().instant, updates);
+        let Some(cache) = self.cache() else {
+            return ApplyOutcome::default();
+        };
+        let outcome = cache.apply(crate::now().instant, updates);
         self.notify();
         outcome
     }
 
-    /// Sets the cache's sync status and wakes the connections.
+    /// Sets the server's one cache's sync status and wakes the
+    /// connections (nothing, for a server by syncer type: see
+    /// [`apply`](Self::apply)).
     pub fn set_status(&self, status: SyncStatus) {
-        self.shared.cache.set_status(crate::now().instant, status);
-        self.notify();
+        if let Some(cache) = self.cache() {
+            cache.set_status(crate::now().instant, status);
+            self.notify();
+        }
     }
 
     /// Wakes the connections after the cache was changed directly.
@@ -198,7 +222,7 @@ impl ServerHandle {
     /// Whether the server is ready for clients, as a readiness probe asks:
     /// it accepts connections and its data is in sync.
     pub fn is_ready(&self) -> bool {
-        self.is_accepting() && self.shared.cache.status() == SyncStatus::InSync
+        self.is_accepting() && self.shared.data.in_sync()
     }
 }
 
@@ -228,19 +252,39 @@ impl Server {
         cache: SnapshotCache,
         options: ServerOptions,
     ) -> std::io::Result<Server> {
+        Server::bind_data(address, caches::Data::One(cache), options).await
+    }
+
+    /// Binds `address` for a server that serves each syncer type from its
+    /// own cache, which `source` gives (opening it on first demand) once a
+    /// client's hello says which syncer it wants. Fails as
+    /// [`bind`](Self::bind) does.
+    pub async fn bind_by_syncer(
+        address: impl ToSocketAddrs,
+        source: Arc<dyn CacheSource>,
+        options: ServerOptions,
+    ) -> std::io::Result<Server> {
+        Server::bind_data(address, caches::Data::BySyncer(source), options).await
+    }
+
+    async fn bind_data(
+        address: impl ToSocketAddrs,
+        data: caches::Data,
+        options: ServerOptions,
+    ) -> std::io::Result<Server> {
         // Fail at start-up, not on each accept, if the template is unusable
-        // or the cache batches for a larger limit than connections allow.
+        // or the caches batch for a larger limit than connections allow.
         let invalid = |error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
         options.config.validate().map_err(invalid)?;
         options
             .config
-            .check_cache(cache.config())
+            .check_cache(&data.cache_config())
             .map_err(invalid)?;
         let listener = TcpListener::bind(address).await?;
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
-                cache,
+                data,
                 options,
                 changes: watch::Sender::new(0),
                 shutdown: watch::Sender::new(false),

@@ -117,7 +117,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .to_string();
     let handle = server.handle();
     let server_task = tokio::spawn(server.run());
-    let keys = handle.cache().stats().keys;
+    let keys = handle.cache().map_or(0, |cache| cache.stats().keys);
     println!(
         "serving {keys} keys ({:.1} MB) on {address}; connecting {} clients (gob and native, half compressed)",
         snapshot_bytes as f64 / 1e6,
@@ -241,7 +241,8 @@ fn summarize(
 ) -> Result<(), Failure> {
     let mut expected: BTreeMap<ByteString, Bytes> = handle
         .cache()
-        .snapshot_updates()
+        .map(|cache| cache.snapshot_updates())
+        .unwrap_or_default()
         .into_iter()
         .filter_map(|u| Some((u.key, u.value?)))
         .collect();
