@@ -1,11 +1,12 @@
 //! Differential test against Go: one random datastore script is played
-//! through two servers side by side — the project's Go peer (`go-peer
-//! hub`, upstream-shaped, on Go's own `encoding/gob`) and this crate's
-//! tokio server — each with Go clients of both protocol generations and
-//! Rust clients (gob, and native on the Rust server). Every client of
-//! either server must end holding the same datastore, the one the script
-//! describes, and every ping a server sent to a client that saw the end
-//! must have been answered.
+//! through three servers side by side — the project's Go peer (`go-peer
+//! hub`, upstream-shaped, on Go's own `encoding/gob`), this crate's tokio
+//! server, and a relay whose upstream is the Go hub — each with Go clients
+//! of both protocol generations and Rust clients (gob, and native on the
+//! Rust server and the relay). Every client of every server must end
+//! holding the same datastore, the one the script describes, and every
+//! ping a server sent to a client that saw the end must have been
+//! answered.
 //!
 //! The script mixes upserts, deletions (of absent keys too), no-op writes,
 //! empty values (deletions on every wire), binary, unicode and large
@@ -41,6 +42,7 @@ use syncproto::records::{status_to_line, update_to_line};
 use syncproto::server::ConnectionReport;
 use syncproto::server::ServerConfig;
 use syncproto::session::{Backoff, SessionEvent};
+use syncproto_tokio::relay::{Relay, RelayOptions};
 use syncproto_tokio::{ClientOptions, ReconnectingClient, Server, ServerOptions};
 use tokio::sync::{mpsc as async_mpsc, watch};
 
@@ -425,6 +427,20 @@ fn run(case: &Case, number: u64) {
             ..ServerOptions::default()
         };
         let cache = SnapshotCache::new(CacheConfig::default());
+        // A relay of the Go hub, serving the same kinds of clients.
+        let mut relay_options = RelayOptions::new(hub.address.clone());
+        relay_options.server = ServerOptions {
+            config: options.config.clone(),
+            ..ServerOptions::default()
+        };
+        relay_options.backoff = Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(50),
+        };
+        let relay = Relay::bind("127.0.0.1:0", relay_options).await.unwrap();
+        let relay_address = relay.local_addr().unwrap().to_string();
+        let relay_handle = relay.handle();
+        let relaying = tokio::spawn(relay.run());
         let server = Server::bind("127.0.0.1:0", cache, options).await.unwrap();
         let rust_address = server.local_addr().unwrap().to_string();
         let handle = server.handle();
@@ -443,6 +459,14 @@ fn run(case: &Case, number: u64) {
                 "Rust",
                 &dir,
                 rust_address,
+                case.go_client_compresses,
+                case.rust_client_compresses,
+                true,
+            ),
+            Fleet::start(
+                "Relay",
+                &dir,
+                relay_address,
                 case.go_client_compresses,
                 case.rust_client_compresses,
                 true,
@@ -481,18 +505,25 @@ fn run(case: &Case, number: u64) {
             fleet.prepare_to_finish();
         }
 
-        // Both servers end their connections gracefully.
-        let [go_fleet, rust_fleet] = fleets;
+        // Every server ends its connections gracefully (the relay once its
+        // upstream, the hub, is gone).
+        let [go_fleet, rust_fleet, relay_fleet] = fleets;
         let hub_state_out = hub.state_out.clone();
+        let relay_state = state_of(&relay_handle.server().caches()[0].1);
         let hub_summary = hub.finish();
         handle.shutdown();
-        tokio::time::timeout(LIMIT, serving)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        relay_handle.shutdown();
+        for server in [serving, relaying] {
+            tokio::time::timeout(LIMIT, server)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
         let mut states = go_fleet.finish().await;
         states.extend(rust_fleet.finish().await);
+        states.extend(relay_fleet.finish().await);
+        states.push(("Relay cache".into(), relay_state));
 
         // The servers hold the script's datastore...
         let hub_state: BTreeMap<ByteString, Bytes> = read_state(&hub_state_out)
@@ -500,14 +531,7 @@ fn run(case: &Case, number: u64) {
             .filter_map(|(key, update)| Some((key, update.value?)))
             .collect();
         states.push(("Go hub".into(), hub_state));
-        let cache_state = handle
-            .cache()
-            .unwrap()
-            .snapshot_updates()
-            .into_iter()
-            .filter_map(|update| Some((update.key, update.value?)))
-            .collect();
-        states.push(("Rust cache".into(), cache_state));
+        states.push(("Rust cache".into(), state_of(handle.cache().unwrap())));
         // ...and so does every client of either.
         for (name, state) in &states {
             assert_same(name, state, &model.state);
@@ -534,6 +558,15 @@ fn run(case: &Case, number: u64) {
             assert_eq!(report.unanswered_pings, 0, "Rust server: {report:?}");
         }
     });
+}
+
+/// A cache's datastore, key to value.
+fn state_of(cache: &SnapshotCache) -> BTreeMap<ByteString, Bytes> {
+    cache
+        .snapshot_updates()
+        .into_iter()
+        .filter_map(|update| Some((update.key, update.value?)))
+        .collect()
 }
 
 fn assert_same(
