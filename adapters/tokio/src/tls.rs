@@ -249,7 +249,11 @@ fn certificate_problem(problem: &CertificateError) -> String {
                 expected.to_str(),
                 match presented.is_empty() {
                     true => "none".to_owned(),
-                    false => presented.join(", "),
+                    false => presented
+                        .iter()
+                        .map(|name| plain_name(name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 }
             );
         }
@@ -265,6 +269,17 @@ fn certificate_problem(problem: &CertificateError) -> String {
         other => return format!("was refused: {other:?}"),
     };
     text.to_owned()
+}
+
+/// A name as webpki presents it (`DnsName("localhost")`,
+/// `IpAddress(127.0.0.1)`), as a person writes it.
+fn plain_name(name: &str) -> &str {
+    for prefix in ["DnsName(\"", "IpAddress("] {
+        if let Some(inner) = name.strip_prefix(prefix) {
+            return inner.trim_end_matches(')').trim_end_matches('"');
+        }
+    }
+    name
 }
 
 fn file_error(path: &Path, error: impl fmt::Display) -> TlsError {
@@ -399,5 +414,58 @@ impl ServerCertVerifier for TyphaVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// webpki's reason for a version 1 certificate arrives as Debug text
+    /// inside `OtherError`: checked on a real one (made by `openssl x509
+    /// -req`), so that a rustls upgrade that changes the text fails here.
+    #[test]
+    fn a_version_1_peer_certificate_is_named_so() {
+        let pem = |text: &str| {
+            CertificateDer::pem_slice_iter(text.as_bytes())
+                .next()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| unreachable!("the test data is PEM"))
+        };
+        let ca = pem(include_str!("../tests/data/openssl-v1/ca.crt"));
+        let leaf = pem(include_str!("../tests/data/openssl-v1/server.crt"));
+        let verifier = roots(&[ca])
+            .ok()
+            .and_then(|roots| {
+                WebPkiServerVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .ok()
+            })
+            .unwrap_or_else(|| unreachable!("the CA is usable"));
+        let name = ServerName::try_from("localhost").unwrap_or_else(|_| unreachable!());
+        let Err(error) = verifier.verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+        else {
+            unreachable!("webpki accepted a version 1 certificate")
+        };
+        assert_eq!(
+            describe(&error),
+            "the peer's certificate is an X.509 version 1 certificate; TLS needs version 3"
+        );
+        assert_eq!(x509_version(&leaf), Some(1));
+    }
+
+    #[test]
+    fn names_are_shown_as_written() {
+        let error = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("typha.example").unwrap_or_else(|_| unreachable!()),
+            presented: vec![
+                "DnsName(\"localhost\")".to_owned(),
+                "IpAddress(127.0.0.1)".to_owned(),
+            ],
+        });
+        assert_eq!(
+            describe(&error),
+            "the peer's certificate is not valid for \"typha.example\": its names are localhost, 127.0.0.1"
+        );
     }
 }

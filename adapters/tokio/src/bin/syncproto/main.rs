@@ -1,6 +1,7 @@
 //! `syncproto`: run a demo, serve a datastore from a file, dump a live
-//! server's stream, or decode a captured one.
+//! server's stream, decode a captured one, or make certificates for TLS.
 
+mod certs;
 mod decode;
 mod demo;
 mod dump;
@@ -20,13 +21,19 @@ use clap::{Parser, Subcommand};
 
 use crate::failure::Failure;
 
+/// The exit codes, as `--help` and `-h` list them (the README too).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (also when the reader of the output goes away, as `| head` does)
+  1    network, protocol or TLS failure, or a file that could not be written
+  2    bad command line
+  3    unreadable or malformed input: datastore, capture, certificate or key file
+  4    a check failed: the demo's verification, or dump's snapshot checksums
+  130  dump stopped by Ctrl-C (143 by SIGTERM); serve shuts down with 0";
+
 /// The Calico Felix⇄Typha sync protocol, from the command line.
-///
-/// Exit codes: 0 success; 1 network, protocol or TLS failure; 2 bad command
-/// line; 3 unreadable or malformed input file; 4 a check failed (the demo's
-/// verification, or dump's snapshot checksums).
 #[derive(Debug, Parser)]
-#[command(name = "syncproto", version, about, long_about)]
+#[command(name = "syncproto", version, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,6 +54,8 @@ enum Command {
     Dump(dump::Args),
     /// Decode a captured server-to-client byte stream.
     Decode(decode::Args),
+    /// Make a development CA and server and client certificates for TLS.
+    Certs(certs::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +84,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Dump(args) => dump::run(args).await,
             Command::Decode(args) => decode::run(args),
+            Command::Certs(args) => certs::run(args),
         }
     });
     // A read of standard input (`serve --snapshot -`) may still be blocked

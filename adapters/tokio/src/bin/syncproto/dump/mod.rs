@@ -136,6 +136,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let mut client = connected
         .map_err(|error| Failure::runtime(tls_hint::connect_error(&error, &dump.args.tls)))?;
     let result = dump.follow(&mut client, &mut stop, give_up_at).await;
+    if result.is_ok() {
+        close(&mut client).await;
+    }
     let captured = capture.as_ref().map_or(Ok(()), Capture::finish);
     let result = result.and(captured);
     if dump.args.checksum && result.is_ok() {
@@ -170,8 +173,9 @@ impl Dump {
             };
             let event = event.map_err(|error| {
                 Failure::runtime(format!(
-                    "connection to {} failed: {error}",
-                    self.args.connect
+                    "connection to {} failed: {}",
+                    self.args.connect,
+                    tls_hint::io_error(&error)
                 ))
             })?;
             let Some(event) = event else { break };
@@ -257,6 +261,18 @@ impl Dump {
             self.updates
         ))
     }
+}
+
+/// Ends the connection as a client should, so that the server sees a
+/// clean close (TLS's close_notify included) rather than a dropped socket;
+/// a server that does not finish within `LINGER` is left.
+async fn close(client: &mut Client) {
+    const LINGER: Duration = Duration::from_secs(2);
+    client.close();
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(Some(_)) = client.next_event().await {}
+    })
+    .await;
 }
 
 /// Sleeps until `deadline`, or forever without one.

@@ -23,7 +23,9 @@ pub(super) fn connect_error(error: &ConnectError, args: &TlsArgs) -> String {
              server's CN with --tls-peer-cn (which replaces the name check)",
             tls::describe(rustls_error.unwrap_or(&rustls::Error::HandshakeNotComplete))
         ),
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
+        )) => {
             format!(
                 "the server's certificate is not signed by the CA in {}",
                 args.tls_ca
@@ -40,6 +42,19 @@ pub(super) fn connect_error(error: &ConnectError, args: &TlsArgs) -> String {
         None => source.to_string(),
     };
     format!("TLS handshake with {address} failed: {why}")
+}
+
+/// A socket error after connecting, the TLS reason in words when there is
+/// one (with TLS 1.3 a server that refuses the client's certificate says
+/// so only after the client's side of the handshake is done).
+pub(super) fn io_error(error: &std::io::Error) -> String {
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls_error) => tls::describe(tls_error),
+        None => error.to_string(),
+    }
 }
 
 /// After a connection closed before the server's hello without TLS: a
