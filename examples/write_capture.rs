@@ -17,16 +17,18 @@ use syncproto::Message;
 use syncproto::codec::{StreamEncoder, WireFormat};
 use syncproto::message::{CompressionAlgorithm, DecoderRestart};
 
+const USAGE: &str = "usage: write_capture <megabytes> <out-dir>";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let megabytes: usize = args
-        .next()
-        .ok_or("usage: write_capture <megabytes> <out-dir>")?
-        .parse()?;
-    let out = PathBuf::from(
-        args.next()
-            .ok_or("usage: write_capture <megabytes> <out-dir>")?,
-    );
+    let (Some(megabytes), Some(out)) = (args.next().and_then(|n| n.parse().ok()), args.next())
+    else {
+        // Said plainly, not as `main`'s Debug-formatted error.
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let megabytes: usize = megabytes;
+    let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
     let session = syncproto::synthetic::session(10_000, 2_000, 1);
     // Size one gob session, then write the same number of sessions in

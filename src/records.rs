@@ -72,7 +72,10 @@ pub enum RecordError {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with a \"key\" (or a \"status\")"
+)]
 struct RawRecord {
     key: Option<String>,
     #[serde(default, deserialize_with = "present")]
@@ -170,8 +173,9 @@ fn revision_from_json(value: Value) -> Result<Revision, RecordError> {
                     "an object revision needs \"go_type\" and \"text\" strings",
                 ));
             };
-            typed_revision(go_type, text)
-                .ok_or_else(|| RecordError::BadRevision(format!("{text:?} is not a {go_type}")))
+            typed_revision(go_type, text).ok_or_else(|| {
+                RecordError::BadRevision(format!("{text:?} is not a valid {go_type}"))
+            })
         }
         _ => Err(bad(
             "expected a string, an integer or {\"go_type\":…,\"text\":…}",

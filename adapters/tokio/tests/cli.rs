@@ -264,6 +264,13 @@ fn assert_demo_verifies(updates: &str) {
     );
     assert!(stdout.contains("verified:"), "{stdout}");
     assert!(stdout.contains("8 (8 reached in-sync)"), "{stdout}");
+    // The summary explains its numbers: why the key counts differ, and
+    // what the pong count means.
+    assert!(stdout.contains("took the datastore from"), "{stdout}");
+    assert!(
+        stdout.contains("pings answered (the server pings"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -283,7 +290,7 @@ fn a_demo_without_live_changes_verifies() {
 fn help_lists_every_command_and_the_exit_codes() {
     let output = run(&["--help"]);
     let stdout = String::from_utf8(output.stdout).unwrap();
-    for command in ["demo", "serve", "dump", "decode"] {
+    for command in ["demo", "serve", "dump", "decode", "certs"] {
         assert!(stdout.contains(command), "{stdout}");
     }
     assert!(stdout.contains("Exit codes"), "{stdout}");
@@ -381,4 +388,32 @@ fn decode_shows_checksum_messages() {
         line,
         serde_json::json!({"type": "Checksum", "checksum": "0x4b60798139549d1d", "kv_count": 1})
     );
+}
+
+/// Malformed lines are explained in the file format's words, not in the
+/// implementation's type names or Go-ish grammar.
+#[test]
+fn serve_explains_malformed_lines_in_the_formats_words() {
+    let dir = tempfile::tempdir().unwrap();
+    for (line, want) in [
+        ("\"just a string\"", "expected a JSON object with a \"key\""),
+        (
+            r#"{"key":"/calico/v1/Ready","value":"1","revision":{"go_type":"int8","text":"300"}}"#,
+            "\"300\" is not a valid int8",
+        ),
+    ] {
+        let path = dir.path().join("bad.jsonl");
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let output = run(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--snapshot",
+            path.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains(want), "want {want:?} in {stderr}");
+        assert!(!stderr.contains("RawRecord"), "{stderr}");
+    }
 }

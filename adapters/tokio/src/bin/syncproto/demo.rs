@@ -29,18 +29,18 @@ pub(crate) struct Args {
     /// policy and a key no parser knows come on top).
     #[arg(long, default_value_t = 10_000)]
     keys: usize,
-    /// Clients to connect.
-    #[arg(long, default_value_t = 100)]
-    clients: usize,
+    /// Clients to connect (at least one).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    clients: u32,
     /// Live changes to stream while the clients sync.
     #[arg(long, default_value_t = 1_000)]
     updates: usize,
     /// Seed for the synthetic datastore.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Give up if the clients are not done after this many seconds.
-    #[arg(long, default_value_t = 120)]
-    timeout: u64,
+    /// Give up (exit code 1) if the clients are not done after this long.
+    #[arg(long, value_name = "DURATION", value_parser = crate::values::duration, default_value = "2m", allow_hyphen_values = true)]
+    timeout: Duration,
 }
 
 /// What one client saw.
@@ -119,20 +119,22 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let server_task = tokio::spawn(server.run());
     let keys = handle.cache().map_or(0, |cache| cache.stats().keys);
     println!(
-        "serving {keys} keys ({:.1} MB) on {address}; connecting {} clients (gob and native, half compressed)",
+        "serving {keys} keys ({:.1} MB) on {address}; connecting {} clients (gob and native, half compressed) while {} live changes stream",
         snapshot_bytes as f64 / 1e6,
-        args.clients
+        args.clients,
+        args.updates
     );
 
-    let progress = ProgressBar::new(args.clients as u64);
+    let clients = args.clients as usize;
+    let progress = ProgressBar::new(clients as u64);
     if let Ok(style) =
         ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} clients in sync ({elapsed})")
     {
         progress.set_style(style.progress_chars("=> "));
     }
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(args.clients);
-    for index in 0..args.clients {
+    let mut tasks = Vec::with_capacity(clients);
+    for index in 0..clients {
         let address = address.clone();
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
@@ -140,7 +142,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         }));
     }
     stream_changes(&handle, &args).await;
-    let reports = tokio::time::timeout(Duration::from_secs(args.timeout), async {
+    let reports = tokio::time::timeout(args.timeout, async {
         let mut reports = Vec::with_capacity(tasks.len());
         for task in tasks {
             reports.push(task.await);
@@ -150,8 +152,8 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     .await
     .map_err(|_| {
         Failure::runtime(format!(
-            "the clients were not done after {} s",
-            args.timeout
+            "the clients were not done after {} (--timeout)",
+            humantime::format_duration(args.timeout)
         ))
     })?;
     let elapsed = started.elapsed();
@@ -167,7 +169,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             Err(error) => return Err(Failure::runtime(format!("client {index} crashed: {error}"))),
         }
     }
-    summarize(&handle, &results, elapsed, args.updates)
+    summarize(&handle, &results, elapsed, args.updates, keys)
 }
 
 /// Streams the synthetic changes in small batches, then the done marker.
@@ -238,6 +240,7 @@ fn summarize(
     results: &[Report],
     elapsed: Duration,
     updates: usize,
+    keys_at_start: usize,
 ) -> Result<(), Failure> {
     let mut expected: BTreeMap<ByteString, Bytes> = handle
         .cache()
@@ -269,7 +272,11 @@ fn summarize(
         millis(percentile(&sync_times, 0.99)),
         millis(sync_times.last().copied().unwrap_or_default())
     );
-    println!("live changes:      {updates} applied while the clients synced");
+    println!(
+        "live changes:      {updates} applied while the clients synced (new keys and deletions \
+         took the datastore from {keys_at_start} to {} keys)",
+        expected.len()
+    );
     println!("updates delivered: {kvs} KVs across all clients");
     println!("bytes received:    {:.1} MB", bytes as f64 / 1e6);
     println!(
@@ -279,8 +286,13 @@ fn summarize(
         elapsed.as_secs_f64()
     );
     println!(
-        "server:            {} handshakes, {} pongs",
-        stats.handshakes, stats.pongs
+        "server:            {} handshakes, {} pings answered (the server pings each client \
+         every {} s, so a short run sees few or none)",
+        stats.handshakes,
+        stats.pongs,
+        syncproto::server::ServerConfig::default()
+            .ping_interval
+            .as_secs()
     );
     if let Some(peak) = crate::memory::peak_resident_bytes() {
         // Server and clients share this process, so this is the whole demo's peak.
@@ -291,7 +303,7 @@ fn summarize(
     }
     if mismatched.is_empty() {
         println!(
-            "verified:          every client holds the server's {} keys",
+            "verified:          every client holds the server's final {} keys",
             expected.len()
         );
         Ok(())
