@@ -11,8 +11,10 @@ use rcgen::{
 
 use crate::failure::Failure;
 
-/// Make a development CA, a server certificate (for `serve`) and a client
-/// certificate (for `dump`) in a directory, and print the commands that
+/// Make a development CA and server and client certificates for TLS.
+///
+/// Writes a CA, a server certificate (for `serve`) and a client
+/// certificate (for `dump`) to a directory, and prints the commands that
 /// use them. The server's certificate carries Typha's usual CN and the
 /// names clients dial; the client's carries Felix's usual CN. Not for
 /// production: the CA's key sits unprotected beside them.

@@ -19,8 +19,11 @@ use crate::failure::Failure;
 /// The update that tells a client the demo's changes are all out.
 const DONE_KEY: &str = "/calico/v1/config/SyncprotoDemoDone";
 
-/// Start a server on loopback with a synthetic cluster-like datastore,
-/// connect clients (half gob, half native; half compressed), stream live
+/// Run a server and many clients on loopback, and check that every client
+/// ends with the server's state.
+///
+/// Starts a server on loopback with a synthetic cluster-like datastore,
+/// connects clients (half gob, half native; half compressed), stream live
 /// updates while they sync, then print a summary and verify that every
 /// client ended with exactly the server's state.
 #[derive(Debug, clap::Args)]

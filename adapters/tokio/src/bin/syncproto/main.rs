@@ -43,18 +43,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a server with a synthetic cluster datastore, connect many
-    /// clients (gob and native), stream live updates, show progress, then
-    /// verify every client ended with the server's state.
+    // Each command's help is its arguments' doc comment (a first line for
+    // the command list and `-h`, the rest for `--help`).
     Demo(demo::Args),
-    /// Serve a datastore read from a JSON-lines file.
     Serve(serve::Args),
-    /// Connect as a client (by default as a modern Felix would) and print
-    /// the stream, or the final state, as JSON lines.
     Dump(dump::Args),
-    /// Decode a captured server-to-client byte stream.
     Decode(decode::Args),
-    /// Make a development CA and server and client certificates for TLS.
     Certs(certs::Args),
 }
 

@@ -12,21 +12,25 @@ use crate::failure::Failure;
 /// TLS, as upstream deployments configure it.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct TlsArgs {
-    /// This side's certificate (PEM); enables TLS.
-    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    /// This side's certificate (PEM, X.509 version 3); enables TLS.
+    /// `syncproto certs` makes a set to try.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
     pub(crate) tls_cert: Option<PathBuf>,
-    /// This side's private key (PEM).
-    #[arg(long, requires = "tls_cert")]
+    /// This side's private key (PEM), the certificate's.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
     /// The CA (PEM) the peer's certificate must be signed by.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_ca: Option<PathBuf>,
-    /// Also require this Common Name in the peer's certificate.
-    #[arg(long, requires = "tls_cert")]
+    /// Also require this Common Name in the peer's certificate. On the
+    /// client it replaces the check of the host name dialled, as upstream
+    /// Felix's TyphaCN does.
+    #[arg(long, value_name = "CN", requires = "tls_cert")]
     pub(crate) tls_peer_cn: Option<String>,
     /// Also require this URI SAN in the peer's certificate (either this or
-    /// the CN suffices when both are given).
-    #[arg(long, requires = "tls_cert")]
+    /// the CN suffices when both are given); on the client, like
+    /// --tls-peer-cn, instead of the host name check.
+    #[arg(long, value_name = "URI", requires = "tls_cert")]
     pub(crate) tls_peer_uri_san: Option<String>,
 }
 

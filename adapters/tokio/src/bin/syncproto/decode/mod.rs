@@ -17,14 +17,15 @@ use crate::options::Wire;
 use crate::output::Lines;
 use crate::state::State;
 
-/// Decode a captured server-to-client byte stream (`dump --capture`, or
-/// reassembled from tcpdump), following its decoder restarts into
-/// compressed streams, and print its messages as JSON lines: each update in
-/// the `serve` file format, other messages as `{"type": ...}` objects.
-/// With `--state`, print the state the stream leaves instead; with
-/// `--stats`, only counts, bytes, throughput and the process's peak
-/// memory. The capture is read as it
-/// is decoded, so memory stays bounded by the largest message, not the
+/// Decode a captured server-to-client byte stream.
+///
+/// Reads a capture (`dump --capture`, or reassembled from tcpdump),
+/// following its decoder restarts into compressed streams, and prints its
+/// messages as JSON lines: each update in the `serve` file format, other
+/// messages as `{"type": ...}` objects. With `--state`, prints the state
+/// the stream leaves instead; with `--stats`, only counts, bytes,
+/// throughput and the process's peak memory. The capture is read as it is
+/// decoded, so memory stays bounded by the largest message, not the
 /// capture's size.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

@@ -22,10 +22,11 @@ use crate::signals::{Signal, Stop};
 use crate::state::State;
 use crate::values;
 
-/// Connect as a client and print every update (and every status the
-/// server sends) as a JSON line, in the `serve` file format, until the
-/// server is in sync and `--follow` has passed. Each line is written as it
-/// arrives. By default the client presents itself as a modern upstream
+/// Connect as a client and print what the server sends, as JSON lines.
+///
+/// Prints every update (and every status the server sends) as a JSON
+/// line, in the `serve` file format, until the server is in sync and
+/// `--follow` has passed. Each line is written as it arrives. By default the client presents itself as a modern upstream
 /// Felix (gob, snappy compression, modern policy keys), so it works
 /// against a real upstream Typha.
 ///
@@ -33,7 +34,6 @@ use crate::values;
 /// `--state`, the state is printed if the server was in sync; exit code
 /// 130 (143 for SIGTERM).
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub(crate) struct Args {
     /// The server's address, host:port.
     #[arg(long, value_name = "HOST:PORT", value_parser = values::address)]

@@ -20,7 +20,7 @@ use crate::options::{TlsArgs, Wire};
 use crate::signals::Stop;
 use crate::values;
 
-/// Serve a datastore read from a JSON-lines file, as a Typha would.
+/// Serve a datastore read from a JSON-lines file, as a Typha would
 ///
 /// Each line is an update or a status (only "key" is required):
 ///   {"key": "/calico/v1/config/LogSeverityScreen", "value": "Info",
