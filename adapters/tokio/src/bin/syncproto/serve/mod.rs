@@ -16,7 +16,7 @@ use self::stream::Stream;
 use self::tail::Tail;
 use crate::failure::{Failure, note};
 use crate::observe::EndpointArgs;
-use crate::options::{TlsArgs, Wire};
+use crate::options::{TlsArgs, WireChoice};
 use crate::signals::Stop;
 use crate::values;
 
@@ -89,13 +89,6 @@ pub(crate) struct Args {
     endpoints: EndpointArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum WireChoice {
-    Auto,
-    Gob,
-    Native,
-}
-
 /// Where the datastore comes from, and what follows it once served.
 enum Follower {
     /// Nothing: the input was read once.
@@ -143,7 +136,6 @@ async fn load(
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
-    let mut stop = Stop::listen()?;
     let cache = SnapshotCache::new(CacheConfig::default());
     let prepare = Prepare {
         typed_revisions: args.typed_revisions,
@@ -155,11 +147,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     }
     let options = ServerOptions {
         config: ServerConfig {
-            wire_format: match args.wire {
-                WireChoice::Auto => None,
-                WireChoice::Gob => Some(Wire::Gob.into()),
-                WireChoice::Native => Some(Wire::Native.into()),
-            },
+            wire_format: args.wire.format(),
             require_modern_policy_keys: !args.allow_legacy_clients,
             checksum_interval: (!args.no_checksums).then_some(args.checksum_interval),
             ..ServerConfig::default()
@@ -179,6 +167,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         Some("-") => "stdin".to_owned(),
         _ => args.snapshot.display().to_string(),
     };
+    // Only now, but before saying the server is up: until then Ctrl-C
+    // keeps its default (ending a load from a terminal or a pipe that
+    // never ends, for one).
+    let mut stop = Stop::listen()?;
     note(&format!(
         "serving {} keys ({loaded} records from {name}) on {address}",
         cache.stats().keys,
