@@ -13,7 +13,7 @@
 //! histograms here (their `_sum` and `_count` mean the same).
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -314,16 +314,18 @@ fn per_cache(
     caches: &[CacheFigures],
     value: impl Fn(&CacheFigures) -> u64,
 ) -> Result<(), std::fmt::Error> {
+    let encode = |sample: MetricEncoder<'_>, cache: &CacheFigures| match kind {
+        MetricType::Counter => ConstCounter::new(value(cache)).encode(sample),
+        _ => ConstGauge::new(i64::try_from(value(cache)).unwrap_or(i64::MAX)).encode(sample),
+    };
     let mut family = out.encode_descriptor(name, help, None, kind)?;
-    for cache in caches {
-        let labels = cache.labels();
-        let sample = family.encode_family(&labels)?;
-        match kind {
-            MetricType::Counter => ConstCounter::new(value(cache)).encode(sample)?,
-            _ => ConstGauge::new(i64::try_from(value(cache)).unwrap_or(i64::MAX)).encode(sample)?,
-        }
+    match caches {
+        // The one cache of a one-cache server: no label (not `{}`).
+        [one] if one.syncer.is_none() => encode(family, one),
+        _ => caches
+            .iter()
+            .try_for_each(|cache| encode(family.encode_family(&cache.labels())?, cache)),
     }
-    Ok(())
 }
 
 /// A histogram with one sample set per cache.
@@ -335,11 +337,16 @@ fn per_cache_histogram(
     histogram: impl Fn(&CacheFigures) -> &Histogram,
 ) -> Result<(), std::fmt::Error> {
     let mut family = out.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    for cache in caches {
-        let labels = cache.labels();
-        encode_histogram(family.encode_family(&labels)?, histogram(cache), 1.0)?;
+    match caches {
+        [one] if one.syncer.is_none() => encode_histogram(family, histogram(one), 1.0),
+        _ => caches.iter().try_for_each(|cache| {
+            encode_histogram(
+                family.encode_family(&cache.labels())?,
+                histogram(cache),
+                1.0,
+            )
+        }),
     }
-    Ok(())
 }
 
 /// Nanoseconds to seconds.
@@ -415,7 +422,7 @@ fn histogram(
 }
 
 fn encode_histogram(
-    mut metric: prometheus_client::encoding::MetricEncoder<'_>,
+    mut metric: MetricEncoder<'_>,
     histogram: &Histogram,
     scale: f64,
 ) -> Result<(), std::fmt::Error> {

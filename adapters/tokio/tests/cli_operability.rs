@@ -141,3 +141,101 @@ fn serve_logs_json_and_serves_metrics_and_probes() {
         "{text}"
     );
 }
+
+/// Starts `syncproto` with `args`; returns it and its stderr lines as they
+/// come.
+fn start(args: &[&str]) -> (Running, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_syncproto"))
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Running(child), received)
+}
+
+/// The address in the first stderr line saying `") on ADDR"`.
+fn listening(lines: &mpsc::Receiver<String>) -> String {
+    loop {
+        let line = lines.recv_timeout(HUNG).expect("no address announced");
+        if let Some((_, address)) = line.split_once(") on ") {
+            return address.trim().to_owned();
+        }
+    }
+}
+
+#[test]
+fn relay_serves_what_its_upstream_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("datastore.jsonl");
+    let text: String = (0..50)
+        .map(|index| {
+            format!("{{\"key\":\"/calico/v1/config/K{index:02}\",\"value\":\"{index}\"}}\n")
+        })
+        .collect();
+    std::fs::write(&snapshot, &text).unwrap();
+    let snapshot = snapshot.to_str().unwrap();
+    let (_serve, serve_lines) =
+        start(&["serve", "--listen", "127.0.0.1:0", "--snapshot", snapshot]);
+    let upstream = listening(&serve_lines);
+    let probes = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let (_relay, relay_lines) = start(&[
+        "relay",
+        "--upstream",
+        &upstream,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        &probes,
+        "--health-listen",
+        &probes,
+    ]);
+    let relay = loop {
+        let line = relay_lines.recv_timeout(HUNG).expect("relay said no more");
+        if let Some((_, address)) = line.split_once(") on ") {
+            break address.trim().to_owned();
+        }
+    };
+    for wire in ["gob", "native"] {
+        let dump = Command::new(env!("CARGO_BIN_EXE_syncproto"))
+            .args(["dump", "--connect", &relay, "--wire", wire, "--state"])
+            .output()
+            .unwrap();
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
+        let state = String::from_utf8(dump.stdout).unwrap();
+        assert_eq!(state.lines().count(), 50, "{wire}: {state}");
+        assert!(
+            state.contains(r#""key":"/calico/v1/config/K07""#),
+            "{state}"
+        );
+    }
+    let (status, text) = get(&probes, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        text.lines()
+            .any(|line| line == r#"syncproto_upstream_in_sync{syncer="felix"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line == r#"typha_cache_size{syncer="felix"} 50"#),
+        "{text}"
+    );
+    assert_eq!(get(&probes, "/readiness").0, 200);
+}

@@ -125,6 +125,10 @@ mod enabled {
                     let value = value(status, now);
                     match kind {
                         MetricType::Counter => ConstCounter::new(value as u64).encode(sample)?,
+                        // Whole numbers as integers (`1`, not `1.0`).
+                        _ if value.fract() == 0.0 => {
+                            ConstGauge::new(value as i64).encode(sample)?
+                        }
                         _ => ConstGauge::new(value).encode(sample)?,
                     }
                 }

@@ -1,5 +1,6 @@
-//! `syncproto`: run a demo, serve a datastore from a file, dump a live
-//! server's stream, decode a captured one, or make certificates for TLS.
+//! `syncproto`: run a demo, serve a datastore from a file, relay another
+//! server, dump a live server's stream, decode a captured one, or make
+//! certificates for TLS.
 
 mod certs;
 mod decode;
@@ -10,6 +11,7 @@ mod memory;
 mod observe;
 mod options;
 mod output;
+mod relay;
 mod serve;
 mod signals;
 mod state;
@@ -29,7 +31,7 @@ Exit codes:
   2    bad command line
   3    unreadable or malformed input: datastore, capture, certificate or key file
   4    a check failed: the demo's verification, or dump's snapshot checksums
-  130  dump stopped by Ctrl-C (143 by SIGTERM); serve shuts down with 0";
+  130  dump stopped by Ctrl-C (143 by SIGTERM); serve and relay shut down with 0";
 
 /// The Calico Felix⇄Typha sync protocol, from the command line.
 #[derive(Debug, Parser)]
@@ -47,6 +49,7 @@ enum Command {
     // the command list and `-h`, the rest for `--help`).
     Demo(demo::Args),
     Serve(serve::Args),
+    Relay(relay::Args),
     Dump(dump::Args),
     Decode(decode::Args),
     Certs(certs::Args),
@@ -57,7 +60,7 @@ fn main() -> ExitCode {
     // A server's log is its record of every connection; the other
     // commands print what they are for and log only trouble.
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Relay(_) => "info",
         _ => "warn",
     };
     if let Err(failure) = cli.log.init(default_level) {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Relay(args) => relay::run(args).await,
             Command::Dump(args) => dump::run(args).await,
             Command::Decode(args) => decode::run(args),
             Command::Certs(args) => certs::run(args),

@@ -18,7 +18,7 @@ use crate::failure::{Failure, note};
 pub(crate) struct LogArgs {
     /// What to log: error, warn, info, debug or trace, or a `RUST_LOG`-style
     /// filter (`syncproto_tokio=debug`). Default: `RUST_LOG` if set, else
-    /// info for `serve` and warn for the other commands. Logs go to stderr.
+    /// info for `serve` and `relay`, warn for the other commands. Logs go to stderr.
     #[arg(long, global = true, value_name = "FILTER")]
     log_level: Option<String>,
     /// How log lines look: text for people, json (one object per line) for
@@ -77,8 +77,20 @@ impl EndpointArgs {
         &self,
         server: &ServerHandle,
     ) -> Result<watch::Sender<bool>, Failure> {
+        self.start_with(server, syncproto_tokio::metrics::registry(server))
+            .await
+    }
+
+    /// Starts the endpoints for `server`, serving the metrics of
+    /// `registry` (a relay's holds its upstream metrics too).
+    pub(crate) async fn start_with(
+        &self,
+        server: &ServerHandle,
+        registry: prometheus_client::registry::Registry,
+    ) -> Result<watch::Sender<bool>, Failure> {
         let (stop, stopped) = watch::channel(false);
-        let metrics = || Arc::new(syncproto_tokio::metrics::registry(server));
+        let registry = Arc::new(registry);
+        let metrics = || Arc::clone(&registry);
         let health = || endpoints::server_health(server.clone());
         let mut listeners: Vec<(&str, Routes)> = Vec::new();
         match (&self.metrics_listen, &self.health_listen) {

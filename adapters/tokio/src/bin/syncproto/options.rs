@@ -82,6 +82,28 @@ impl TlsArgs {
     }
 }
 
+/// Which wire formats a server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum WireChoice {
+    /// Both, told apart from each connection's first byte.
+    Auto,
+    /// Go's encoding/gob only.
+    Gob,
+    /// The native format only.
+    Native,
+}
+
+impl WireChoice {
+    /// The format a server requires (`None`: either).
+    pub(crate) fn format(self) -> Option<WireFormat> {
+        match self {
+            WireChoice::Auto => None,
+            WireChoice::Gob => Some(WireFormat::Gob),
+            WireChoice::Native => Some(WireFormat::Native),
+        }
+    }
+}
+
 /// A wire format named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Wire {
@@ -98,4 +120,10 @@ impl From<Wire> for WireFormat {
             Wire::Native => WireFormat::Native,
         }
     }
+}
+
+/// The host part of `host:port` (brackets removed for IPv6).
+pub(crate) fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }

@@ -16,7 +16,7 @@ use tokio::time::{Instant, sleep_until};
 use self::capture::Capture;
 use self::checksum::{ChecksumTally, FIRST_CHECKSUM_WAIT};
 use crate::failure::Failure;
-use crate::options::{TlsArgs, Wire};
+use crate::options::{TlsArgs, Wire, host_of};
 use crate::output::Lines;
 use crate::signals::{Signal, Stop};
 use crate::state::State;
@@ -281,10 +281,4 @@ async fn sleep_or_never(deadline: Option<Instant>) {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-/// The host part of `host:port` (brackets removed for IPv6).
-fn host_of(address: &str) -> &str {
-    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
-    host.trim_start_matches('[').trim_end_matches(']')
 }
