@@ -12,6 +12,7 @@ use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
 use syncproto::records::Record;
 use syncproto::synthetic;
+use syncproto_tokio::relay::{Relay, RelayHandle, RelayOptions};
 use syncproto_tokio::{Client, ClientOptions, Server, ServerHandle, ServerOptions};
 
 use crate::failure::Failure;
@@ -41,6 +42,11 @@ pub(crate) struct Args {
     /// Seed for the synthetic datastore.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Put a relay between the server and the clients: the clients connect
+    /// to the relay, which takes its data from the server over gob, as it
+    /// would from an upstream Typha.
+    #[arg(long)]
+    relay: bool,
     /// Give up (exit code 1) if the clients are not done after this long.
     #[arg(long, value_name = "DURATION", value_parser = crate::values::duration, default_value = "2m", allow_hyphen_values = true)]
     timeout: Duration,
@@ -127,6 +133,13 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         args.clients,
         args.updates
     );
+    let relay = match args.relay {
+        true => Some(start_relay(&address).await?),
+        false => None,
+    };
+    let address = relay
+        .as_ref()
+        .map_or(address, |(address, _, _)| address.clone());
 
     let clients = args.clients as usize;
     let progress = ProgressBar::new(clients as u64);
@@ -161,6 +174,19 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     })?;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
+    if let Some((_, relay, relay_task)) = relay {
+        for (syncer, status) in relay.upstreams() {
+            println!(
+                "relay: upstream {syncer}: {} changes, {} checksums verified, {} mismatched, {} reconnects",
+                status.updates,
+                status.checksums_verified,
+                status.checksum_mismatches,
+                status.reconnects
+            );
+        }
+        relay.shutdown();
+        let _ = relay_task.await;
+    }
     handle.shutdown();
     let _ = server_task.await;
 
@@ -173,6 +199,23 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         }
     }
     summarize(&handle, &results, elapsed, args.updates, keys)
+}
+
+/// A relay of the server at `upstream`, on loopback: its address, handle
+/// and task.
+async fn start_relay(
+    upstream: &str,
+) -> Result<(String, RelayHandle, tokio::task::JoinHandle<std::io::Result<()>>), Failure> {
+    let relay = Relay::bind("127.0.0.1:0", RelayOptions::new(upstream))
+        .await
+        .map_err(|error| Failure::runtime(format!("cannot listen on loopback: {error}")))?;
+    let address = relay
+        .local_addr()
+        .map_err(|error| Failure::runtime(format!("cannot listen on loopback: {error}")))?
+        .to_string();
+    println!("relaying it (gob upstream) on {address}; the clients connect there");
+    let handle = relay.handle();
+    Ok((address, handle, tokio::spawn(relay.run())))
 }
 
 /// Streams the synthetic changes in small batches, then the done marker.
