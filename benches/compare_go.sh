@@ -5,9 +5,9 @@
 #   benches/compare_go.sh [MEGABYTES]      (default 64; needs Go)
 #
 # Writes the capture in gob, gob behind snappy and native (same content),
-# decodes each five times with each tool (only the decode loop is timed: Go's
-# with the file already in memory, syncproto's reading it as it decodes), and
-# prints the best runs and the ratios.
+# decodes each five times with each tool (only decoding is timed: Go's with
+# the file already in memory, syncproto's as the time in its decoder while it
+# reads the file), and prints the best runs and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 megabytes=${1:-64}
