@@ -18,7 +18,7 @@ use std::time::Duration;
 use syncproto::fanout::{ApplyOutcome, SnapshotCache};
 use syncproto::message::{SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::server::{ConnectionLimit, ConnectionReport, ServerConfig, ServerStats};
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -226,6 +226,36 @@ impl ServerHandle {
     }
 }
 
+/// How many connections may wait to be accepted. tokio's default (1 024)
+/// overflows when a thousand agents connect at once (a Typha restart): the
+/// kernel then drops their SYNs and they retry after 1 s, 3 s, 7 s… The
+/// kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the first address `address` resolves to that can be bound, with
+/// [`LISTEN_BACKLOG`].
+async fn listen(address: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut failure = None;
+    for address in tokio::net::lookup_host(address).await? {
+        let socket = match address {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind` does: a restarted server can bind at once.
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(address)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(error) => failure = Some(error),
+        }
+    }
+    Err(failure.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
 /// A server bound to a port, serving a [`SnapshotCache`] to every client
 /// that connects, in either wire format (told apart per connection).
 pub struct Server {
@@ -280,7 +310,7 @@ impl Server {
             .config
             .check_cache(&data.cache_config())
             .map_err(invalid)?;
-        let listener = TcpListener::bind(address).await?;
+        let listener = listen(address).await?;
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
