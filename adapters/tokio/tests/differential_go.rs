@@ -282,6 +282,10 @@ fn run(case: &Case, number: u64) {
         let [go_fleet, rust_fleet, relay_fleet] = fleets;
         let hub_state_out = hub.state_out.clone();
         let relay_state = state_of(&relay_handle.server().caches()[0].1);
+        // The relay checked the hub's snapshot checksums: none disagreed.
+        for (syncer, status) in relay_handle.upstreams() {
+            assert_eq!(status.checksum_mismatches, 0, "{syncer}: {status:?}");
+        }
         let hub_summary = hub.finish();
         handle.shutdown();
         relay_handle.shutdown();
