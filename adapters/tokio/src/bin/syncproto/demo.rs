@@ -205,7 +205,14 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 /// and task.
 async fn start_relay(
     upstream: &str,
-) -> Result<(String, RelayHandle, tokio::task::JoinHandle<std::io::Result<()>>), Failure> {
+) -> Result<
+    (
+        String,
+        RelayHandle,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ),
+    Failure,
+> {
     let relay = Relay::bind("127.0.0.1:0", RelayOptions::new(upstream))
         .await
         .map_err(|error| Failure::runtime(format!("cannot listen on loopback: {error}")))?;
