@@ -18,6 +18,7 @@ use syncproto::message::{ByteString, SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::session::Backoff;
 use syncproto_tokio::relay::{Relay, RelayHandle, RelayOptions};
 use syncproto_tokio::{Client, ClientOptions, Server, ServerHandle, ServerOptions};
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 const HUNG: Duration = Duration::from_secs(60);
@@ -33,8 +34,12 @@ fn datastore(keys: std::ops::Range<usize>, version: &str) -> Vec<SerializedUpdat
     .collect()
 }
 
-/// A Rust server on `address` holding `updates`, in sync.
-async fn upstream(address: &str, updates: Vec<SerializedUpdate>) -> (String, ServerHandle) {
+/// A Rust server on `address` holding `updates`, in sync; its address,
+/// handle and task.
+async fn upstream(
+    address: &str,
+    updates: Vec<SerializedUpdate>,
+) -> (String, ServerHandle, JoinHandle<std::io::Result<()>>) {
     let cache = SnapshotCache::new(CacheConfig::default());
     let now = std::time::Instant::now();
     cache.apply(now, updates);
@@ -44,8 +49,8 @@ async fn upstream(address: &str, updates: Vec<SerializedUpdate>) -> (String, Ser
         .unwrap();
     let address = server.local_addr().unwrap().to_string();
     let handle = server.handle();
-    tokio::spawn(server.run());
-    (address, handle)
+    let running = tokio::spawn(server.run());
+    (address, handle, running)
 }
 
 /// A relay of `upstream` on a free port, reconnecting quickly.
@@ -131,7 +136,7 @@ fn in_sync(downstream: &Downstream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_three_relays_delivers_the_upstream_state_and_checksum() {
-    let (origin, source) = upstream("127.0.0.1:0", datastore(0..300, "a")).await;
+    let (origin, source, _) = upstream("127.0.0.1:0", datastore(0..300, "a")).await;
     let (first, _first) = relay(&origin, WireFormat::Gob).await;
     let (second, _second) = relay(&first, WireFormat::Native).await;
     let (third, last) = relay(&second, WireFormat::Gob).await;
@@ -167,7 +172,7 @@ async fn a_chain_of_three_relays_delivers_the_upstream_state_and_checksum() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_restart_is_hidden_from_downstream_clients() {
-    let (origin, source) = upstream("127.0.0.1:0", datastore(0..200, "a")).await;
+    let (origin, source, running) = upstream("127.0.0.1:0", datastore(0..200, "a")).await;
     let (address, relay) = relay(&origin, WireFormat::Gob).await;
     let mut gob = Downstream::connect(&address, WireFormat::Gob, SyncerType::Felix).await;
     let mut native = Downstream::connect(&address, WireFormat::Native, SyncerType::Felix).await;
@@ -186,6 +191,8 @@ async fn an_upstream_restart_is_hidden_from_downstream_clients() {
             .await;
     }
     assert!(!relay.is_ready());
+    // Gone for good, so that its address is free again.
+    timeout(HUNG, running).await.unwrap().unwrap().unwrap();
     // It comes back on the same port with 10 keys gone, 20 changed and 5
     // new.
     let mut changed = datastore(10..200, "a");
@@ -193,7 +200,7 @@ async fn an_upstream_restart_is_hidden_from_downstream_clients() {
         update.value = Some(Bytes::from(format!("{{\"v\":\"b-{}\"}}", update.key)));
     }
     changed.extend(datastore(500..505, "a"));
-    let (_, restarted) = upstream(&origin, changed).await;
+    let (_, restarted, _) = upstream(&origin, changed).await;
     let before: Vec<usize> = [&gob, &native]
         .iter()
         .map(|client| client.updates)
@@ -217,7 +224,7 @@ async fn an_upstream_restart_is_hidden_from_downstream_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_syncer_type_asked_for_gets_its_own_upstream() {
-    let (origin, source) = upstream("127.0.0.1:0", datastore(0..10, "a")).await;
+    let (origin, source, _) = upstream("127.0.0.1:0", datastore(0..10, "a")).await;
     let (address, relay) = relay(&origin, WireFormat::Native).await;
     assert!(
         relay.upstreams().is_empty(),

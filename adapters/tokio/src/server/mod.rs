@@ -342,37 +342,37 @@ impl Server {
     /// Accepts connections until [`ServerHandle::shutdown`], then closes
     /// them all and returns once they are gone.
     pub async fn run(self) -> std::io::Result<()> {
+        let Server { listener, shared } = self;
         let mut tasks = JoinSet::new();
-        let mut shutdown = self.shared.shutdown.subscribe();
-        let mut shed_tick = tokio::time::interval(self.shared.options.shed_interval);
+        let mut shutdown = shared.shutdown.subscribe();
+        let mut shed_tick = tokio::time::interval(shared.options.shed_interval);
         shed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut limit = self
-            .shared
+        let mut limit = shared
             .options
             .max_connections
-            .map(|max| ConnectionLimit::new(max, self.shared.options.config.rng_seed));
-        self.shared
+            .map(|max| ConnectionLimit::new(max, shared.options.config.rng_seed));
+        shared
             .accepting
             .store(!*shutdown.borrow(), Ordering::Relaxed);
         while !*shutdown.borrow() {
             tokio::select! {
-                accepted = self.listener.accept() => {
+                accepted = listener.accept() => {
                     let (stream, peer) = match accepted {
                         Ok(accepted) => accepted,
                         Err(error) => {
                             // Out of descriptors and the like: back off
                             // briefly rather than spin.
-                            self.shared.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
-                            log::accept_failed(&error, &self.shared.warnings);
+                            shared.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                            log::accept_failed(&error, &shared.warnings);
                             tokio::time::sleep(ACCEPT_RETRY).await;
                             continue;
                         }
                     };
-                    self.shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
-                    let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+                    shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
                     let close = Arc::new(Notify::new());
-                    self.shared.lock_connections().insert(id, Arc::clone(&close));
-                    let shared = Arc::clone(&self.shared);
+                    shared.lock_connections().insert(id, Arc::clone(&close));
+                    let shared = Arc::clone(&shared);
                     let span = tracing::info_span!("connection", id, %peer);
                     tasks.spawn(async move {
                         log::accepted();
@@ -383,28 +383,32 @@ impl Server {
                 }
                 _ = shed_tick.tick(), if limit.is_some() => {
                     if let Some(limit) = limit.as_mut() {
-                        self.shed_one(limit);
+                        shed_one(&shared, limit);
                     }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = shutdown.changed() => {}
             }
         }
-        self.shared.accepting.store(false, Ordering::Relaxed);
+        shared.accepting.store(false, Ordering::Relaxed);
+        // Stop accepting now, not once the last connection is gone: new
+        // clients are refused at once (and can go elsewhere) rather than
+        // queue unanswered, and a new server can bind the address.
+        drop(listener);
         // Connections see the shutdown signal themselves; wait for them.
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
+}
 
-    /// If over the connection limit, closes the connection it chooses.
-    fn shed_one(&self, limit: &mut ConnectionLimit) {
-        let connections = self.shared.lock_connections();
-        let victim = limit
-            .choose_victim(connections.len())
-            .and_then(|index| connections.values().nth(index));
-        if let Some(close) = victim {
-            close.notify_one();
-            self.shared.counters.shed.fetch_add(1, Ordering::Relaxed);
-        }
+/// If over the connection limit, closes the connection `limit` chooses.
+fn shed_one(shared: &Shared, limit: &mut ConnectionLimit) {
+    let connections = shared.lock_connections();
+    let victim = limit
+        .choose_victim(connections.len())
+        .and_then(|index| connections.values().nth(index));
+    if let Some(close) = victim {
+        close.notify_one();
+        shared.counters.shed.fetch_add(1, Ordering::Relaxed);
     }
 }
