@@ -277,6 +277,8 @@ async fn a_client_certificate_from_another_ca_is_logged() {
     assert_eq!(line["fields"]["kind"], "tls_rejected", "{line}");
     let reason = line["fields"]["reason"].as_str().unwrap();
     assert!(reason.contains("TLS handshake failed"), "{line}");
+    // In words, not rustls's Debug text.
+    assert!(reason.contains("the peer's certificate"), "{line}");
     assert_eq!(handle.stats().tls_rejected, 1);
 }
 

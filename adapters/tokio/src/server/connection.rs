@@ -42,7 +42,12 @@ pub(super) async fn serve(
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     shared.counters.tls_rejected.fetch_add(1, Ordering::Relaxed);
-                    return early(format!("TLS handshake failed: {error}"));
+                    // rustls's own text is Debug output; say it in words.
+                    let detail = error
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                        .map_or_else(|| error.to_string(), crate::tls::describe);
+                    return early(format!("TLS handshake failed: {detail}"));
                 }
                 Err(_) => {
                     shared.counters.tls_rejected.fetch_add(1, Ordering::Relaxed);
