@@ -1,11 +1,9 @@
 //! One client connection on tokio.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rustls_pki_types::ServerName;
 use syncproto::checksum::StateChecksum;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
@@ -14,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
+use crate::io::{BoxedTransport, LINGER, Outbox, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 
 /// What [`ClientOptions::on_read`] calls with each chunk read.
@@ -101,7 +99,7 @@ pub struct Client {
     writer: WriteHalf<BoxedTransport>,
     machine: ClientConnection,
     buffer: Box<[u8]>,
-    pending: VecDeque<Bytes>,
+    pending: Outbox,
     /// Written but perhaps held by the transport (TLS buffers encrypted
     /// output when the socket is full): flush before going quiet, or an
     /// acknowledgement the server waits for may never leave.
@@ -183,7 +181,7 @@ impl Client {
             writer,
             machine,
             buffer: vec![0; READ_CHUNK].into_boxed_slice(),
-            pending: VecDeque::new(),
+            pending: Outbox::default(),
             needs_flush: false,
             write_timeout: options.write_timeout,
             stalled_since: None,
@@ -210,7 +208,8 @@ impl Client {
                     // here: LINGER bounds both.
                     let owed = self
                         .pending
-                        .drain(..)
+                        .take()
+                        .into_iter()
                         .chain(std::iter::from_fn(|| self.machine.poll_transmit()))
                         .collect::<Vec<_>>();
                     let writable = self.write_error.is_none();
@@ -230,8 +229,11 @@ impl Client {
             if self.finished {
                 return Ok(None);
             }
-            self.pending
-                .extend(std::iter::from_fn(|| self.machine.poll_transmit()));
+            while self.pending.has_room()
+                && let Some(bytes) = self.machine.poll_transmit()
+            {
+                self.pending.push(bytes);
+            }
             let deadline = self.machine.poll_timeout().map(Instant::from_std);
             // After a write failed, writing again would fail at once, round
             // and round: only read on, for what the server said last.
@@ -250,17 +252,11 @@ impl Client {
             };
             let write_deadline = self.stalled_since.map(|since| since + self.write_timeout);
             tokio::select! {
-                progress = write_or_flush(&mut self.writer, self.pending.front().map(|b| &b[..])), if writing => {
+                progress = write_or_flush(&mut self.writer, &mut self.pending), if writing => {
                     match progress {
-                        Ok(Progress::Wrote(written)) => {
+                        Ok(Progress::Wrote(_)) => {
                             self.stalled_since = None;
                             self.needs_flush = true;
-                            if let Some(front) = self.pending.front_mut() {
-                                let _ = front.split_to(written.min(front.len()));
-                                if front.is_empty() {
-                                    self.pending.pop_front();
-                                }
-                            }
                         }
                         Ok(Progress::Flushed) => {
                             self.stalled_since = None;

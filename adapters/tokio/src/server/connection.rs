@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
 use syncproto::server::{ConnectionReport, ServerConnection, ServerEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,7 +14,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
 use super::caches::{CacheSource, Data};
-use crate::io::{BoxedTransport, LINGER, Progress, READ_CHUNK, write_or_flush};
+use crate::io::{BoxedTransport, LINGER, Outbox, Progress, READ_CHUNK, write_or_flush};
 use crate::now;
 use syncproto::message::SyncerType;
 
@@ -124,7 +123,7 @@ async fn drive(
     let mut changes = shared.changes.subscribe();
     let mut shutdown = shared.shutdown.subscribe();
     let mut buffer = vec![0u8; READ_CHUNK];
-    let mut pending: Option<Bytes> = None;
+    let mut outbox = Outbox::default();
     // Written but perhaps held by the transport (TLS buffers encrypted
     // output when the socket is full): flush before going quiet.
     let mut needs_flush = false;
@@ -168,10 +167,17 @@ async fn drive(
                 ServerEvent::Closed(_) => {}
             }
         }
-        if pending.is_none() {
-            // Take one message at a time: the machine produces the next
-            // only when this one has gone, so nothing piles up here.
-            pending = machine.poll_transmit(now().instant);
+        // Take what the machine has ready, up to a batch: a burst of small
+        // messages goes out in one vectored write. The machine produces
+        // more only as this drains, so nothing piles up here.
+        let mut took = false;
+        while outbox.has_room()
+            && let Some(bytes) = machine.poll_transmit(now().instant)
+        {
+            outbox.push(bytes);
+            took = true;
+        }
+        if took {
             shared.counters.record_sent(&machine.take_send_stats());
         }
         if machine.is_closed() {
@@ -179,10 +185,10 @@ async fn drive(
             if Instant::now() >= give_up {
                 // A client that will not take the rest cannot hold the
                 // connection open: it sees the message cut short instead.
-                pending = None;
+                outbox.clear();
             }
         }
-        if machine.is_closed() && pending.is_none() {
+        if machine.is_closed() && outbox.is_empty() {
             // No longer a live connection (for the limit), even while it
             // lingers below.
             shared.lock_connections().remove(&id);
@@ -200,7 +206,7 @@ async fn drive(
         }
         if machine.is_stopping() && drain_deadline.is_none() {
             let finish_by = *stop_deadline.get_or_insert_with(|| Instant::now() + LINGER);
-            let written = machine.is_flushed() && pending.is_none() && !needs_flush;
+            let written = machine.is_flushed() && outbox.is_empty() && !needs_flush;
             if written {
                 let _ = timeout(LINGER, writer.shutdown()).await;
                 drain_deadline = Some(Instant::now() + LINGER);
@@ -217,7 +223,12 @@ async fn drive(
             machine.close();
             continue;
         }
-        let writing = drain_deadline.is_none() && (pending.is_some() || needs_flush);
+        let writing = drain_deadline.is_none() && (!outbox.is_empty() || needs_flush);
+        // A change wakes the connection only when it could send it: while
+        // output waits to be written it is sent next anyway (the change is
+        // seen then), and a thousand blocked connections need not wake for
+        // every change.
+        let idle = outbox.is_empty();
         if writing && stalled_since.is_none() {
             stalled_since = Some(Instant::now());
         }
@@ -227,19 +238,13 @@ async fn drive(
             .or_else(|| machine.poll_timeout().map(Instant::from_std));
         let write_deadline = stalled_since.map(|since| since + shared.options.write_timeout);
         tokio::select! {
-            progress = write_or_flush(&mut writer, pending.as_deref()), if writing => {
+            progress = write_or_flush(&mut writer, &mut outbox), if writing => {
                 stalled_since = None;
                 match progress? {
                     Progress::Wrote(written) => {
                         let compressed = machine.compression().is_some();
                         shared.counters.record_written(machine.wire_format(), compressed, written as u64);
                         needs_flush = true;
-                        if let Some(bytes) = pending.as_mut() {
-                            let _ = bytes.split_to(written.min(bytes.len()));
-                            if bytes.is_empty() {
-                                pending = None;
-                            }
-                        }
                     }
                     Progress::Flushed => needs_flush = false,
                 }
@@ -260,7 +265,7 @@ async fn drive(
             _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
                 machine.handle_timeout(now());
             }
-            _ = changes.changed() => {}
+            _ = changes.changed(), if idle => {}
             _ = close.notified() => machine.close(),
             _ = shutdown.changed() => machine.stop_sending(),
         }

@@ -97,7 +97,7 @@ struct Shared {
     connections: Mutex<HashMap<u64, Arc<Notify>>>,
     next_id: AtomicU64,
     counters: Counters,
-    /// Whether the accept loop is running (for readiness).
+    /// Whether the listener is still bound (for the probes).
     accepting: AtomicBool,
     warnings: log::WarningLimiter,
 }
@@ -213,10 +213,11 @@ impl ServerHandle {
         self.shared.counters.snapshot()
     }
 
-    /// Whether [`Server::run`] is accepting connections (it has started and
-    /// not been shut down).
+    /// Whether the server accepts connections: its listener is bound (the
+    /// kernel queues connections from then on, and [`Server::run`] takes
+    /// them) and it has not been shut down.
     pub fn is_accepting(&self) -> bool {
-        self.shared.accepting.load(Ordering::Relaxed)
+        self.shared.accepting.load(Ordering::Relaxed) && !*self.shared.shutdown.borrow()
     }
 
     /// Whether the server is ready for clients, as a readiness probe asks:
@@ -321,7 +322,7 @@ impl Server {
                 connections: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 counters: Counters::default(),
-                accepting: AtomicBool::new(false),
+                accepting: AtomicBool::new(true),
                 warnings: log::WarningLimiter::default(),
             }),
         })
@@ -351,9 +352,6 @@ impl Server {
             .options
             .max_connections
             .map(|max| ConnectionLimit::new(max, shared.options.config.rng_seed));
-        shared
-            .accepting
-            .store(!*shutdown.borrow(), Ordering::Relaxed);
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = listener.accept() => {
