@@ -180,12 +180,19 @@ fn put_definition(out: &mut BytesMut, type_id: TypeId, definition: &Definition) 
 
 /// Appends every definition as its own gob message, in id order.
 pub(crate) fn put_all_definitions(out: &mut BytesMut) {
-    let mut body = BytesMut::new();
-    for (type_id, definition) in DEFINITIONS.iter() {
-        body.clear();
-        put_int(&mut body, -type_id);
-        put_definition(&mut body, *type_id, definition);
-        put_uint(out, body.len() as u64);
-        out.put_slice(&body);
-    }
+    // The same bytes for every stream: built once, copied after (every gob
+    // connection starts with them, a server's thousands included).
+    static ALL: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    out.put_slice(ALL.get_or_init(|| {
+        let mut all = BytesMut::new();
+        let mut body = BytesMut::new();
+        for (type_id, definition) in DEFINITIONS.iter() {
+            body.clear();
+            put_int(&mut body, -type_id);
+            put_definition(&mut body, *type_id, definition);
+            put_uint(&mut all, body.len() as u64);
+            all.put_slice(&body);
+        }
+        all.to_vec()
+    }));
 }
