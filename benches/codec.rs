@@ -16,6 +16,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use syncproto::Message;
+use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
 use syncproto::codec::{StreamDecoder, StreamEncoder, WireFormat};
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::key::{DefaultKeyParser, KeyParser};
@@ -124,6 +125,41 @@ fn keys(c: &mut Criterion) {
                 .count()
         })
     });
+    group.finish();
+}
+
+/// What the default key parser costs a client: the whole session through a
+/// `ClientConnection` (native, checksums as the hello says), with
+/// `ClientConfig::default()`'s parser and without one.
+fn client_keys(c: &mut Criterion) {
+    let messages = session();
+    let stream = encode(&messages, WireFormat::Native, false);
+    let mut group = c.benchmark_group("keys/client_receive");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(kv_count(&messages)));
+    for (name, parser) in [
+        ("no_parser", None),
+        ("default_parser", ClientConfig::default().key_parser),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let config = ClientConfig {
+                    key_parser: parser.clone(),
+                    ..ClientConfig::default()
+                };
+                let mut client = ClientConnection::new(config, syncproto_now()).unwrap();
+                client.handle_input(syncproto_now(), &stream);
+                let mut updates = 0;
+                while let Some(event) = client.poll_event() {
+                    if let ClientEvent::Updates(batch) = &event {
+                        updates += batch.len();
+                    }
+                    black_box(&event);
+                }
+                updates
+            })
+        });
+    }
     group.finish();
 }
 
@@ -299,6 +335,7 @@ criterion_group!(
     decode,
     encode_bench,
     keys,
+    client_keys,
     no_op,
     snapshot_assembly
 );
