@@ -125,6 +125,14 @@ fn keys(c: &mut Criterion) {
                 .count()
         })
     });
+    group.bench_function("validate", |b| {
+        b.iter(|| {
+            updates
+                .iter()
+                .filter(|u| parser.validate(&u.key).is_ok())
+                .count()
+        })
+    });
     group.finish();
 }
 

@@ -59,10 +59,11 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// The largest message accepted from the server.
     pub max_message_len: usize,
-    /// Parses each update's key; an update whose key it rejects is dropped
-    /// and reported with a `Dropped` event, as upstream clients do (that is
-    /// how mixed-version clusters stay up). `None` delivers every key
-    /// unparsed. The default knows upstream's key grammar.
+    /// Checks each update's key ([`KeyParser::validate`]); an update whose
+    /// key it rejects is dropped and reported with a `Dropped` event, as
+    /// upstream clients do (that is how mixed-version clusters stay up).
+    /// `None` delivers every key unchecked. The default knows upstream's key
+    /// grammar and allocates nothing for a key it accepts.
     pub key_parser: Option<Arc<dyn KeyParser>>,
 }
 

@@ -410,8 +410,8 @@ impl ClientConnection {
                 .collect();
         }
         if let Some(parser) = &self.config.key_parser {
-            updates.retain(|update| match parser.parse(&update.key) {
-                Ok(_) => true,
+            updates.retain(|update| match parser.validate(&update.key) {
+                Ok(()) => true,
                 Err(reason) => {
                     self.events.push_back(ClientEvent::Dropped {
                         key: update.key.clone(),

@@ -1,7 +1,7 @@
 //! IP networks as IPAM keys carry them: `10.0.0.0-26` in a path for
 //! `10.0.0.0/26`.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -67,7 +67,7 @@ impl Cidr {
     /// Parses a path segment, accepting only the canonical form (what
     /// [`Cidr::to_segment`] writes), so that the path renders back as read.
     /// The error is the reason, or the canonical spelling of a
-    /// non-canonical segment.
+    /// non-canonical segment. Allocates only that spelling.
     pub(crate) fn from_segment(segment: &str) -> Result<Cidr, CidrSegmentError> {
         // As upstream: the first '-' stands for the '/'.
         let Some((addr, len)) = segment.split_once('-') else {
@@ -80,14 +80,44 @@ impl Cidr {
                 "prefix length is not a 1-3 digit number",
             ));
         }
-        let len = u8::from_str(len).map_err(|_| CidrSegmentError::Invalid("prefix too long"))?;
+        // At most 999: no overflow.
+        let len = len
+            .bytes()
+            .fold(0u16, |n, digit| n * 10 + u16::from(digit - b'0'));
+        let len = u8::try_from(len).map_err(|_| CidrSegmentError::Invalid("prefix too long"))?;
         let cidr = Cidr::new(addr, len)
             .ok_or(CidrSegmentError::Invalid("prefix longer than the address"))?;
-        let canonical = cidr.to_segment();
-        if canonical == segment {
+        if cidr.is_written_as(segment) {
             Ok(cidr)
         } else {
-            Err(CidrSegmentError::NonCanonical(canonical))
+            Err(CidrSegmentError::NonCanonical(cidr.to_segment()))
+        }
+    }
+
+    /// Whether `segment` is exactly [`Cidr::to_segment`]'s text, compared as
+    /// it is formatted, without building it.
+    fn is_written_as(self, segment: &str) -> bool {
+        let mut expected = Expect {
+            rest: segment.as_bytes(),
+        };
+        write!(expected, "{}-{}", self.addr, self.prefix_len).is_ok() && expected.rest.is_empty()
+    }
+}
+
+/// A [`fmt::Write`] that consumes the text it expects and fails at the
+/// first difference.
+struct Expect<'a> {
+    rest: &'a [u8],
+}
+
+impl fmt::Write for Expect<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.rest.strip_prefix(s.as_bytes()) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(())
+            }
+            None => Err(fmt::Error),
         }
     }
 }

@@ -46,29 +46,65 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
 /// `escape_name(unescape_name(s)) == s` hold for every accepted `s` without
 /// a `/` (as a path segment never has).
 pub fn unescape_name(escaped: &str) -> Result<Cow<'_, str>, InvalidEscape> {
-    let Some(first) = escaped.find('%') else {
-        return Ok(Cow::Borrowed(escaped));
-    };
-    let mut name = String::with_capacity(escaped.len());
-    name.push_str(escaped.get(..first).unwrap_or_default());
-    let mut rest = escaped.get(first..).unwrap_or_default();
-    let mut offset = first;
-    while let Some(at) = rest.find('%') {
-        name.push_str(rest.get(..at).unwrap_or_default());
-        offset += at;
-        let after = rest.get(at..).unwrap_or_default();
-        if after.starts_with("%25") {
-            name.push('%');
-        } else if after.starts_with("%2f") {
-            name.push('/');
-        } else {
-            return Err(InvalidEscape { offset });
+    let name = Escaped::check(escaped)?;
+    Ok(if name.escapes == 0 {
+        Cow::Borrowed(escaped)
+    } else {
+        Cow::Owned(name.to_name())
+    })
+}
+
+/// An escaped name whose escapes have been checked, still borrowed from the
+/// path: checking a path costs no allocation, building its key one per
+/// name ([`Escaped::to_name`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Escaped<'a> {
+    raw: &'a str,
+    /// How many `%` escapes `raw` holds (each 3 bytes, 1 once unescaped).
+    escapes: usize,
+}
+
+impl<'a> Escaped<'a> {
+    /// Checks that every `%` in `raw` starts `%25` or `%2f`.
+    pub(super) fn check(raw: &'a str) -> Result<Escaped<'a>, InvalidEscape> {
+        let bytes = raw.as_bytes();
+        let mut escapes = 0;
+        // A '%' is never one of the two bytes after an accepted '%', so
+        // every '%' found starts an escape.
+        for (offset, _) in bytes.iter().enumerate().filter(|&(_, &b)| b == b'%') {
+            match bytes.get(offset + 1..offset + 3) {
+                Some(b"25" | b"2f") => escapes += 1,
+                _ => return Err(InvalidEscape { offset }),
+            }
         }
-        rest = after.get(3..).unwrap_or_default();
-        offset += 3;
+        Ok(Escaped { raw, escapes })
     }
-    name.push_str(rest);
-    Ok(Cow::Owned(name))
+
+    /// A name known to hold no '%'.
+    pub(super) fn plain(raw: &'a str) -> Escaped<'a> {
+        Escaped { raw, escapes: 0 }
+    }
+
+    /// The name, unescaped, in one allocation of its exact length.
+    pub(super) fn to_name(self) -> String {
+        if self.escapes == 0 {
+            return self.raw.to_owned();
+        }
+        let mut name = String::with_capacity(self.raw.len().saturating_sub(2 * self.escapes));
+        let mut rest = self.raw;
+        // Every '%' starts a checked "%25" or "%2f".
+        while let Some(at) = rest.bytes().position(|b| b == b'%') {
+            name.push_str(rest.get(..at).unwrap_or_default());
+            name.push(if rest.as_bytes().get(at + 2) == Some(&b'f') {
+                '/'
+            } else {
+                '%'
+            });
+            rest = rest.get(at + 3..).unwrap_or_default();
+        }
+        name.push_str(rest);
+        name
+    }
 }
 
 #[cfg(test)]

@@ -114,6 +114,8 @@ mod cidr;
 mod error;
 mod escape;
 mod parse;
+mod path;
+mod raw;
 mod render;
 mod resource;
 mod value;
@@ -358,6 +360,23 @@ impl Key {
         parse::parse(path)
     }
 
+    /// Checks a path as [`Key::parse`] does, without building the key:
+    /// `Ok` exactly when `Key::parse` would succeed, and otherwise the same
+    /// error. Allocates nothing unless the path is refused (the error holds
+    /// it). Never panics, whatever the input.
+    ///
+    /// ```
+    /// use syncproto::key::Key;
+    ///
+    /// let path = "/calico/v1/host/node-1/workload/k8s/ns%2fpod/endpoint/eth0";
+    /// assert!(Key::validate_path(path).is_ok());
+    /// let bad = "/calico/v1/host/node-1/workload/k8s/ns%2Fpod/endpoint/eth0";
+    /// assert_eq!(Key::validate_path(bad), Key::parse(bad).map(|_| ()));
+    /// ```
+    pub fn validate_path(path: &str) -> Result<(), KeyError> {
+        parse::check(path).map(|_| ())
+    }
+
     /// The key's path, with names escaped where upstream's parser unescapes
     /// them. For every key [`Key::parse`] returns, parsing the result gives
     /// the same key back; for a key built by hand, [`Key::validate`] says
@@ -507,10 +526,12 @@ impl FromStr for Key {
 
 /// Decides which keys a client delivers to its application.
 ///
-/// The client machine calls [`KeyParser::parse`] on every update's key: an
-/// `Ok` key is delivered with its value ([`ParsedUpdate::new`]); an `Err`
-/// makes the client drop the update and report the error, keeping the
-/// connection up, as upstream does with keys it does not know.
+/// The client machine calls [`KeyParser::validate`] on every update's key:
+/// an `Ok` lets the update through, to be parsed by the application
+/// ([`KeyParser::parse`], then [`ParsedUpdate::new`]) when it wants the
+/// typed key; an `Err` makes the client drop the update and report the
+/// error, keeping the connection up, as upstream does with keys it does not
+/// know.
 ///
 /// [`DefaultKeyParser`] knows upstream's grammar. Supply your own to accept
 /// fewer keys (filter early), or more: a path this crate does not model can
@@ -520,6 +541,16 @@ pub trait KeyParser: Send + Sync + fmt::Debug {
     /// Parses `path`; an `Err` makes the client drop the update and report
     /// it.
     fn parse(&self, path: &str) -> Result<Key, KeyError>;
+
+    /// Checks `path` without keeping the key: what the client calls on
+    /// every update. Must accept exactly what [`KeyParser::parse`] accepts,
+    /// with the same error otherwise. The provided implementation calls
+    /// `parse` and drops the key; override it when checking can be cheaper
+    /// than building (as [`DefaultKeyParser`] does: it allocates nothing
+    /// for a key it accepts).
+    fn validate(&self, path: &str) -> Result<(), KeyError> {
+        self.parse(path).map(|_| ())
+    }
 }
 
 /// Upstream's key grammar: [`Key::parse`]. What a client uses unless told
@@ -530,6 +561,11 @@ pub struct DefaultKeyParser;
 impl KeyParser for DefaultKeyParser {
     fn parse(&self, path: &str) -> Result<Key, KeyError> {
         Key::parse(path)
+    }
+
+    /// [`Key::validate_path`]: no allocation for a key it accepts.
+    fn validate(&self, path: &str) -> Result<(), KeyError> {
+        Key::validate_path(path)
     }
 }
 
