@@ -5,6 +5,7 @@
 //! can tell them apart from a connection's first byte
 //! ([`WireFormat::detect`]).
 
+mod borrowed;
 pub mod gob;
 pub mod native;
 pub(crate) mod prebuilt;

@@ -5,12 +5,13 @@
 
 use bytes::BytesMut;
 
+use super::borrowed::once;
 use super::gob::{GobDecoder, GobEncoder, GobLimits};
 use super::native::{NativeDecoder, NativeEncoder};
 use super::snappy::{ChunkDecoder, ChunkEncoder};
 use super::{Direction, WireFormat};
 use crate::error::{DecodeError, ProtocolError, UsageError};
-use crate::message::{CompressionAlgorithm, Message};
+use crate::message::{CompressionAlgorithm, Message, MessageRef};
 
 #[derive(Debug, Clone)]
 enum FormatDecoder {
@@ -32,6 +33,36 @@ impl FormatDecoder {
             FormatDecoder::Gob(decoder) => decoder.decode_eof(src),
         }
     }
+
+    fn decode_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        match self {
+            FormatDecoder::Native(decoder) => decoder.decode_visiting(src, visit),
+            FormatDecoder::Gob(decoder) => decoder.decode_visiting(src, visit),
+        }
+    }
+
+    fn decode_eof_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        match self {
+            FormatDecoder::Native(decoder) => decoder.decode_eof_visiting(src, visit),
+            FormatDecoder::Gob(decoder) => decoder.decode_eof_visiting(src, visit),
+        }
+    }
+}
+
+/// What the stream decoder's borrowing path got from a format decoder: a
+/// `KVs` message already handed to the caller, or any other message, owned,
+/// not yet handed over (a restart is applied first).
+enum Step<T> {
+    Visited(T),
+    Owned(Message),
 }
 
 /// The decompression in front of a decoder: raw chunks are taken off the
@@ -159,6 +190,11 @@ impl StreamDecoder {
     /// a whole message has arrived, and bytes past it left in `src`.
     ///
     /// After an error every call returns [`DecodeError::Failed`].
+    ///
+    /// Updates come out owned and detached from the input (see
+    /// [`SerializedUpdate`](crate::message::SerializedUpdate)): for
+    /// applications that keep them. To apply each update and drop it,
+    /// [`decode_borrowed`](Self::decode_borrowed) is cheaper.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         if self.failed {
             return Err(DecodeError::Failed);
@@ -170,13 +206,129 @@ impl StreamDecoder {
 
     fn decode_following(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         let message = self.decode_next(src)?;
+        if let Some(message) = &message {
+            self.follow(message)?;
+        }
+        Ok(message)
+    }
+
+    /// Applies `message` if it is a restart and restarts are followed.
+    fn follow(&mut self, message: &Message) -> Result<(), DecodeError> {
         if self.follow_restarts
-            && let Some(Message::DecoderRestart(restart)) = &message
+            && let Message::DecoderRestart(restart) = message
         {
             self.restart(restart.compression_algorithm.as_ref())
                 .map_err(|error| DecodeError::Restart(Box::new(error)))?;
         }
-        Ok(message)
+        Ok(())
+    }
+
+    /// Like [`decode`](Self::decode), but hands the message to
+    /// `on_message` and returns what it returns: a `KVs` message's updates
+    /// as [`SerializedUpdateRef`](crate::message::SerializedUpdateRef)s
+    /// borrowing the decoder's input (`src`, or the decompressed bytes),
+    /// without an allocation or a reference count per update; any other
+    /// message owned.
+    ///
+    /// For consumers that apply each update and drop it (a relay, a
+    /// checksum, a tool counting or printing a capture): the owning
+    /// [`decode`](Self::decode) copies every key, value and string out of
+    /// the input, which is what an application that keeps updates wants,
+    /// and wasted work for one that does not. Copy out what must outlive the
+    /// callback ([`to_update`](crate::message::SerializedUpdateRef::to_update)).
+    ///
+    /// Every input decodes, and fails, exactly as with [`decode`](Self::decode),
+    /// leaving the same bytes in `src`, across restarts and compression;
+    /// `on_message` is called only for a whole, valid message, and a
+    /// restart being followed is applied before it is handed over.
+    pub fn decode_borrowed<R>(
+        &mut self,
+        src: &mut BytesMut,
+        on_message: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, DecodeError> {
+        self.decode_visiting(src, &mut once(on_message))
+            .map(Option::flatten)
+    }
+
+    /// Like [`decode_borrowed`](Self::decode_borrowed), for when `src` is
+    /// all that will ever arrive, as [`decode_eof`](Self::decode_eof).
+    pub fn decode_eof_borrowed<R>(
+        &mut self,
+        src: &mut BytesMut,
+        on_message: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, DecodeError> {
+        let mut visit = once(on_message);
+        if let Some(visited) = self.decode_visiting(src, &mut visit)? {
+            return Ok(visited);
+        }
+        let result = match &mut self.decompression {
+            None => self.decoder.decode_eof_visiting(src, &mut visit),
+            Some(decompression) if src.is_empty() => self
+                .decoder
+                .decode_eof_visiting(&mut decompression.plain, &mut visit),
+            Some(_) => Err(DecodeError::Truncated {
+                buffered: src.len(),
+            }),
+        };
+        self.failed = result.is_err();
+        result.map(Option::flatten)
+    }
+
+    fn decode_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        if self.failed {
+            return Err(DecodeError::Failed);
+        }
+        let result = self.decode_following_visiting(src, visit);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn decode_following_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        let step =
+            self.decode_next_visiting(src, &mut |message: MessageRef<'_>| match message {
+                MessageRef::Kvs(_) => Step::Visited(visit(message)),
+                MessageRef::Other(message) => Step::Owned(message),
+            })?;
+        match step {
+            None => Ok(None),
+            Some(Step::Visited(visited)) => Ok(Some(visited)),
+            Some(Step::Owned(message)) => {
+                self.follow(&message)?;
+                Ok(Some(visit(MessageRef::Other(message))))
+            }
+        }
+    }
+
+    fn decode_next_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        let Some(decompression) = &mut self.decompression else {
+            return self.decoder.decode_visiting(src, visit);
+        };
+        loop {
+            if let Some(visited) = self
+                .decoder
+                .decode_visiting(&mut decompression.plain, visit)?
+            {
+                return Ok(Some(visited));
+            }
+            if !decompression
+                .chunks
+                .decode_chunk(src, &mut decompression.plain)?
+            {
+                return Ok(None);
+            }
+        }
     }
 
     fn decode_next(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {

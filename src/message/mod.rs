@@ -4,6 +4,7 @@
 //! Field sets are upstream's newest; a peer of an older generation simply
 //! leaves the newer fields at their zero value (see DESIGN.md §1).
 
+mod borrowed;
 mod checksum;
 mod hello;
 mod ping;
@@ -21,6 +22,7 @@ use std::fmt;
 /// fan-out cache shares each key between its state and its log).
 pub use bytestring::ByteString;
 
+pub use borrowed::{MessageRef, RevisionRef, SerializedUpdateRef};
 pub use checksum::Checksum;
 pub use hello::{ClientHello, CompressionAlgorithm, ServerHello};
 pub use ping::{Ping, Pong};

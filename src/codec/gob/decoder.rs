@@ -10,8 +10,13 @@ use super::types::TypeRegistry;
 use super::values::decode_envelope;
 use super::{GobError, GobLimits};
 use crate::codec::Direction;
+use crate::codec::borrowed::{Decoded, once};
+use crate::codec::retain::detach_update;
 use crate::error::DecodeError;
-use crate::message::Message;
+use crate::message::{Message, MessageRef};
+
+/// The messages a decoded value was read from, which its updates borrow.
+type Used<'m> = std::iter::Take<std::collections::vec_deque::Iter<'m, Bytes>>;
 
 /// The most messages one value may span: one more than the new types a
 /// value of this protocol can carry, with room to spare.
@@ -113,11 +118,82 @@ impl GobDecoder {
     /// `Ok(Some(_))` for each complete message: call again until `None`.
     /// Once an error is returned the stream cannot be resynchronised and
     /// every later call returns [`DecodeError::Failed`].
+    ///
+    /// Updates come out owned and detached from the input (see
+    /// [`SerializedUpdate`](crate::message::SerializedUpdate)): for
+    /// applications that keep them. To apply each update and drop it,
+    /// [`decode_borrowed`](Self::decode_borrowed) is cheaper.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        self.decode_with(src, &mut owned)
+    }
+
+    /// Like [`decode`](Self::decode), but hands the message to
+    /// `on_message` and returns what it returns: a `KVs` message's updates
+    /// as [`SerializedUpdateRef`](crate::message::SerializedUpdateRef)s
+    /// borrowing the input, without an allocation or a reference count per
+    /// update, any other message owned.
+    ///
+    /// For consumers that apply each update and drop it (a relay, a
+    /// checksum, a tool counting or printing a capture); copy out what
+    /// must outlive the callback. Every input decodes, and fails, as with
+    /// [`decode`](Self::decode); `on_message` is called only for a whole,
+    /// valid message (a value that spans messages is handed over once all
+    /// of them have arrived).
+    pub fn decode_borrowed<R>(
+        &mut self,
+        src: &mut BytesMut,
+        on_message: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, DecodeError> {
+        self.decode_visiting(src, &mut once(on_message))
+            .map(Option::flatten)
+    }
+
+    /// Like [`decode_borrowed`](Self::decode_borrowed), for when `src` is
+    /// all that will ever arrive, as [`decode_eof`](Self::decode_eof).
+    pub fn decode_eof_borrowed<R>(
+        &mut self,
+        src: &mut BytesMut,
+        on_message: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, DecodeError> {
+        self.decode_eof_visiting(src, &mut once(on_message))
+            .map(Option::flatten)
+    }
+
+    /// [`decode_borrowed`](Self::decode_borrowed) with a callback that may
+    /// be called again: what the stream decoder drives.
+    pub(crate) fn decode_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        self.decode_with(src, &mut |decoded: Decoded<'_>, _: Used<'_>| {
+            decoded.visit(&mut *visit)
+        })
+    }
+
+    /// [`decode_eof_borrowed`](Self::decode_eof_borrowed) with a callback
+    /// that may be called again.
+    pub(crate) fn decode_eof_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        self.decode_eof_with(src, &mut |decoded: Decoded<'_>, _: Used<'_>| {
+            decoded.visit(&mut *visit)
+        })
+    }
+
+    /// Decodes the next message, handing it to `visit` with the messages
+    /// it was read from.
+    pub(crate) fn decode_with<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(Decoded<'_>, Used<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
         if self.failed {
             return Err(DecodeError::Failed);
         }
-        let result = self.decode_inner(src);
+        let result = self.decode_inner(src, visit);
         if result.is_err() {
             self.failed = true;
             self.messages.clear();
@@ -128,7 +204,16 @@ impl GobDecoder {
     /// Like [`decode`](Self::decode), for when `src` is all that will ever
     /// arrive: a value left incomplete is a [`DecodeError::Truncated`].
     pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
-        match self.decode(src)? {
+        self.decode_eof_with(src, &mut owned)
+    }
+
+    /// [`decode_with`](Self::decode_with) at the end of the input.
+    pub(crate) fn decode_eof_with<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(Decoded<'_>, Used<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        match self.decode_with(src, visit)? {
             Some(message) => Ok(Some(message)),
             None if self.is_at_message_boundary() && src.is_empty() => Ok(None),
             None => {
@@ -147,13 +232,26 @@ impl GobDecoder {
         self.messages.is_empty() && !self.definitions_pending
     }
 
-    fn decode_inner(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+    fn decode_inner<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(Decoded<'_>, Used<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
         loop {
             if !self.messages.is_empty() && self.stalled_at != Some(self.messages.len()) {
                 match self.attempt() {
-                    Ok(Some(message)) => return Ok(Some(message)),
+                    Ok((Some(decoded), used)) => {
+                        let count = used.len();
+                        let visited = visit(decoded, used);
+                        // Only now: the value borrowed them.
+                        self.messages.drain(..count);
+                        return Ok(Some(visited));
+                    }
                     // A type definition was committed: go on.
-                    Ok(None) => continue,
+                    Ok((None, used)) => {
+                        let count = used.len();
+                        self.messages.drain(..count);
+                    }
                     Err(Stop::Incomplete) => self.stalled_at = Some(self.messages.len()),
                     Err(Stop::Error(error)) => return Err(error),
                 }
@@ -169,19 +267,28 @@ impl GobDecoder {
     }
 
     /// Decodes what the queued messages hold: a standalone type definition
-    /// (committed, `None`) or a value (`Some`). Commits nothing unless the
-    /// whole unit decodes.
-    fn attempt(&mut self) -> Result<Option<Message>, Stop> {
+    /// (committed, `None`) or a value (`Some`), with the messages it was
+    /// read from, which the caller drains once done with the value.
+    /// Commits nothing unless the whole unit decodes.
+    fn attempt(&mut self) -> Result<(Option<Decoded<'_>>, Used<'_>), Stop> {
         let limits = Limits {
             max_depth: self.limits.max_depth,
         };
         let direction = self.direction;
-        self.work += self
-            .messages
+        let GobDecoder {
+            types,
+            messages,
+            definitions_pending,
+            stalled_at,
+            work,
+            ..
+        } = self;
+        let messages = &*messages;
+        *work += messages
             .iter()
             .map(|message| message.len() as u64)
             .sum::<u64>();
-        let Some(mut session) = Session::new(&self.messages, &self.types, limits) else {
+        let Some(mut session) = Session::new(messages, types, limits) else {
             return Err(Stop::Incomplete);
         };
         let outcome = match session.read_top_level()? {
@@ -192,16 +299,15 @@ impl GobDecoder {
                 })?)
             }
         };
-        self.definitions_pending = outcome.is_none();
-        let used = session.messages_used();
+        *definitions_pending = outcome.is_none();
+        let used = messages.iter().take(session.messages_used());
         let (staged, staged_bytes) = session.into_staged();
         for (id, wire) in staged {
-            self.types.insert(id, wire);
+            types.insert(id, wire);
         }
-        self.types.add_definition_bytes(staged_bytes);
-        self.messages.drain(..used);
-        self.stalled_at = None;
-        Ok(outcome)
+        types.add_definition_bytes(staged_bytes);
+        *stalled_at = None;
+        Ok((outcome, used))
     }
 
     /// Refuses to queue `next` for a value already spanning too much.
@@ -271,5 +377,19 @@ impl GobDecoder {
         }
         let _prefix = src.split_to(prefix);
         Ok(Some(src.split_to(len).freeze()))
+    }
+}
+
+/// The owning API's visitor: the message, its updates detached from the
+/// messages they were read from.
+fn owned(decoded: Decoded<'_>, used: Used<'_>) -> Message {
+    match decoded {
+        Decoded::Kvs(updates) => Message::Kvs(
+            updates
+                .iter()
+                .map(|update| detach_update(used.clone(), update))
+                .collect(),
+        ),
+        Decoded::Other(message) => message,
     }
 }

@@ -55,11 +55,13 @@ pub(crate) struct Limits {
     pub(crate) max_depth: usize,
 }
 
-pub(crate) struct Session<'a> {
-    messages: &'a VecDeque<Bytes>,
+/// One attempt's cursor: `'m` is how long the messages live (what decoded
+/// values may borrow), `'t` the committed type definitions.
+pub(crate) struct Session<'m, 't> {
+    messages: &'m VecDeque<Bytes>,
     next_message: usize,
-    pub(crate) reader: Reader,
-    committed: &'a TypeRegistry,
+    pub(crate) reader: Reader<'m>,
+    committed: &'t TypeRegistry,
     staged: Vec<(TypeId, Arc<WireType>)>,
     /// Wire bytes of the staged definitions.
     staged_bytes: usize,
@@ -67,14 +69,14 @@ pub(crate) struct Session<'a> {
     depth: usize,
 }
 
-impl<'a> Session<'a> {
+impl<'m, 't> Session<'m, 't> {
     /// Starts at the first queued message; `None` if there is none.
     pub(crate) fn new(
-        messages: &'a VecDeque<Bytes>,
-        committed: &'a TypeRegistry,
+        messages: &'m VecDeque<Bytes>,
+        committed: &'t TypeRegistry,
         limits: Limits,
-    ) -> Option<Session<'a>> {
-        let first = messages.front()?.clone();
+    ) -> Option<Session<'m, 't>> {
+        let first = messages.front()?;
         Some(Session {
             messages,
             next_message: 1,
@@ -104,7 +106,7 @@ impl<'a> Session<'a> {
             .messages
             .get(self.next_message)
             .ok_or(Stop::Incomplete)?;
-        self.reader = Reader::new(message.clone());
+        self.reader = Reader::new(message);
         self.next_message += 1;
         Ok(())
     }
@@ -321,7 +323,7 @@ impl<'a> Session<'a> {
 
     /// Reads an interface's concrete type name (empty for nil), refusing
     /// names longer than Go's 1024 bytes.
-    pub(crate) fn read_interface_name(&mut self) -> Result<&str, Stop> {
+    pub(crate) fn read_interface_name(&mut self) -> Result<&'m str, Stop> {
         Ok(self.reader.read_str_at_most(MAX_INTERFACE_NAME_LEN)?)
     }
 

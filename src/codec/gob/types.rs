@@ -121,7 +121,7 @@ impl TypeRegistry {
 }
 
 /// Reads the `CommonType { Name string; Id typeId }` struct: the name.
-fn read_common(reader: &mut Reader) -> Result<String, GobError> {
+fn read_common(reader: &mut Reader<'_>) -> Result<String, GobError> {
     let mut name = String::new();
     read_fixed_struct(reader, 2, |reader, field| {
         match field {
@@ -138,9 +138,9 @@ fn read_common(reader: &mut Reader) -> Result<String, GobError> {
 /// Reads a struct of one of gob's own definition types, whose field
 /// numbers are fixed; `on_field` reads the field numbered `index`.
 fn read_fixed_struct(
-    reader: &mut Reader,
+    reader: &mut Reader<'_>,
     field_count: u64,
-    mut on_field: impl FnMut(&mut Reader, u64) -> Result<(), GobError>,
+    mut on_field: impl FnMut(&mut Reader<'_>, u64) -> Result<(), GobError>,
 ) -> Result<(), GobError> {
     let mut field: Option<u64> = None;
     // Like Go, a struct may end at the end of the message without its 0.
@@ -160,7 +160,7 @@ fn read_fixed_struct(
 }
 
 /// Reads one `wireType` value (the body of a type definition).
-pub(crate) fn read_wire_type(reader: &mut Reader) -> Result<WireType, GobError> {
+pub(crate) fn read_wire_type(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
     let mut found: Option<WireType> = None;
     read_fixed_struct(reader, 7, |reader, member| {
         let wire = match member {
@@ -191,7 +191,7 @@ pub(crate) fn read_wire_type(reader: &mut Reader) -> Result<WireType, GobError> 
     found.ok_or(GobError::BadTypeDefinition("no kind set"))
 }
 
-fn read_array(reader: &mut Reader) -> Result<WireType, GobError> {
+fn read_array(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
     let (mut elem, mut len) = (0, 0);
     read_fixed_struct(reader, 3, |reader, field| {
         match field {
@@ -209,7 +209,7 @@ fn read_array(reader: &mut Reader) -> Result<WireType, GobError> {
     Ok(WireType::Array { elem, len })
 }
 
-fn read_slice_type(reader: &mut Reader) -> Result<WireType, GobError> {
+fn read_slice_type(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
     let mut elem = 0;
     read_fixed_struct(reader, 2, |reader, field| {
         match field {
@@ -223,7 +223,7 @@ fn read_slice_type(reader: &mut Reader) -> Result<WireType, GobError> {
     Ok(WireType::Slice { elem })
 }
 
-fn read_struct_type(reader: &mut Reader) -> Result<WireType, GobError> {
+fn read_struct_type(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
     let mut name = String::new();
     let mut fields = Vec::new();
     read_fixed_struct(reader, 2, |reader, field| {
@@ -264,7 +264,7 @@ fn read_struct_type(reader: &mut Reader) -> Result<WireType, GobError> {
     Ok(WireType::Struct { name, fields })
 }
 
-fn read_map(reader: &mut Reader) -> Result<WireType, GobError> {
+fn read_map(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
     let (mut key, mut elem) = (0, 0);
     read_fixed_struct(reader, 3, |reader, field| {
         match field {

@@ -2,19 +2,17 @@
 //! struct (fields matched by name, unknown ones skipped), `SerializedUpdate`,
 //! the `Revision` interface and `time.Time`.
 
-use bytes::Bytes;
-use bytestring::ByteString;
-
 use super::GobError;
 use super::names::message_kind_for_name;
 use super::session::{Session, Stop};
 use super::types::{OpaqueKind, TypeId, WireType, id};
+use crate::codec::borrowed::Decoded;
 use crate::codec::read_ahead::ReadAhead;
 use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::DecodeError;
 use crate::message::{
     Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong,
-    Revision, SerializedUpdate, ServerHello, SyncStatus, Timestamp, UpdateType,
+    RevisionRef, SerializedUpdateRef, ServerHello, SyncStatus, Timestamp, UpdateType,
 };
 
 /// What a local field requires of the sender's type for it.
@@ -59,7 +57,7 @@ enum Slot<T> {
 /// fields (name, tag, requirement), as Go's decoder does when it compiles an
 /// engine: by name, checking that each matched field's type is compatible.
 fn compile<T: Copy>(
-    session: &Session<'_>,
+    session: &Session<'_, '_>,
     struct_id: TypeId,
     owner: &'static str,
     locals: &[(&'static str, T, Expect)],
@@ -86,7 +84,7 @@ fn compile<T: Copy>(
         .collect()
 }
 
-fn compatible(session: &Session<'_>, field: TypeId, expect: Expect) -> bool {
+fn compatible(session: &Session<'_, '_>, field: TypeId, expect: Expect) -> bool {
     match expect {
         Expect::Basic(basic) => field == basic,
         Expect::Interface => field == id::INTERFACE,
@@ -112,10 +110,10 @@ fn compatible(session: &Session<'_>, field: TypeId, expect: Expect) -> bool {
 
 /// Reads a struct with a compiled plan, handing each used field's tag to
 /// `on_field` and skipping the rest.
-fn read_planned<T: Copy>(
-    session: &mut Session<'_>,
+fn read_planned<'m, 't, T: Copy>(
+    session: &mut Session<'m, 't>,
     plan: &[Slot<T>],
-    mut on_field: impl FnMut(&mut Session<'_>, T) -> Result<(), Stop>,
+    mut on_field: impl FnMut(&mut Session<'m, 't>, T) -> Result<(), Stop>,
 ) -> Result<(), Stop> {
     session.read_struct(plan.len(), |session, index| match plan.get(index) {
         Some(Slot::Use(tag)) => on_field(session, *tag),
@@ -127,12 +125,13 @@ fn read_planned<T: Copy>(
 /// Decodes the top-level value of type `value_type`: an `Envelope` whose
 /// `Message` field holds one protocol message. `accepts` says which message
 /// kinds may arrive on this stream; others are refused by name, before
-/// their contents are decoded.
-pub(crate) fn decode_envelope(
-    session: &mut Session<'_>,
+/// their contents are decoded. A `KVs` message's updates borrow the
+/// messages read.
+pub(crate) fn decode_envelope<'m>(
+    session: &mut Session<'m, '_>,
     value_type: TypeId,
     accepts: impl Fn(MessageKind) -> bool,
-) -> Result<Message, Stop> {
+) -> Result<Decoded<'m>, Stop> {
     if value_type < id::FIRST_USER {
         return Err(GobError::NotAnEnvelope.into());
     }
@@ -160,10 +159,10 @@ pub(crate) fn decode_envelope(
     message.ok_or(GobError::NilMessage.into())
 }
 
-fn decode_message_interface(
-    session: &mut Session<'_>,
+fn decode_message_interface<'m>(
+    session: &mut Session<'m, '_>,
     accepts: &impl Fn(MessageKind) -> bool,
-) -> Result<Message, Stop> {
+) -> Result<Decoded<'m>, Stop> {
     let name = session.read_interface_name()?;
     if name.is_empty() {
         return Err(GobError::NilMessage.into());
@@ -180,8 +179,20 @@ fn decode_message_interface(
     session.nested(|session| decode_message(session, kind, concrete))
 }
 
-fn decode_message(
-    session: &mut Session<'_>,
+fn decode_message<'m>(
+    session: &mut Session<'m, '_>,
+    kind: MessageKind,
+    struct_id: TypeId,
+) -> Result<Decoded<'m>, Stop> {
+    match kind {
+        MessageKind::Kvs => decode_kvs(session, struct_id).map(Decoded::Kvs),
+        other => decode_other(session, other, struct_id).map(Decoded::Other),
+    }
+}
+
+/// Decodes any message but `KVs`.
+fn decode_other(
+    session: &mut Session<'_, '_>,
     kind: MessageKind,
     struct_id: TypeId,
 ) -> Result<Message, Stop> {
@@ -192,7 +203,8 @@ fn decode_message(
         MessageKind::ServerHello => {
             decode_server_hello(session, struct_id).map(Message::ServerHello)
         }
-        MessageKind::Kvs => decode_kvs(session, struct_id).map(Message::Kvs),
+        // Read by `decode_message`, never here.
+        MessageKind::Kvs => Err(GobError::NotAStruct("MsgKVs").into()),
         MessageKind::SyncStatus => {
             let mut raw = 0;
             let plan = compile(
@@ -309,7 +321,10 @@ enum HelloField {
     SupportsChecksum,
 }
 
-fn decode_client_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<ClientHello, Stop> {
+fn decode_client_hello(
+    session: &mut Session<'_, '_>,
+    struct_id: TypeId,
+) -> Result<ClientHello, Stop> {
     use HelloField::*;
     let plan = compile(
         session,
@@ -380,7 +395,10 @@ fn decode_client_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<C
     Ok(hello)
 }
 
-fn decode_server_hello(session: &mut Session<'_>, struct_id: TypeId) -> Result<ServerHello, Stop> {
+fn decode_server_hello(
+    session: &mut Session<'_, '_>,
+    struct_id: TypeId,
+) -> Result<ServerHello, Stop> {
     use HelloField::*;
     let plan = compile(
         session,
@@ -430,7 +448,10 @@ enum UpdateField {
     UpdateType,
 }
 
-fn decode_kvs(session: &mut Session<'_>, struct_id: TypeId) -> Result<Vec<SerializedUpdate>, Stop> {
+fn decode_kvs<'m>(
+    session: &mut Session<'m, '_>,
+    struct_id: TypeId,
+) -> Result<Vec<SerializedUpdateRef<'m>>, Stop> {
     let plan = compile(
         session,
         struct_id,
@@ -438,7 +459,8 @@ fn decode_kvs(session: &mut Session<'_>, struct_id: TypeId) -> Result<Vec<Serial
         &[("KVs", (), Expect::StructSlice)],
     )?;
     let mut updates = Vec::new();
-    let slice_of = |session: &Session<'_>, field_type: TypeId| match session.lookup(field_type) {
+    let slice_of = |session: &Session<'_, '_>, field_type: TypeId| match session.lookup(field_type)
+    {
         Some(WireType::Slice { elem }) => Some(*elem),
         _ => None,
     };
@@ -457,10 +479,10 @@ fn decode_kvs(session: &mut Session<'_>, struct_id: TypeId) -> Result<Vec<Serial
     Ok(updates)
 }
 
-fn decode_update_slice(
-    session: &mut Session<'_>,
+fn decode_update_slice<'m>(
+    session: &mut Session<'m, '_>,
     element: TypeId,
-) -> Result<Vec<SerializedUpdate>, Stop> {
+) -> Result<Vec<SerializedUpdateRef<'m>>, Stop> {
     use UpdateField::*;
     let plan = compile(
         session,
@@ -502,38 +524,39 @@ fn decode_update_slice(
     Ok(updates)
 }
 
-fn decode_update(
-    session: &mut Session<'_>,
+fn decode_update<'m>(
+    session: &mut Session<'m, '_>,
     plan: &[Slot<UpdateField>],
-) -> Result<SerializedUpdate, Stop> {
-    let mut update = SerializedUpdate::default();
+) -> Result<SerializedUpdateRef<'m>, Stop> {
+    let mut update = SerializedUpdateRef::default();
     let mut update_type = 0u8;
-    // Each string is detached as it is read (see `codec::retain`): a field
-    // read later may move the reader to another message (an interface
-    // value's type definition ends the message it is met in), so nothing
-    // may point into the message after the next field is read.
+    // Each part borrows the message it was read from: a field read later
+    // may move the reader to another message (an interface value's type
+    // definition ends the message it is met in), and every message read
+    // stays alive until the value is handed over. Strings are checked for
+    // UTF-8 once every field is read, as before any other check.
     let (mut key, mut value, mut revision_text, mut resource_version) =
-        (Bytes::new(), Bytes::new(), None, Bytes::new());
+        (&[][..], &[][..], None, &[][..]);
     read_planned(session, plan, |session, field| {
         match field {
-            UpdateField::Key => key = session.reader.read_bytes()?,
-            UpdateField::Value => value = session.reader.read_bytes()?,
+            UpdateField::Key => key = session.reader.read_slice()?,
+            UpdateField::Value => value = session.reader.read_slice()?,
             UpdateField::Revision => match decode_revision(session)? {
                 RevisionRead::Value(read) => update.revision = read,
                 RevisionRead::String(text) => revision_text = Some(text),
             },
-            UpdateField::ResourceVersion => resource_version = session.reader.read_bytes()?,
+            UpdateField::ResourceVersion => resource_version = session.reader.read_slice()?,
             UpdateField::Ttl => update.ttl_nanos = session.reader.read_int()?,
             UpdateField::UpdateType => update_type = read_u8(session, "UpdateType")?,
         }
         Ok(())
     })?;
-    let utf8 = |bytes| ByteString::try_from(bytes).map_err(|_| Stop::from(GobError::InvalidUtf8));
+    let utf8 = |bytes| std::str::from_utf8(bytes).map_err(|_| Stop::from(GobError::InvalidUtf8));
     update.key = utf8(key)?;
     // Go decodes a zero-length byte slice as nil: a deletion.
     update.value = (!value.is_empty()).then_some(value);
     if let Some(text) = revision_text {
-        update.revision = Revision::String(utf8(text)?);
+        update.revision = RevisionRef::String(utf8(text)?);
     }
     update.v3_resource_version = utf8(resource_version)?;
     update.update_type = UpdateType::from_wire(update_type)
@@ -541,19 +564,19 @@ fn decode_update(
     Ok(update)
 }
 
-/// A revision as read: a value, or where its string lies in the message
-/// (detached with the update's other strings).
-enum RevisionRead {
-    Value(Revision),
-    String(Bytes),
+/// A revision as read: a value, or its string, not yet checked for UTF-8
+/// (that is done with the update's other strings).
+enum RevisionRead<'m> {
+    Value(RevisionRef<'static>),
+    String(&'m [u8]),
 }
 
 /// Decodes the `Revision interface{}`: nil, or a value of a Go basic type
 /// registered under its Go name.
-fn decode_revision(session: &mut Session<'_>) -> Result<RevisionRead, Stop> {
+fn decode_revision<'m>(session: &mut Session<'m, '_>) -> Result<RevisionRead<'m>, Stop> {
     let name = session.read_interface_name()?;
     if name.is_empty() {
-        return Ok(RevisionRead::Value(Revision::Nil));
+        return Ok(RevisionRead::Value(RevisionRef::Nil));
     }
     let (kind, wire) =
         basic_kind(name).ok_or_else(|| GobError::UnregisteredName(name.to_owned()))?;
@@ -571,7 +594,7 @@ fn decode_revision(session: &mut Session<'_>) -> Result<RevisionRead, Stop> {
         return Err(GobError::NonZeroSingletonDelta.into());
     }
     if let Basic::String = kind {
-        return Ok(RevisionRead::String(session.reader.read_bytes()?));
+        return Ok(RevisionRead::String(session.reader.read_slice()?));
     }
     Ok(RevisionRead::Value(read_basic(session, kind)?))
 }
@@ -638,7 +661,10 @@ fn basic_kind(name: &str) -> Option<(Basic, TypeId)> {
         .map(|(_, kind, wire)| (*kind, *wire))
 }
 
-fn read_basic(session: &mut Session<'_>, kind: Basic) -> Result<Revision, GobError> {
+fn read_basic(
+    session: &mut Session<'_, '_>,
+    kind: Basic,
+) -> Result<RevisionRef<'static>, GobError> {
     let reader = &mut session.reader;
     let out_of_range = |value: String| GobError::ValueOutOfRange {
         target: kind.go_name(),
@@ -646,51 +672,53 @@ fn read_basic(session: &mut Session<'_>, kind: Basic) -> Result<Revision, GobErr
     };
     Ok(match kind {
         // Read by the caller, with the update's other strings.
-        Basic::String => Revision::Nil,
-        Basic::Bool => Revision::Bool(reader.read_bool()?),
-        Basic::Int => Revision::Int(reader.read_int()?),
-        Basic::Int64 => Revision::Int64(reader.read_int()?),
+        Basic::String => RevisionRef::Nil,
+        Basic::Bool => RevisionRef::Bool(reader.read_bool()?),
+        Basic::Int => RevisionRef::Int(reader.read_int()?),
+        Basic::Int64 => RevisionRef::Int64(reader.read_int()?),
         Basic::Int8 => {
             let value = reader.read_int()?;
-            Revision::Int8(i8::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
+            RevisionRef::Int8(i8::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
         }
         Basic::Int16 => {
             let value = reader.read_int()?;
-            Revision::Int16(i16::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
+            RevisionRef::Int16(i16::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
         }
         Basic::Int32 => {
             let value = reader.read_int()?;
-            Revision::Int32(i32::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
+            RevisionRef::Int32(i32::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
         }
-        Basic::Uint => Revision::Uint(reader.read_uint()?),
-        Basic::Uint64 => Revision::Uint64(reader.read_uint()?),
-        Basic::Uintptr => Revision::Uintptr(reader.read_uint()?),
+        Basic::Uint => RevisionRef::Uint(reader.read_uint()?),
+        Basic::Uint64 => RevisionRef::Uint64(reader.read_uint()?),
+        Basic::Uintptr => RevisionRef::Uintptr(reader.read_uint()?),
         Basic::Uint8 => {
             let value = reader.read_uint()?;
-            Revision::Uint8(u8::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
+            RevisionRef::Uint8(u8::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
         }
         Basic::Uint16 => {
             let value = reader.read_uint()?;
-            Revision::Uint16(u16::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
+            RevisionRef::Uint16(u16::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
         }
         Basic::Uint32 => {
             let value = reader.read_uint()?;
-            Revision::Uint32(u32::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
+            RevisionRef::Uint32(u32::try_from(value).map_err(|_| out_of_range(value.to_string()))?)
         }
-        Basic::Float64 => Revision::Float64(reader.read_float()?),
+        Basic::Float64 => RevisionRef::Float64(reader.read_float()?),
         Basic::Float32 => {
             let value = reader.read_float()?;
-            Revision::Float32(narrow_float(value).ok_or_else(|| out_of_range(value.to_string()))?)
+            RevisionRef::Float32(
+                narrow_float(value).ok_or_else(|| out_of_range(value.to_string()))?,
+            )
         }
         Basic::Complex128 => {
             let re = reader.read_float()?;
-            Revision::Complex128(re, reader.read_float()?)
+            RevisionRef::Complex128(re, reader.read_float()?)
         }
         Basic::Complex64 => {
             let (re, im) = (reader.read_float()?, reader.read_float()?);
             let narrow =
                 |part: f64| narrow_float(part).ok_or_else(|| out_of_range(format!("({re}, {im})")));
-            Revision::Complex64(narrow(re)?, narrow(im)?)
+            RevisionRef::Complex64(narrow(re)?, narrow(im)?)
         }
     })
 }
@@ -705,7 +733,7 @@ fn narrow_float(value: f64) -> Option<f32> {
     Some(value as f32)
 }
 
-fn read_u8(session: &mut Session<'_>, target: &'static str) -> Result<u8, Stop> {
+fn read_u8(session: &mut Session<'_, '_>, target: &'static str) -> Result<u8, Stop> {
     let value = session.reader.read_uint()?;
     u8::try_from(value).map_err(|_| {
         Stop::from(GobError::ValueOutOfRange {
@@ -717,8 +745,8 @@ fn read_u8(session: &mut Session<'_>, target: &'static str) -> Result<u8, Stop> 
 
 /// A `time.Time` field: its GobEncode bytes (MarshalBinary, versions 1
 /// and 2).
-fn read_time(session: &mut Session<'_>) -> Result<Timestamp, Stop> {
-    let bytes: Bytes = session.reader.read_bytes()?;
-    Timestamp::from_go_binary(&bytes)
+fn read_time(session: &mut Session<'_, '_>) -> Result<Timestamp, Stop> {
+    let bytes = session.reader.read_slice()?;
+    Timestamp::from_go_binary(bytes)
         .map_err(|error| Stop::Error(DecodeError::InvalidTimestamp(error)))
 }

@@ -1,22 +1,23 @@
 //! gob's primitive encodings: unsigned and signed integers, floats, and
 //! length-prefixed byte strings, read from one message at a time.
 
-use bytes::{BufMut, Bytes};
+use bytes::BufMut;
 
 use super::GobError;
 
 /// Reads primitives from the front of one gob message.
 ///
-/// Byte strings come out detached from the message's buffer (see
-/// `codec::retain`), so decoded values do not pin it.
+/// Byte strings come out as slices of the message, valid for as long as
+/// the message is (not only while the reader is), so that a value read
+/// from several messages can borrow each of them.
 #[derive(Debug, Clone)]
-pub(crate) struct Reader {
-    message: Bytes,
+pub(crate) struct Reader<'a> {
+    message: &'a [u8],
     position: usize,
 }
 
-impl Reader {
-    pub(crate) fn new(message: Bytes) -> Reader {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(message: &'a [u8]) -> Reader<'a> {
         Reader {
             message,
             position: 0,
@@ -29,7 +30,7 @@ impl Reader {
     }
 
     /// The bytes not yet read.
-    pub(crate) fn unread(&self) -> &[u8] {
+    pub(crate) fn unread(&self) -> &'a [u8] {
         self.message.get(self.position..).unwrap_or_default()
     }
 
@@ -95,18 +96,8 @@ impl Reader {
             })
     }
 
-    /// A length-prefixed byte string, detached from the message's buffer
-    /// (copied, unless a large part of it: see `codec::retain`).
-    pub(crate) fn read_bytes(&mut self) -> Result<Bytes, GobError> {
-        let len = self.read_len()?;
-        let part = &self.message[self.position..self.position + len];
-        let bytes = crate::codec::retain::detach(&self.message, part);
-        self.position += len;
-        Ok(bytes)
-    }
-
     /// A length-prefixed byte string, borrowed.
-    pub(crate) fn read_slice(&mut self) -> Result<&[u8], GobError> {
+    pub(crate) fn read_slice(&mut self) -> Result<&'a [u8], GobError> {
         let len = self.read_len()?;
         let start = self.position;
         self.position += len;
@@ -114,13 +105,13 @@ impl Reader {
     }
 
     /// A length-prefixed UTF-8 string, borrowed.
-    pub(crate) fn read_str(&mut self) -> Result<&str, GobError> {
+    pub(crate) fn read_str(&mut self) -> Result<&'a str, GobError> {
         std::str::from_utf8(self.read_slice()?).map_err(|_| GobError::InvalidUtf8)
     }
 
     /// A length-prefixed UTF-8 string of at most `max` bytes (an interface's
     /// type name), borrowed.
-    pub(crate) fn read_str_at_most(&mut self, max: usize) -> Result<&str, GobError> {
+    pub(crate) fn read_str_at_most(&mut self, max: usize) -> Result<&'a str, GobError> {
         let len = self.read_len()?;
         if len > max {
             return Err(GobError::NameTooLong(len));
@@ -186,8 +177,8 @@ pub(crate) fn uint_len(value: u64) -> usize {
 mod tests {
     use super::*;
 
-    fn reader(bytes: &[u8]) -> Reader {
-        Reader::new(Bytes::copy_from_slice(bytes))
+    fn reader(bytes: &[u8]) -> Reader<'_> {
+        Reader::new(bytes)
     }
 
     #[test]
@@ -251,7 +242,7 @@ mod tests {
         );
         assert_eq!(reader(&[0x02]).read_bool(), Err(GobError::BadBool(2)));
         assert_eq!(
-            reader(&[0x05, b'a']).read_bytes(),
+            reader(&[0x05, b'a']).read_slice(),
             Err(GobError::LengthBeyondMessage {
                 len: 5,
                 remaining: 1

@@ -3,24 +3,24 @@
 //! A body is a varint message tag followed by the message's fields in
 //! postcard's encoding; together that is exactly postcard's encoding of an
 //! enum whose variants are the messages in tag order. The layout structs
-//! below borrow from the frame, so parsing copies nothing; keys, strings and
-//! values are then detached from the frame (see `codec::retain`) so that
-//! what an application keeps does not pin the frame.
+//! below borrow from the frame, so parsing copies nothing: a `KVs` body
+//! becomes [`SerializedUpdateRef`]s, which the borrowing API hands out as
+//! they are and the owning API detaches from the frame (see
+//! `codec::retain`) so that what an application keeps does not pin it.
 
-use crate::codec::retain::detach_parts;
 use bytes::{BufMut, Bytes, BytesMut};
-use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
 use super::varint::{self, VarintRead};
 use crate::codec::Direction;
 use crate::codec::read_ahead::ReadAhead;
+use crate::codec::retain::detach_update;
 use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::DecodeError;
 use crate::message::{
     Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong,
-    Revision, SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, TimestampError,
-    UpdateType, Zone,
+    Revision, RevisionRef, SerializedUpdate, SerializedUpdateRef, ServerHello, SyncStatus,
+    SyncerType, Timestamp, TimestampError, UpdateType, Zone,
 };
 
 /// Message tags, the first varint of every body. Append only: a tag, once
@@ -211,9 +211,32 @@ struct DecoderRestartLayout<'a> {
     compression_algorithm: &'a str,
 }
 
-/// Decodes one frame's body. `frame` must hold exactly the body: the
-/// decoded values share its memory.
+/// A frame's message as [`decode_body`] leaves it: a `KVs` message's
+/// updates still to be read (by [`decode_kvs`]), anything else decoded.
+pub(crate) enum Body<'a> {
+    /// The bytes after a `KVs` tag: the count and the updates.
+    Kvs(&'a [u8]),
+    /// Any other message.
+    Other(Message),
+}
+
+/// Decodes one frame's body (which `frame` must hold exactly) into an
+/// owned message: updates detached from the frame (see `codec::retain`).
 pub(crate) fn decode(frame: &Bytes, direction: Option<Direction>) -> Result<Message, DecodeError> {
+    match decode_body(frame, direction)? {
+        Body::Kvs(body) => {
+            decode_kvs(body, |update| detach_update([frame], &update)).map(Message::Kvs)
+        }
+        Body::Other(message) => Ok(message),
+    }
+}
+
+/// Decodes one frame's body (which `frame` must hold exactly), all but a
+/// `KVs` message's updates.
+pub(crate) fn decode_body(
+    frame: &[u8],
+    direction: Option<Direction>,
+) -> Result<Body<'_>, DecodeError> {
     let (tag, tag_len) = match varint::read(frame, varint::MAX_U64_LEN) {
         VarintRead::Done(tag, len) => (tag, len),
         VarintRead::Incomplete if frame.is_empty() => return Err(DecodeError::EmptyFrame),
@@ -234,22 +257,29 @@ pub(crate) fn decode(frame: &Bytes, direction: Option<Direction>) -> Result<Mess
             let v2 = hello_v2(rest, MessageKind::ClientHello)?;
             let mut hello = client_hello_from(&layout);
             hello.supports_checksum = v2.supports_checksum;
-            Ok(Message::ClientHello(hello))
+            Ok(Body::Other(Message::ClientHello(hello)))
         }
         tag::SERVER_HELLO => {
             let (layout, rest) = postcard::take_from_bytes::<ServerHelloLayout<'_>>(body)
                 .map_err(malformed(MessageKind::ServerHello))?;
             let v2 = hello_v2(rest, MessageKind::ServerHello)?;
-            Ok(Message::ServerHello(ServerHello {
+            Ok(Body::Other(Message::ServerHello(ServerHello {
                 version: layout.version.to_owned(),
                 syncer_type: SyncerType::from_wire(layout.syncer_type),
                 supports_node_resource_updates: layout.supports_node_resource_updates,
                 server_conn_id: layout.server_conn_id,
                 supports_checksum: v2.supports_checksum,
                 protocol_version: layout.protocol_version,
-            }))
+            })))
         }
-        tag::KVS => decode_kvs(frame, body).map(Message::Kvs),
+        tag::KVS => Ok(Body::Kvs(body)),
+        _ => decode_other(tag, body).map(Body::Other),
+    }
+}
+
+/// Decodes the body of a message that is neither a hello nor `KVs`.
+fn decode_other(tag: u64, body: &[u8]) -> Result<Message, DecodeError> {
+    match tag {
         tag::SYNC_STATUS => {
             let value: u8 = strict(MessageKind::SyncStatus, body)?;
             SyncStatus::from_wire(value)
@@ -348,7 +378,13 @@ fn client_hello_from(layout: &ClientHelloLayout<'_>) -> ClientHello {
     }
 }
 
-fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, DecodeError> {
+/// Reads the updates of a `KVs` body (what [`Body::Kvs`] holds), handing
+/// each to `each` as it borrows the frame; the results are collected once
+/// every update has been read and checked.
+pub(crate) fn decode_kvs<'a, T>(
+    body: &'a [u8],
+    mut each: impl FnMut(SerializedUpdateRef<'a>) -> T,
+) -> Result<Vec<T>, DecodeError> {
     let (count, count_len) = match varint::read(body, varint::MAX_U64_LEN) {
         VarintRead::Done(count, len) => (count, len),
         VarintRead::Incomplete | VarintRead::Malformed => {
@@ -374,10 +410,10 @@ fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, Decod
     let mut read_ahead = ReadAhead::new(rest);
     for _ in 0..count {
         read_ahead.touch(rest);
-        let (layout, after) = postcard::take_from_bytes::<UpdateLayout<'_>>(rest)
+        let (layout, after) = postcard::take_from_bytes::<UpdateLayout<'a>>(rest)
             .map_err(malformed(MessageKind::Kvs))?;
         rest = after;
-        updates.push(update_from(frame, layout)?);
+        updates.push(each(update_from(layout)?));
     }
     match rest.len() {
         0 => Ok(updates),
@@ -388,31 +424,16 @@ fn decode_kvs(frame: &Bytes, body: &[u8]) -> Result<Vec<SerializedUpdate>, Decod
     }
 }
 
-fn update_from(frame: &Bytes, layout: UpdateLayout<'_>) -> Result<SerializedUpdate, DecodeError> {
-    // An empty value is a deletion on every wire (see SerializedUpdate).
-    let value = layout.value.filter(|RawBytes(value)| !value.is_empty());
-    let revision_text = match &layout.revision {
-        RevisionLayout::String(RawBytes(text)) => *text,
-        _ => &[],
-    };
-    // Detached from the frame together: one allocation for the update.
-    let [key, value_bytes, revision_bytes, resource_version] = detach_parts(
-        frame,
-        [
-            layout.key.0,
-            value.as_ref().map_or(&[][..], |RawBytes(value)| value),
-            revision_text,
-            layout.v3_resource_version.0,
-        ],
-    );
-    Ok(SerializedUpdate {
-        key: utf8(key, "key")?,
-        value: value.map(|_| value_bytes),
-        revision: match layout.revision {
-            RevisionLayout::String(_) => Revision::String(utf8(revision_bytes, "revision")?),
-            other => revision_from(other),
-        },
-        v3_resource_version: utf8(resource_version, "resource version")?,
+fn update_from(layout: UpdateLayout<'_>) -> Result<SerializedUpdateRef<'_>, DecodeError> {
+    Ok(SerializedUpdateRef {
+        key: utf8(layout.key.0, "key")?,
+        // An empty value is a deletion on every wire (see SerializedUpdate).
+        value: layout
+            .value
+            .map(|RawBytes(value)| value)
+            .filter(|value| !value.is_empty()),
+        revision: revision_from(layout.revision)?,
+        v3_resource_version: utf8(layout.v3_resource_version.0, "resource version")?,
         ttl_nanos: layout.ttl_nanos,
         update_type: UpdateType::from_wire(layout.update_type)
             .ok_or(DecodeError::InvalidUpdateType(layout.update_type))?,
@@ -420,35 +441,34 @@ fn update_from(frame: &Bytes, layout: UpdateLayout<'_>) -> Result<SerializedUpda
 }
 
 /// A string field, checked for UTF-8.
-fn utf8(bytes: Bytes, field: &str) -> Result<ByteString, DecodeError> {
-    ByteString::try_from(bytes).map_err(|_| DecodeError::MalformedBody {
+fn utf8<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, DecodeError> {
+    std::str::from_utf8(bytes).map_err(|_| DecodeError::MalformedBody {
         message: MessageKind::Kvs,
         reason: format!("{field} is not UTF-8"),
     })
 }
 
-/// A revision of any kind but a string (which the caller detaches with
-/// the update's other strings).
-fn revision_from(layout: RevisionLayout<'_>) -> Revision {
-    match layout {
-        RevisionLayout::Nil | RevisionLayout::String(_) => Revision::Nil,
-        RevisionLayout::Bool(value) => Revision::Bool(value),
-        RevisionLayout::Int(value) => Revision::Int(value),
-        RevisionLayout::Int8(value) => Revision::Int8(value),
-        RevisionLayout::Int16(value) => Revision::Int16(value),
-        RevisionLayout::Int32(value) => Revision::Int32(value),
-        RevisionLayout::Int64(value) => Revision::Int64(value),
-        RevisionLayout::Uint(value) => Revision::Uint(value),
-        RevisionLayout::Uint8(value) => Revision::Uint8(value),
-        RevisionLayout::Uint16(value) => Revision::Uint16(value),
-        RevisionLayout::Uint32(value) => Revision::Uint32(value),
-        RevisionLayout::Uint64(value) => Revision::Uint64(value),
-        RevisionLayout::Uintptr(value) => Revision::Uintptr(value),
-        RevisionLayout::Float32(value) => Revision::Float32(value),
-        RevisionLayout::Float64(value) => Revision::Float64(value),
-        RevisionLayout::Complex64(re, im) => Revision::Complex64(re, im),
-        RevisionLayout::Complex128(re, im) => Revision::Complex128(re, im),
-    }
+fn revision_from(layout: RevisionLayout<'_>) -> Result<RevisionRef<'_>, DecodeError> {
+    Ok(match layout {
+        RevisionLayout::Nil => RevisionRef::Nil,
+        RevisionLayout::String(RawBytes(text)) => RevisionRef::String(utf8(text, "revision")?),
+        RevisionLayout::Bool(value) => RevisionRef::Bool(value),
+        RevisionLayout::Int(value) => RevisionRef::Int(value),
+        RevisionLayout::Int8(value) => RevisionRef::Int8(value),
+        RevisionLayout::Int16(value) => RevisionRef::Int16(value),
+        RevisionLayout::Int32(value) => RevisionRef::Int32(value),
+        RevisionLayout::Int64(value) => RevisionRef::Int64(value),
+        RevisionLayout::Uint(value) => RevisionRef::Uint(value),
+        RevisionLayout::Uint8(value) => RevisionRef::Uint8(value),
+        RevisionLayout::Uint16(value) => RevisionRef::Uint16(value),
+        RevisionLayout::Uint32(value) => RevisionRef::Uint32(value),
+        RevisionLayout::Uint64(value) => RevisionRef::Uint64(value),
+        RevisionLayout::Uintptr(value) => RevisionRef::Uintptr(value),
+        RevisionLayout::Float32(value) => RevisionRef::Float32(value),
+        RevisionLayout::Float64(value) => RevisionRef::Float64(value),
+        RevisionLayout::Complex64(re, im) => RevisionRef::Complex64(re, im),
+        RevisionLayout::Complex128(re, im) => RevisionRef::Complex128(re, im),
+    })
 }
 
 fn revision_layout(revision: &Revision) -> RevisionLayout<'_> {

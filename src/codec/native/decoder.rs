@@ -1,12 +1,13 @@
 //! The native stream decoder: preamble, then length-prefixed frames.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::varint::{self, VarintRead};
 use super::{FRAMING_VERSION, MAGIC, MAX_LENGTH_PREFIX_LEN, PREAMBLE, body};
+use crate::codec::borrowed::{Decoded, once};
 use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN, Direction};
 use crate::error::DecodeError;
-use crate::message::Message;
+use crate::message::{Message, MessageRef};
 
 /// Where the decoder is in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,19 +90,115 @@ impl NativeDecoder {
     /// message, which is removed from `src`: call again until `None`. Once
     /// an error is returned the stream cannot be resynchronised and every
     /// later call returns [`DecodeError::Failed`].
+    ///
+    /// Updates come out owned and detached from the input (see
+    /// [`SerializedUpdate`](crate::message::SerializedUpdate)): for
+    /// applications that keep them. To apply each update and drop it,
+    /// [`decode_borrowed`](Self::decode_borrowed) is cheaper.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
-        let result = self.decode_inner(src);
+        let result = self.decode_owned(src);
         if result.is_err() {
             self.state = State::Failed;
         }
         result
     }
 
+    fn decode_owned(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        let Some(len) = self.next_frame(src)? else {
+            return Ok(None);
+        };
+        let frame = src.split_to(len).freeze();
+        body::decode(&frame, self.direction).map(Some)
+    }
+
+    /// Like [`decode`](Self::decode), but hands the message to
+    /// `on_message` and returns what it returns: a `KVs` message's updates
+    /// as [`SerializedUpdateRef`](crate::message::SerializedUpdateRef)s
+    /// borrowing the frame in `src`, without an allocation or a reference
+    /// count per update, any other message owned.
+    ///
+    /// For consumers that apply each update and drop it (a relay, a
+    /// checksum, a tool counting or printing a capture); copy out what
+    /// must outlive the callback. Every input decodes, and fails, as with
+    /// [`decode`](Self::decode), and leaves the same bytes in `src`;
+    /// `on_message` is called only for a whole, valid message.
+    pub fn decode_borrowed<R>(
+        &mut self,
+        src: &mut BytesMut,
+        on_message: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, DecodeError> {
+        self.decode_visiting(src, &mut once(on_message))
+            .map(Option::flatten)
+    }
+
+    /// [`decode_borrowed`](Self::decode_borrowed) with a callback that may
+    /// be called again: what the stream decoder drives.
+    pub(crate) fn decode_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        let result = self.decode_in_place(src, visit);
+        if result.is_err() {
+            self.state = State::Failed;
+        }
+        result
+    }
+
+    fn decode_in_place<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        let Some(len) = self.next_frame(src)? else {
+            return Ok(None);
+        };
+        let frame = &src[..len];
+        let visited = match body::decode_body(frame, self.direction) {
+            Ok(body::Body::Kvs(body)) => body::decode_kvs(body, |update| update)
+                .map(|updates| Decoded::Kvs(updates).visit(&mut *visit)),
+            Ok(body::Body::Other(message)) => Ok(visit(MessageRef::Other(message))),
+            Err(error) => Err(error),
+        };
+        // Consumed whether it decoded or not, as `decode` does.
+        src.advance(len);
+        visited.map(Some)
+    }
+
     /// Like [`decode`](Self::decode), for when the peer has closed its side
     /// and `src` is all that will ever arrive: a partial frame left over is
     /// a [`DecodeError::Truncated`] error rather than `Ok(None)`.
     pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
-        match self.decode(src)? {
+        let decoded = self.decode(src)?;
+        self.at_eof(src, decoded)
+    }
+
+    /// Like [`decode_borrowed`](Self::decode_borrowed), for when `src` is
+    /// all that will ever arrive, as [`decode_eof`](Self::decode_eof).
+    pub fn decode_eof_borrowed<R>(
+        &mut self,
+        src: &mut BytesMut,
+        on_message: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, DecodeError> {
+        self.decode_eof_visiting(src, &mut once(on_message))
+            .map(Option::flatten)
+    }
+
+    /// [`decode_eof_borrowed`](Self::decode_eof_borrowed) with a callback
+    /// that may be called again.
+    pub(crate) fn decode_eof_visiting<T>(
+        &mut self,
+        src: &mut BytesMut,
+        visit: &mut impl FnMut(MessageRef<'_>) -> T,
+    ) -> Result<Option<T>, DecodeError> {
+        let decoded = self.decode_visiting(src, visit)?;
+        self.at_eof(src, decoded)
+    }
+
+    /// What a decode at the end of the input returns: `decoded`, or an
+    /// error if nothing was and a partial frame is left.
+    fn at_eof<T>(&mut self, src: &BytesMut, decoded: Option<T>) -> Result<Option<T>, DecodeError> {
+        match decoded {
             Some(message) => Ok(Some(message)),
             None if src.is_empty() && self.is_at_frame_boundary() => Ok(None),
             None => {
@@ -119,7 +216,9 @@ impl NativeDecoder {
         matches!(self.state, State::Preamble | State::Header)
     }
 
-    fn decode_inner(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+    /// Reads up to the next whole frame: its length once `src` starts with
+    /// all of it (the caller takes it off), `None` until then.
+    fn next_frame(&mut self, src: &mut BytesMut) -> Result<Option<usize>, DecodeError> {
         loop {
             match self.state {
                 State::Failed => return Err(DecodeError::Failed),
@@ -138,10 +237,9 @@ impl NativeDecoder {
                     if src.len() < len {
                         return Ok(None);
                     }
-                    let frame = src.split_to(len).freeze();
                     self.work += len as u64;
                     self.state = State::Header;
-                    return body::decode(&frame, self.direction).map(Some);
+                    return Ok(Some(len));
                 }
             }
         }
