@@ -172,6 +172,70 @@ fn updates_to_n_clients(c: &mut Criterion) {
     group.finish();
 }
 
+/// Two threads: one applies 2 000 single-update changes to the cache as
+/// fast as it can, the other round-robins over 1 000 connections following
+/// it, handing out what each has, until every connection has sent every
+/// change. What the readers and the writer cost each other (a shared lock
+/// on the hot path shows here, not in the one-thread benchmarks).
+fn concurrent_writer_and_readers(c: &mut Criterion) {
+    const CONNECTIONS: usize = 1_000;
+    const CHANGES: usize = 2_000;
+    let mut group = c.benchmark_group("fanout/concurrent");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((CONNECTIONS * CHANGES) as u64));
+    group.bench_function("1000_readers_2000_changes", |b| {
+        b.iter_batched(
+            || {
+                let cache = SnapshotCache::new(CacheConfig::default());
+                let start = Instant::now();
+                cache.apply(start, syncproto::synthetic::snapshot(100, 1));
+                cache.set_status(start, SyncStatus::InSync);
+                let servers: Vec<ServerConnection> = (0..CONNECTIONS)
+                    .map(|_| serve_one(&cache, WireFormat::Native, false).0)
+                    .collect();
+                (cache, servers)
+            },
+            |(cache, mut servers)| {
+                let writer_cache = cache.clone();
+                let writer = std::thread::spawn(move || {
+                    for index in 0..CHANGES {
+                        let update = syncproto::message::SerializedUpdate::upsert(
+                            format!("/calico/v1/config/Bench{}", index % 500),
+                            format!("{index}"),
+                            "1",
+                        );
+                        writer_cache.apply(Instant::now(), [update]);
+                    }
+                });
+                let last = cache.stats().sequence + CHANGES as u64;
+                let mut sent = 0usize;
+                let mut done = vec![false; CONNECTIONS];
+                let mut remaining = CONNECTIONS;
+                while remaining > 0 {
+                    let writer_done = writer.is_finished();
+                    for (server, done) in servers.iter_mut().zip(done.iter_mut()) {
+                        if *done {
+                            continue;
+                        }
+                        while let Some(bytes) = server.poll_transmit(Instant::now()) {
+                            sent += bytes.len();
+                        }
+                        if writer_done && server.is_flushed() {
+                            *done = true;
+                            remaining -= 1;
+                        }
+                    }
+                }
+                writer.join().expect("writer");
+                assert!(cache.stats().sequence >= last);
+                black_box(sent)
+            },
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
 /// Resident memory of this process, from /proc (Linux); 0 elsewhere.
 fn resident_bytes() -> usize {
     std::fs::read_to_string("/proc/self/statm")
@@ -204,5 +268,11 @@ fn memory(_: &mut Criterion) {
     report_memory_per_connection();
 }
 
-criterion_group!(benches, memory, snapshot_to_n_clients, updates_to_n_clients);
+criterion_group!(
+    benches,
+    memory,
+    snapshot_to_n_clients,
+    updates_to_n_clients,
+    concurrent_writer_and_readers
+);
 criterion_main!(benches);
