@@ -179,6 +179,83 @@ fn a_thousand_clients_in_both_formats_converge() {
     assert!(stats.log_len <= 100, "log holds {} entries", stats.log_len);
 }
 
+/// The cache's readers take no lock: a writer thread applying changes while
+/// reader threads pull for their clients (joining as it writes) must leave
+/// every client with the writer's final state, whatever the interleaving.
+#[test]
+fn clients_on_other_threads_follow_a_writer_to_its_state() {
+    const READERS: usize = 4;
+    const CLIENTS_PER_READER: usize = 24;
+    const CHANGES: u32 = 3_000;
+    let cache = SnapshotCache::new(CacheConfig {
+        // Freeze a generation now and then, so late joiners start from
+        // different snapshots.
+        rebuild_after: 200,
+        ..CacheConfig::default()
+    });
+    let start = std::time::Instant::now();
+    cache.apply(start, (0..300).map(|k| upsert(k, 0)));
+    cache.set_status(start, SyncStatus::InSync);
+    let written = std::sync::atomic::AtomicU32::new(0);
+    let fleets = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut rng = Rng::new(7);
+            for change in 1..=CHANGES {
+                let now = std::time::Instant::now();
+                let k = rng.below(300) as u16;
+                match change % 10 {
+                    0 => {
+                        cache.apply(now, [SerializedUpdate::deletion(key(k), "9")]);
+                    }
+                    5 => cache.set_status(now, SyncStatus::ResyncInProgress),
+                    6 => cache.set_status(now, SyncStatus::InSync),
+                    _ => {
+                        let batch = (0..1 + rng.below(5) as u16).map(|i| upsert(k + i, change));
+                        cache.apply(now, batch);
+                    }
+                }
+                written.store(change, std::sync::atomic::Ordering::Release);
+            }
+        });
+        let readers: Vec<_> = (0..READERS)
+            .map(|reader| {
+                let cache = cache.clone();
+                let written = &written;
+                scope.spawn(move || {
+                    let mut fleet = Fleet::new(cache);
+                    let mut joined = 0;
+                    loop {
+                        let progress = written.load(std::sync::atomic::Ordering::Acquire);
+                        // Join in step with the writer's progress.
+                        let due =
+                            (progress as usize * CLIENTS_PER_READER).div_ceil(CHANGES as usize);
+                        while joined < due.max(1) {
+                            let (format, compressed) = formats((joined + reader) as u8);
+                            fleet.join(format, compressed);
+                            joined += 1;
+                        }
+                        fleet.pump_all();
+                        if progress == CHANGES && joined == CLIENTS_PER_READER {
+                            break;
+                        }
+                    }
+                    fleet.pump_all();
+                    fleet
+                })
+            })
+            .collect();
+        writer.join().unwrap();
+        readers
+            .into_iter()
+            .map(|reader| reader.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for fleet in &fleets {
+        assert_eq!(fleet.members.len(), CLIENTS_PER_READER);
+        assert_converged(fleet);
+    }
+}
+
 /// The cache's encoding work for a fixed script, with `clients` clients.
 fn encodes_with(clients: usize, format: WireFormat, compressed: bool) -> (u64, u64) {
     let cache = SnapshotCache::new(CacheConfig::default());

@@ -1,14 +1,16 @@
-//! The cache itself: current state, change log, latest generation.
+//! The cache itself: current state, the end of the change chain, latest
+//! generation. The writer side: everything here runs under the cache's
+//! mutex, which readers ([`Subscription`]s) never take on their hot path.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use super::batch::{BatchBuilder, ChangeBatch};
+use super::crumb::{Change, Crumb};
 use super::entry::{ByKey, CachedUpdate};
 use super::generation::Generation;
-use super::log::{Change, ChangeLog};
 use super::subscription::Subscription;
 use super::{CacheConfig, CacheStats, Counters, Shape};
 use crate::checksum::StateChecksum;
@@ -38,23 +40,37 @@ pub(crate) struct Shared {
     pub(crate) config: CacheConfig,
     pub(crate) counters: Counters,
     inner: Mutex<Inner>,
+    /// When the chain started (the first call that passed a time): the
+    /// base of `newest_after_epoch`.
+    epoch: OnceLock<Instant>,
+    /// When the newest change was applied, as nanoseconds after `epoch`
+    /// (saturating): what readers compare their position with to tell
+    /// whether they lag, without the mutex. `u64::MAX` before any change.
+    newest_after_epoch: AtomicU64,
 }
 
-/// A subscription's place in the log, visible to the cache for trimming.
-#[derive(Debug)]
+/// Where a subscription is in the chain, visible to [`SnapshotCache::stats`].
+#[derive(Debug, Default)]
 pub(crate) struct Cursor {
-    /// The next sequence number the subscription will send.
-    pub(crate) next_seq: AtomicU64,
-    /// When the subscription's new-client grace ends (`None`: too far off
-    /// to represent). Until then the log keeps what it needs however old,
-    /// since the fall-behind limit does not apply to it yet.
-    pub(crate) grace_until: Option<Instant>,
+    /// The sequence number of the last change the subscription handed
+    /// out (its snapshot's, to begin with): it holds every change after.
+    pub(crate) position: AtomicU64,
 }
 
-impl Cursor {
-    fn in_grace(&self, now: Instant) -> bool {
-        self.grace_until.is_none_or(|end| now < end)
-    }
+/// The latest snapshot generation and the change it was frozen at, from
+/// which its joiners follow the chain.
+///
+/// The cache holds the anchor weakly: it is shared with joiners only while
+/// a connection still holds it (one that joined from it and has not
+/// started on the changes since, or one further behind). So clients
+/// joining close together, as in a connect storm, share one generation and
+/// replay the few changes since, while a client joining a quiet cache gets
+/// the current state as its snapshot, and the cache itself never keeps a
+/// change alive.
+#[derive(Debug)]
+struct Frozen {
+    generation: Arc<Generation>,
+    anchor: Weak<Crumb>,
 }
 
 #[derive(Debug)]
@@ -63,13 +79,16 @@ pub(crate) struct Inner {
     /// type `New`, as upstream stores them).
     state: BTreeSet<ByKey>,
     status: SyncStatus,
-    pub(crate) log: ChangeLog,
-    generation: Arc<Generation>,
+    /// The newest change, the end of the chain; `None` until the cache is
+    /// first used (the chain's origin needs a time).
+    newest: Option<Arc<Crumb>>,
+    /// What a joiner starts from, if still worth sharing: dropped (and
+    /// frozen anew on the next join) once it is not.
+    latest: Option<Frozen>,
     cursors: Vec<Weak<Cursor>>,
-    /// Trim again once the log is this long: trimming scans every
-    /// subscription, so it is done in proportion to the log's growth rather
-    /// than on every change.
-    trim_at: usize,
+    /// Drop the cursors of ended subscriptions once there are this many:
+    /// in proportion to their growth, not on every join.
+    prune_cursors_at: usize,
     /// Updates logged so far (the log's entries are batches of them).
     updates_logged: u64,
     /// Updates per logged change batch.
@@ -81,21 +100,13 @@ pub(crate) struct Inner {
 impl SnapshotCache {
     /// An empty cache (status `WaitForDatastore`, as upstream starts).
     pub fn new(config: CacheConfig) -> SnapshotCache {
-        let shape = shape(&config);
         let inner = Inner {
             state: BTreeSet::new(),
             status: SyncStatus::WaitForDatastore,
-            log: ChangeLog::new(),
-            generation: Arc::new(Generation::new(
-                0,
-                0,
-                StateChecksum::default(),
-                SyncStatus::WaitForDatastore,
-                Vec::new(),
-                shape,
-            )),
+            newest: None,
+            latest: None,
             cursors: Vec::new(),
-            trim_at: 0,
+            prune_cursors_at: 64,
             updates_logged: 0,
             change_batch_sizes: Histogram::new(KVS_PER_MESSAGE_BOUNDS),
             checksum: StateChecksum::default(),
@@ -105,6 +116,8 @@ impl SnapshotCache {
                 config,
                 counters: Counters::default(),
                 inner: Mutex::new(inner),
+                epoch: OnceLock::new(),
+                newest_after_epoch: AtomicU64::new(u64::MAX),
             }),
         }
     }
@@ -134,21 +147,22 @@ impl SnapshotCache {
         let shape = shape(&self.shared.config);
         let mut batches = BatchBuilder::new(shape.batch_size, shape.max_message_len / 2);
         let mut inner = self.shared.lock();
+        inner.start(now, &self.shared);
         for update in updates {
             match inner.accept(update.normalized(), &self.shared.counters) {
                 Some(entry) => {
                     outcome.accepted += 1;
                     if let Some(batch) = batches.push(entry) {
-                        inner.log_batch(now, batch);
+                        inner.log_batch(now, batch, &self.shared);
                     }
                 }
                 None => outcome.skipped += 1,
             }
         }
         if let Some(batch) = batches.finish() {
-            inner.log_batch(now, batch);
+            inner.log_batch(now, batch, &self.shared);
         }
-        inner.maintain(now, &self.shared, false);
+        inner.maintain(now, &self.shared);
         outcome
     }
 
@@ -156,11 +170,11 @@ impl SnapshotCache {
     /// current status.
     pub fn set_status(&self, now: Instant, status: SyncStatus) {
         let mut inner = self.shared.lock();
+        inner.start(now, &self.shared);
         if inner.status != status {
             inner.status = status;
-            let checksum = inner.checksum;
-            inner.log.append(now, Change::Status(status), checksum);
-            inner.maintain(now, &self.shared, false);
+            inner.append(now, Change::Status(status), &self.shared);
+            inner.maintain(now, &self.shared);
         }
     }
 
@@ -172,23 +186,29 @@ impl SnapshotCache {
     /// [`ServerConnection::follow`](crate::server::ServerConnection::follow).
     pub fn subscribe(&self, now: Instant) -> Subscription {
         let mut inner = self.shared.lock();
-        inner.refresh_generation(now, &self.shared);
-        let generation = Arc::clone(&inner.generation);
+        inner.start(now, &self.shared);
+        let (generation, anchor) = inner.refresh_generation(now, &self.shared);
         let cursor = Arc::new(Cursor {
-            next_seq: AtomicU64::new(generation.seq + 1),
-            grace_until: now.checked_add(self.shared.config.new_client_grace),
+            position: AtomicU64::new(anchor.seq),
         });
-        inner.cursors.push(Arc::downgrade(&cursor));
+        inner.track(&cursor);
         drop(inner);
-        Subscription::new(Arc::clone(&self.shared), cursor, generation, now)
+        Subscription::new(Arc::clone(&self.shared), cursor, generation, anchor, now)
     }
 
-    /// Trims the log of entries no connection needs and of entries older
-    /// than the fall-behind limit (unless a connection still within its
-    /// new-client grace needs them). `apply` does this too; call it on a
-    /// timer if changes can stop for long.
+    /// Lets go of the latest snapshot generation if joiners would no
+    /// longer start from it (too many changes followed it, or the first of
+    /// them is past the fall-behind limit), releasing the changes it held
+    /// for them. `apply` and `set_status` do this too; call it on a timer
+    /// if changes can stop for long.
+    ///
+    /// Nothing else needs trimming: a change is freed as soon as every
+    /// connection has sent it, and a connection that stops reading is
+    /// disconnected at its fall-behind deadline
+    /// ([`ServerConnection::poll_timeout`](crate::server::ServerConnection::poll_timeout)),
+    /// releasing what it held.
     pub fn trim(&self, now: Instant) {
-        self.shared.lock().maintain(now, &self.shared, true);
+        self.shared.lock().maintain(now, &self.shared);
     }
 
     /// The current status.
@@ -219,9 +239,9 @@ impl SnapshotCache {
         let (updates_encoded, outputs_built, generations_built, no_ops_skipped) =
             self.shared.counters.snapshot();
         CacheStats {
-            sequence: inner.log.last_seq(),
+            sequence: inner.last_seq(),
             keys: inner.state.len(),
-            log_len: inner.log.len(),
+            log_len: inner.changes_held(),
             subscriptions: inner
                 .cursors
                 .iter()
@@ -266,12 +286,34 @@ fn shape(config: &CacheConfig) -> Shape {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the state half
         // updated in a way later readers could misread, so carry on.
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// When the newest change was applied, `None` before any: read by
+    /// subscriptions without the mutex.
+    pub(crate) fn newest_at(&self) -> Option<Instant> {
+        let after = self.newest_after_epoch.load(Ordering::Acquire);
+        if after == u64::MAX {
+            return None;
+        }
+        self.epoch.get()?.checked_add(Duration::from_nanos(after))
+    }
+
+    /// Publishes `at` as the newest change's time (writer only).
+    fn publish_newest_at(&self, at: Instant) {
+        let Some(epoch) = self.epoch.get() else {
+            return;
+        };
+        let after = at.saturating_duration_since(*epoch).as_nanos();
+        let after = u64::try_from(after)
+            .unwrap_or(u64::MAX - 1)
+            .min(u64::MAX - 1);
+        self.newest_after_epoch.store(after, Ordering::Release);
     }
 }
 
@@ -302,88 +344,149 @@ impl Inner {
         Some(entry)
     }
 
-    fn log_batch(&mut self, now: Instant, batch: ChangeBatch) {
+    /// Starts the chain on first use: its origin (the empty datastore) and
+    /// the empty generation joiners start from until changes arrive.
+    fn start(&mut self, now: Instant, shared: &Shared) {
+        if self.newest.is_some() {
+            return;
+        }
+        let origin = Crumb::origin(now);
+        let _ = shared.epoch.set(now);
+        self.latest = Some(Frozen {
+            generation: Arc::new(Generation::new(
+                0,
+                0,
+                StateChecksum::default(),
+                SyncStatus::WaitForDatastore,
+                Vec::new(),
+                shape(&shared.config),
+            )),
+            anchor: Arc::downgrade(&origin),
+        });
+        self.newest = Some(origin);
+    }
+
+    /// The sequence number of the newest change (0 before any).
+    fn last_seq(&self) -> u64 {
+        self.newest.as_ref().map_or(0, |newest| newest.seq)
+    }
+
+    /// Appends a change to the chain, where subscriptions find it.
+    fn append(&mut self, now: Instant, change: Change, shared: &Shared) {
+        let Some(newest) = &self.newest else {
+            return;
+        };
+        self.newest = Some(newest.append(now, change, self.checksum));
+        shared.publish_newest_at(now);
+    }
+
+    fn log_batch(&mut self, now: Instant, batch: ChangeBatch, shared: &Shared) {
         self.updates_logged += batch.len() as u64;
         self.change_batch_sizes.observe(batch.len() as u64);
-        let checksum = self.checksum;
-        self.log
-            .append(now, Change::Batch(Arc::new(batch)), checksum);
+        self.append(now, Change::Batch(Arc::new(batch)), shared);
     }
 
     /// Freezes the current state as the latest generation.
-    fn freeze_generation(&mut self, shared: &Shared) {
+    fn freeze_generation(&mut self, anchor: &Arc<Crumb>, shared: &Shared) -> Frozen {
         let entries = self
             .state
             .iter()
             .map(|entry| Arc::clone(&entry.0))
             .collect();
-        self.generation = Arc::new(Generation::new(
-            self.log.last_seq(),
-            self.updates_logged,
-            self.checksum,
-            self.status,
-            entries,
-            shape(&shared.config),
-        ));
         shared
             .counters
             .generations_built
             .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Freezes a new generation for a joiner when many changes have piled
-    /// up since the last one, when the changes after it are no longer all
-    /// in the log (so a joiner could not replay them), or when the oldest of
-    /// them is past the fall-behind limit. The last keeps the log's age
-    /// bounded: such an entry is still held only for a client within its
-    /// grace, and a joiner replaying it would hold it for another grace
-    /// period, and the next joiner for another.
-    fn refresh_generation(&mut self, now: Instant, shared: &Shared) {
-        let since_generation = self.updates_logged - self.generation.updates_logged;
-        let first_replayed = self.generation.seq + 1;
-        let replayable = self.log.first_seq() <= first_replayed;
-        let oldest_allowed = now.checked_sub(shared.config.max_fall_behind);
-        let stale = self
-            .log
-            .get(first_replayed)
-            .is_some_and(|entry| oldest_allowed.is_some_and(|limit| entry.at < limit));
-        if since_generation > shared.config.rebuild_after as u64 || !replayable || stale {
-            self.freeze_generation(shared);
+        Frozen {
+            generation: Arc::new(Generation::new(
+                anchor.seq,
+                self.updates_logged,
+                self.checksum,
+                self.status,
+                entries,
+                shape(&shared.config),
+            )),
+            anchor: Arc::downgrade(anchor),
         }
     }
 
-    /// Keeps the log bounded: when forced, or once the log has grown
-    /// enough since the last trim, drops entries every live subscription
-    /// has passed, and entries past the fall-behind limit that no
-    /// subscription within its new-client grace still needs (one past its
-    /// grace that still needs such an entry has fallen too far behind).
-    /// Sparing the entries of clients in their grace matters for joiners:
-    /// one may start from a generation whose replay is already nearly
-    /// `max_fall_behind` old, and must not be cut off for it while the
-    /// grace lasts.
-    fn maintain(&mut self, now: Instant, shared: &Shared, force_trim: bool) {
-        if !force_trim && self.log.len() < self.trim_at {
-            return;
+    /// Remembers a new subscription's cursor (for stats), dropping those of
+    /// ended subscriptions now and then.
+    fn track(&mut self, cursor: &Arc<Cursor>) {
+        if self.cursors.len() >= self.prune_cursors_at {
+            self.cursors.retain(|cursor| cursor.strong_count() > 0);
+            self.prune_cursors_at = (self.cursors.len() * 2).max(64);
         }
+        self.cursors.push(Arc::downgrade(cursor));
+    }
+
+    /// How many changes some subscription or the latest generation still
+    /// holds: those after the oldest position held.
+    fn changes_held(&self) -> usize {
+        let generation = self
+            .latest
+            .as_ref()
+            .and_then(|latest| latest.anchor.upgrade())
+            .map(|anchor| anchor.seq);
+        let oldest = self
+            .cursors
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|cursor| cursor.position.load(Ordering::Relaxed))
+            .chain(generation)
+            .min();
+        oldest.map_or(0, |oldest| {
+            usize::try_from(self.last_seq().saturating_sub(oldest)).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// The generation a joiner starts from and the change it was frozen
+    /// at: the latest, unless it is no longer worth sharing
+    /// ([`shareable`](Self::shareable)) — then the current state, frozen
+    /// anew.
+    fn refresh_generation(
+        &mut self,
+        now: Instant,
+        shared: &Shared,
+    ) -> (Arc<Generation>, Arc<Crumb>) {
+        if let Some(latest) = &self.latest
+            && let Some(anchor) = self.shareable(latest, now, shared)
+        {
+            return (Arc::clone(&latest.generation), anchor);
+        }
+        self.start(now, shared);
+        let newest = self.newest.clone().unwrap_or_else(|| Crumb::origin(now));
+        let latest = self.freeze_generation(&newest, shared);
+        let handed = (Arc::clone(&latest.generation), newest);
+        self.latest = Some(latest);
+        handed
+    }
+
+    /// The anchor a joiner would start from with `latest`, if it should
+    /// still share it and replay the changes since: while some connection
+    /// still holds the anchor (see [`Frozen`]), unless more than
+    /// [`rebuild_after`](CacheConfig::rebuild_after) updates followed it, or
+    /// the first of them is past the fall-behind limit. The latter keeps
+    /// what the chain holds bounded in age: a joiner replaying such a change
+    /// would hold it for another grace period, and the next joiner for
+    /// another.
+    fn shareable(&self, latest: &Frozen, now: Instant, shared: &Shared) -> Option<Arc<Crumb>> {
+        let anchor = latest.anchor.upgrade()?;
+        let since_generation = self.updates_logged - latest.generation.updates_logged;
         let oldest_allowed = now.checked_sub(shared.config.max_fall_behind);
-        self.cursors.retain(|cursor| cursor.strong_count() > 0);
-        // The oldest entry any subscription needs, and the oldest any
-        // subscription within its grace needs.
-        let mut keep_from = u64::MAX;
-        let mut keep_aged_from = u64::MAX;
-        for cursor in self.cursors.iter().filter_map(Weak::upgrade) {
-            let next_seq = cursor.next_seq.load(Ordering::Acquire);
-            keep_from = keep_from.min(next_seq);
-            if cursor.in_grace(now) {
-                keep_aged_from = keep_aged_from.min(next_seq);
-            }
+        let stale = anchor
+            .next()
+            .is_some_and(|first| oldest_allowed.is_some_and(|limit| first.at < limit));
+        (since_generation <= shared.config.rebuild_after as u64 && !stale).then_some(anchor)
+    }
+
+    /// Lets go of the latest generation (its frozen state and encodings)
+    /// once joiners would no longer start from it. O(1).
+    fn maintain(&mut self, now: Instant, shared: &Shared) {
+        if let Some(latest) = &self.latest
+            && self.shareable(latest, now, shared).is_none()
+        {
+            self.latest = None;
         }
-        self.log.trim_front(|seq, entry| {
-            let aged = oldest_allowed.is_some_and(|limit| entry.at < limit);
-            seq < keep_from || (aged && seq < keep_aged_from)
-        });
-        // Scan again after as many changes as are held now (at least 64):
-        // the scans cost in proportion to the changes they follow.
-        self.trim_at = self.log.len() * 2 + 64;
     }
 }

@@ -5,7 +5,8 @@
 //! not change what a client holds
 //! ([`SerializedUpdate::would_be_no_op`](crate::message::SerializedUpdate::would_be_no_op);
 //! deletions always pass, as upstream), and appends every accepted change
-//! to a change log, one entry per change batch, with a sequence number. A
+//! to the change log (a chain of breadcrumbs), one entry per change batch,
+//! with a sequence number. A
 //! [`ServerConnection`](crate::server::ServerConnection) attached to the
 //! cache with [`follow`](crate::server::ServerConnection::follow) sends a
 //! consistent snapshot at some sequence number N, then the log from N+1.
@@ -21,37 +22,45 @@
 //!
 //! # Memory
 //!
-//! The current state holds each update once (the log shares it). A new
-//! generation is frozen (sharing every update, so at the cost of a vector
-//! of pointers) only for a joining client, and only when more than
+//! The current state holds each update once (the chain shares it). Changes
+//! form a chain of breadcrumbs, as upstream's snapshot cache
+//! (`typha/pkg/snapcache/cache.go`): each accepted change batch links to
+//! the next through an `Arc`, and each connection holds the last change it
+//! sent. So the chain holds exactly the changes some connection has not
+//! sent yet, and a change is freed as soon as the last connection sends it:
+//! nothing needs trimming. A connection that stops reading holds the
+//! changes after it until its driver closes it at its fall-behind deadline
+//! ([`CacheConfig::max_fall_behind`], after
+//! [`CacheConfig::new_client_grace`] for a new client).
+//!
+//! A new generation is frozen (sharing every update, so at the cost of a
+//! vector of pointers) only for a joining client, and only when more than
 //! [`CacheConfig::rebuild_after`] changes followed the last one or the
-//! changes after it have left the log: clients joining close together
-//! share a generation and replay the few changes since. The log keeps only
-//! what some attached connection still needs, and no entry older than
-//! [`CacheConfig::max_fall_behind`] unless a connection still within its
-//! [`CacheConfig::new_client_grace`] needs it: a connection past its grace
-//! that needs a trimmed entry has fallen too far behind and is
-//! disconnected. A joiner never starts with a replay older than the limit
-//! (it gets a fresh generation instead), so no entry is kept longer than
-//! `max_fall_behind + new_client_grace`. A connection itself holds at most
-//! one message of output.
+//! first of them is past the fall-behind limit: clients joining close
+//! together share a generation and replay the few changes since. The cache
+//! lets go of a generation it would no longer share, so it holds at most
+//! that much of the chain itself. A connection lets go of its generation
+//! once its snapshot is out, and holds at most one message of output.
 //!
 //! # Threads
 //!
 //! `SnapshotCache` is a cheap handle (`Clone`, `Send`, `Sync`) on shared
-//! state behind one mutex, held only to apply changes or to copy a few
-//! reference-counted entries out of the log; encoding happens outside it,
-//! each encoding initialised exactly once however many threads race for
-//! it. Frozen generations and encoded messages are immutable and shared by
-//! `Arc`/`Bytes`. The same code serves a single-threaded poll loop (the
-//! mutex is then never contended) and a multi-threaded runtime.
+//! state. The writer ([`SnapshotCache::apply`], `set_status`, `subscribe`)
+//! takes one mutex; readers never do: a connection follows the chain's
+//! links (each set once, then immutable) and reads the newest change's time
+//! from an atomic, so a thousand connections pulling on other threads
+//! neither wait for the writer nor for each other. Encoding happens outside
+//! the mutex, each encoding initialised exactly once however many threads
+//! race for it. Frozen generations and encoded messages are immutable and
+//! shared by `Arc`/`Bytes`. The same code serves a single-threaded poll
+//! loop and a multi-threaded runtime.
 
 mod batch;
 mod cache;
 mod checksums;
+mod crumb;
 mod entry;
 mod generation;
-mod log;
 mod output;
 mod subscription;
 
@@ -90,11 +99,11 @@ pub struct CacheConfig {
     /// The largest message clients accept; batches stay under half of it.
     pub max_message_len: usize,
     /// A client whose oldest unsent change has waited this long is
-    /// disconnected, and the log keeps nothing older that only clients past
-    /// their grace need.
+    /// disconnected (by its driver, at the deadline its connection's
+    /// `poll_timeout` gives), releasing the changes it held.
     pub max_fall_behind: Duration,
     /// How long after connecting a client is exempt from the fall-behind
-    /// limit; the log keeps what such a client needs until then.
+    /// limit.
     pub new_client_grace: Duration,
     /// A joining client starts from the latest snapshot generation and
     /// replays the changes since, unless more than this many updates: then
@@ -165,7 +174,9 @@ pub struct CacheStats {
     pub sequence: u64,
     /// Keys in the current state.
     pub keys: usize,
-    /// Changes held in the log.
+    /// Changes some connection has not sent yet, or the latest generation
+    /// still holds for joiners to replay: those after the oldest position
+    /// held in the change chain.
     pub log_len: usize,
     /// Live subscriptions.
     pub subscriptions: usize,

@@ -1,5 +1,7 @@
 //! One connection's view of the cache: the generation it started from,
-//! then its position in the change log.
+//! then its position in the change chain. The reader side: nothing here
+//! takes the cache's mutex; a subscription follows the chain's links and
+//! reads the newest change's time from an atomic.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,8 +12,8 @@ use super::Flavour;
 use super::batch::{ChangeBatch, coalesced_message};
 use super::cache::{Cursor, Shared};
 use super::checksums::ChecksumSchedule;
+use super::crumb::{Change, Crumb};
 use super::generation::Generation;
-use super::log::Change;
 use super::output::{Carries, MessageSize, Output};
 use crate::checksum::StateChecksum;
 use crate::codec::{MAX_UPDATES_PER_MESSAGE, prebuilt};
@@ -28,9 +30,6 @@ pub(crate) enum Pull {
     EndOfSnapshot,
     /// Nothing new yet.
     Idle,
-    /// The next change was trimmed from the log before it could be sent:
-    /// the connection fell too far behind.
-    Trimmed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +52,15 @@ enum Phase {
 pub struct Subscription {
     shared: Arc<Shared>,
     cursor: Arc<Cursor>,
-    generation: Arc<Generation>,
+    /// The snapshot being sent; let go once it is out (with its status),
+    /// so that a long-lived connection does not keep an old generation.
+    generation: Option<Arc<Generation>>,
+    snapshot_sequence: u64,
+    snapshot_len: usize,
+    /// The last change handed out (the snapshot's, to begin with): the
+    /// next is its link. Holding it holds every change after it.
+    last: Arc<Crumb>,
     phase: Phase,
-    next_seq: u64,
     /// The last status sent; upstream's server starts from
     /// WaitForDatastore, so that status is never sent.
     last_status: SyncStatus,
@@ -67,9 +72,9 @@ pub struct Subscription {
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("generation", &self.generation.seq)
+            .field("generation", &self.snapshot_sequence)
             .field("phase", &self.phase)
-            .field("next_seq", &self.next_seq)
+            .field("next_seq", &self.next_sequence())
             .finish_non_exhaustive()
     }
 }
@@ -79,13 +84,17 @@ impl Subscription {
         shared: Arc<Shared>,
         cursor: Arc<Cursor>,
         generation: Arc<Generation>,
+        anchor: Arc<Crumb>,
         now: Instant,
     ) -> Subscription {
+        debug_assert_eq!(generation.seq, anchor.seq);
         Subscription {
-            next_seq: generation.seq + 1,
+            snapshot_sequence: generation.seq,
+            snapshot_len: generation.len(),
+            last: anchor,
             shared,
             cursor,
-            generation,
+            generation: Some(generation),
             phase: Phase::Snapshot { next: 0 },
             last_status: SyncStatus::WaitForDatastore,
             joined_at: now,
@@ -95,17 +104,17 @@ impl Subscription {
 
     /// The sequence number of the snapshot this subscription starts from.
     pub fn snapshot_sequence(&self) -> u64 {
-        self.generation.seq
+        self.snapshot_sequence
     }
 
     /// How many keys that snapshot holds.
     pub fn snapshot_len(&self) -> usize {
-        self.generation.len()
+        self.snapshot_len
     }
 
     /// The next sequence number to be sent.
     pub fn next_sequence(&self) -> u64 {
-        self.next_seq
+        self.last.seq + 1
     }
 
     /// Sends snapshot checksums from now on (the connection negotiated
@@ -129,6 +138,13 @@ impl Subscription {
         if let Some(checksum) = self.checksums.as_mut().and_then(ChecksumSchedule::take_due) {
             return Pull::Output(checksum_message(flavour, checksum));
         }
+        let Some(generation) = self
+            .generation
+            .as_ref()
+            .filter(|_| self.phase != Phase::Log)
+        else {
+            return self.pull_log(flavour, now);
+        };
         match self.phase {
             Phase::Snapshot { next } if compressed_snapshot => {
                 if next > 0 {
@@ -136,10 +152,10 @@ impl Subscription {
                     return Pull::EndOfSnapshot;
                 }
                 self.phase = Phase::Snapshot { next: 1 };
-                Pull::Output(self.generation.compressed(flavour.format, counters).clone())
+                Pull::Output(generation.compressed(flavour.format, counters).clone())
             }
             Phase::Snapshot { next } => {
-                match self.generation.batches(flavour.format, counters).get(next) {
+                match generation.batches(flavour.format, counters).get(next) {
                     Some(batch) => {
                         self.phase = Phase::Snapshot { next: next + 1 };
                         let mut output =
@@ -147,7 +163,7 @@ impl Subscription {
                         // Flagged for the whole snapshot when it holds one
                         // anywhere: a client that cannot take it is closed
                         // before its snapshot starts.
-                        output.modern_policy_keys = self.generation.modern_policy_keys;
+                        output.modern_policy_keys = generation.modern_policy_keys;
                         Pull::Output(output)
                     }
                     None => {
@@ -156,21 +172,22 @@ impl Subscription {
                     }
                 }
             }
-            Phase::Status => {
+            Phase::Status | Phase::Log => {
+                // The snapshot is out: its generation is no longer needed.
+                let (status, checksum) = (generation.status, generation.checksum);
+                self.generation = None;
                 self.phase = Phase::Log;
                 // Sent like any status, only if it differs from the last
                 // one sent (WaitForDatastore, to begin with), as upstream.
-                let status = self.generation.status;
                 if status == self.last_status {
                     return self.pull_log(flavour, now);
                 }
                 self.last_status = status;
                 if let Some(checksums) = self.checksums.as_mut() {
-                    checksums.status_sent(status, self.generation.checksum, now);
+                    checksums.status_sent(status, checksum, now);
                 }
                 Pull::Output(status_message(flavour, status))
             }
-            Phase::Log => self.pull_log(flavour, now),
         }
     }
 
@@ -186,52 +203,55 @@ impl Subscription {
         let config = &self.shared.config;
         let counters = &self.shared.counters;
         let budget = config.max_message_len / 2;
+        let newest_at = self.shared.newest_at();
         let mut batches: Vec<Arc<ChangeBatch>> = Vec::new();
         let (mut count, mut bytes) = (0, 0);
         let mut status = None;
-        // The state after the last change taken.
-        let mut checksum = None;
-        {
-            let inner = self.shared.lock();
-            if self.next_seq < inner.log.first_seq() {
-                return Pull::Trimmed;
-            }
-            let newest = inner.log.latest_at();
-            while let Some(entry) = inner.log.get(self.next_seq) {
-                match &entry.change {
-                    Change::Status(_) if !batches.is_empty() => break,
-                    Change::Status(new) => {
-                        self.next_seq += 1;
-                        checksum = Some(entry.checksum);
-                        if self.last_status != *new {
-                            status = Some(*new);
-                            break;
-                        }
-                    }
-                    Change::Batch(batch) => {
-                        let full = count >= config.batch_size
-                            || bytes + batch.bytes() > budget
-                            || count + batch.len() > MAX_UPDATES_PER_MESSAGE;
-                        if !batches.is_empty() && full {
-                            break;
-                        }
-                        count += batch.len();
-                        bytes += batch.bytes();
-                        batches.push(Arc::clone(batch));
-                        self.next_seq += 1;
-                        checksum = Some(entry.checksum);
-                        let lagging = newest.is_some_and(|newest| {
-                            newest.saturating_duration_since(entry.at) >= config.min_batching_age
-                        });
-                        if !lagging {
-                            break;
-                        }
+        // The last change taken.
+        let mut taken: Option<&Arc<Crumb>> = None;
+        let mut position = &self.last;
+        while let Some(crumb) = position.next() {
+            match &crumb.change {
+                Some(Change::Status(_)) if !batches.is_empty() => break,
+                Some(Change::Status(new)) => {
+                    taken = Some(crumb);
+                    if self.last_status != *new {
+                        status = Some(*new);
+                        break;
                     }
                 }
+                Some(Change::Batch(batch)) => {
+                    let full = count >= config.batch_size
+                        || bytes + batch.bytes() > budget
+                        || count + batch.len() > MAX_UPDATES_PER_MESSAGE;
+                    if !batches.is_empty() && full {
+                        break;
+                    }
+                    count += batch.len();
+                    bytes += batch.bytes();
+                    batches.push(Arc::clone(batch));
+                    taken = Some(crumb);
+                    let lagging = newest_at.is_some_and(|newest| {
+                        newest.saturating_duration_since(crumb.at) >= config.min_batching_age
+                    });
+                    if !lagging {
+                        break;
+                    }
+                }
+                // Only the chain's origin has no change, and nothing
+                // links to it.
+                None => taken = Some(crumb),
             }
+            position = crumb;
         }
-        self.cursor.next_seq.store(self.next_seq, Ordering::Release);
-        if let (Some(checksums), Some(checksum)) = (self.checksums.as_mut(), checksum) {
+        let Some(taken) = taken.cloned() else {
+            return Pull::Idle;
+        };
+        // The state after the last change taken.
+        let checksum = taken.checksum;
+        self.cursor.position.store(taken.seq, Ordering::Relaxed);
+        self.last = taken;
+        if let Some(checksums) = self.checksums.as_mut() {
             match status {
                 Some(status) => checksums.status_sent(status, checksum, now),
                 None if !batches.is_empty() => checksums.changes_sent(checksum, now),
@@ -252,20 +272,15 @@ impl Subscription {
     /// Whether the snapshot is out and every logged change has been handed
     /// out.
     pub(crate) fn is_caught_up(&self) -> bool {
-        self.phase == Phase::Log && self.shared.lock().log.last_seq() < self.next_seq
+        self.phase == Phase::Log && self.last.next().is_none()
     }
 
     /// How long the oldest change not yet sent has waited, if any is
-    /// waiting; `Duration::MAX` when it was already trimmed from the log.
+    /// waiting.
     pub(crate) fn lag(&self, now: Instant) -> Option<Duration> {
-        let inner = self.shared.lock();
-        if self.next_seq < inner.log.first_seq() {
-            return Some(Duration::MAX);
-        }
-        inner
-            .log
-            .get(self.next_seq)
-            .map(|entry| now.saturating_duration_since(entry.at))
+        self.last
+            .next()
+            .map(|oldest| now.saturating_duration_since(oldest.at))
     }
 
     /// When this subscription reaches the fall-behind limit if nothing
@@ -276,8 +291,7 @@ impl Subscription {
     /// represent.
     pub(crate) fn fall_behind_deadline(&self) -> Option<Instant> {
         let config = &self.shared.config;
-        let inner = self.shared.lock();
-        let oldest = inner.log.get(self.next_seq)?;
+        let oldest = self.last.next()?;
         let deadline = oldest.at.checked_add(config.max_fall_behind)?;
         let grace_end = self.joined_at.checked_add(config.new_client_grace)?;
         Some(deadline.max(grace_end))

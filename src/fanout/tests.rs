@@ -109,7 +109,7 @@ fn the_compressed_snapshot_is_built_once_per_generation() {
 }
 
 #[test]
-fn a_subscription_whose_changes_were_trimmed_is_told_so() {
+fn a_laggard_falls_behind_at_its_deadline_and_holds_its_changes_until_dropped() {
     let start = Instant::now();
     let cache = SnapshotCache::new(CacheConfig {
         max_fall_behind: Duration::from_secs(10),
@@ -120,18 +120,26 @@ fn a_subscription_whose_changes_were_trimmed_is_told_so() {
     let mut laggard = cache.subscribe(start);
     // The end of the snapshot; its status, WaitForDatastore, is never sent.
     assert_eq!(drain(&mut laggard, NATIVE, false), [Pull::EndOfSnapshot]);
+    assert_eq!(laggard.fall_behind_deadline(), None, "nothing waits");
     cache.apply(start, [upsert(1)]);
-    assert_eq!(laggard.fallen_behind(start + Duration::from_secs(5)), None);
-    assert!(
-        laggard
-            .fallen_behind(start + Duration::from_secs(11))
-            .is_some()
+    let deadline = start + Duration::from_secs(10);
+    assert_eq!(laggard.fall_behind_deadline(), Some(deadline));
+    assert_eq!(
+        laggard.fallen_behind(deadline - Duration::from_nanos(1)),
+        None
     );
-    // Later, the first change ages out of the log.
+    assert_eq!(
+        laggard.fallen_behind(deadline),
+        Some(Duration::from_secs(10))
+    );
+    // Nothing trims a change a connection has not sent: the laggard holds
+    // both until its driver closes it at the deadline and drops it.
     let later = start + Duration::from_secs(20);
     cache.apply(later, [upsert(2)]);
     cache.trim(later);
-    assert_eq!(laggard.pull(NATIVE, false, later), Pull::Trimmed);
+    assert_eq!(cache.stats().log_len, 2);
+    drop(laggard);
+    assert_eq!(cache.stats().log_len, 0);
 }
 
 #[test]
@@ -161,7 +169,7 @@ fn a_client_in_its_grace_keeps_its_replay_but_joiners_do_not_extend_it() {
         new_client_grace: Duration::from_secs(300),
         ..CacheConfig::default()
     });
-    let _first = cache.subscribe(start);
+    let first = cache.subscribe(start);
     cache.apply(start, [upsert(1)]);
     // 200 s later a joiner shares the first generation and replays the
     // change.
@@ -175,8 +183,11 @@ fn a_client_in_its_grace_keeps_its_replay_but_joiners_do_not_extend_it() {
     // grace period): it gets a generation that includes it.
     let third = cache.subscribe(at(400));
     assert_eq!(third.snapshot_sequence(), 1);
-    // Once the second client's grace is over, the change goes.
-    cache.trim(at(500));
+    // Once the second client's grace is over it has fallen behind (its
+    // driver closes it), and the change goes with the last client holding
+    // it.
+    assert!(second.fallen_behind(at(500)).is_some());
+    drop((first, second));
     assert_eq!(cache.stats().log_len, 0);
 }
 

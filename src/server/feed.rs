@@ -171,7 +171,6 @@ impl ServerConnection {
                     Pull::Output(output) => Some(Step::Output(output)),
                     Pull::EndOfSnapshot => Some(Step::EndOfSnapshot),
                     Pull::Idle => None,
-                    Pull::Trimmed => Some(Step::Trimmed),
                 }
             }
         }

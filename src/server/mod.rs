@@ -96,7 +96,6 @@ enum Step {
     Message(Message),
     Output(Output),
     EndOfSnapshot,
-    Trimmed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,8 +342,7 @@ impl ServerConnection {
     ///
     /// Producing output can change the machine: the end of the snapshot
     /// starts the pings and (compressed) arms the acknowledgement deadline,
-    /// both counted from `now`, and a client that fell out of a cache's log
-    /// is closed. So after transmitting, too, drain
+    /// both counted from `now`. So after transmitting, too, drain
     /// [`poll_event`](Self::poll_event) and re-read
     /// [`poll_timeout`](Self::poll_timeout).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
@@ -362,13 +360,6 @@ impl ServerConnection {
                 }
                 Step::Output(output) => self.push_output(output),
                 Step::EndOfSnapshot => self.end_snapshot(now),
-                Step::Trimmed => {
-                    let limit = match &self.feed {
-                        Feed::Cache(subscription) => subscription.max_fall_behind(),
-                        Feed::Manual(_) => Duration::ZERO,
-                    };
-                    self.finish(CloseReason::FellBehind { limit });
-                }
             }
         }
         let bytes = self.ready.pop_front()?;
