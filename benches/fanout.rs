@@ -61,8 +61,10 @@ fn serve_one(
     compressed: bool,
 ) -> (ServerConnection, usize) {
     let (hello, ack) = client_bytes(format, compressed);
+    // No pings during a run: they would only add noise.
     let config = ServerConfig {
         ping_interval: Duration::from_secs(3600),
+        pong_timeout: Duration::from_secs(7200),
         ..ServerConfig::default()
     };
     let mut server = ServerConnection::new(config, now()).expect("config");
