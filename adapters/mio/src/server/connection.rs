@@ -10,6 +10,7 @@ use bytes::Bytes;
 use syncproto::Now;
 use syncproto::server::{ConnectionReport, ServerConnection, ServerEvent, ServerStats};
 
+use super::log::{self, WarningLimiter};
 use super::{ConnectionId, ServerLoopEvent};
 use crate::io::{LINGER, Stream};
 use crate::poll_loop::{Connection, Io, Settled};
@@ -24,6 +25,8 @@ pub(super) struct Shared {
     pub(super) handler: Option<Handler>,
     /// Connections whose machine is not closed: what the limit counts.
     pub(super) open: usize,
+    /// Keeps a flood of failing connections from flooding the log.
+    pub(super) warnings: WarningLimiter,
 }
 
 impl Shared {
@@ -33,9 +36,11 @@ impl Shared {
         }
     }
 
-    /// Counts a connection that ended and hands its report to the handler.
-    pub(super) fn closed(&mut self, report: ConnectionReport) {
+    /// Counts a connection that ended, logs it and hands its report to the
+    /// handler. Call inside the connection's span.
+    pub(super) fn closed(&mut self, report: ConnectionReport, now: Instant) {
         self.stats.record_close(&report);
+        log::closed(&report, &mut self.warnings, now);
         self.emit(ServerLoopEvent::Closed {
             connection: ConnectionId(report.id),
             report,
@@ -68,6 +73,8 @@ enum Phase {
 /// One accepted connection.
 pub(super) struct ServerConn {
     id: u64,
+    /// What its log lines are logged in ([`log::connection_span`]).
+    span: tracing::Span,
     peer: SocketAddr,
     started: Instant,
     pub(super) machine: ServerConnection,
@@ -82,6 +89,7 @@ impl ServerConn {
     /// A connection counted as open from `now`.
     pub(super) fn new(
         id: u64,
+        span: tracing::Span,
         peer: SocketAddr,
         machine: ServerConnection,
         shared: &mut Shared,
@@ -90,6 +98,7 @@ impl ServerConn {
         shared.open += 1;
         ServerConn {
             id,
+            span,
             peer,
             started: now.instant,
             machine,
@@ -123,13 +132,16 @@ impl ServerConn {
         if let Some(error) = self.failure.take() {
             report.set_io_error(&error);
         }
-        shared.closed(report);
+        let _entered = self.span.enter();
+        shared.closed(report, now.instant);
     }
 
     /// Reports the machine's events.
     fn drain(&mut self, shared: &mut Shared) {
         let connection = ConnectionId(self.id);
         while let Some(event) = self.machine.poll_event() {
+            // What the handler logs is logged in the connection's span.
+            let _entered = self.span.enter();
             match event {
                 ServerEvent::Connected {
                     hello,
@@ -137,6 +149,7 @@ impl ServerConn {
                     compression,
                 } => {
                     shared.stats.record_connected();
+                    log::handshake_done(&self.span, &hello, wire_format, compression.as_ref());
                     shared.emit(ServerLoopEvent::Connected {
                         connection,
                         hello,

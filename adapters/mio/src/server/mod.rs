@@ -2,6 +2,7 @@
 //! snapshot cache.
 
 mod connection;
+mod log;
 
 use std::io;
 use std::net::SocketAddr;
@@ -203,6 +204,7 @@ impl Server {
             stats: ServerStats::default(),
             handler: None,
             open: 0,
+            warnings: log::WarningLimiter::default(),
         };
         let core = PollLoop::new(FIRST_CONNECTION, shared)?;
         core.registry()
@@ -357,7 +359,9 @@ impl Server {
                         io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
                     ) => {}
                 Err(error) => {
-                    self.core.shared.stats.accept_errors += 1;
+                    let shared = &mut self.core.shared;
+                    shared.stats.accept_errors += 1;
+                    log::accept_failed(&error, &mut shared.warnings, now.instant);
                     self.accept_retry_at = Some(now.instant + ACCEPT_RETRY);
                     self.core
                         .shared
@@ -373,6 +377,9 @@ impl Server {
         let id = self.config.connection_id.wrapping_add(self.accepted);
         let shared = &mut self.core.shared;
         shared.stats.accepted += 1;
+        let span = log::connection_span(id, peer);
+        let entered = span.enter();
+        log::accepted();
         shared.emit(ServerLoopEvent::Accepted {
             connection: ConnectionId(id),
             peer,
@@ -391,11 +398,13 @@ impl Server {
             // rather than the server.
             Err(error) => {
                 let reason = format!("cannot serve the connection: {error}");
-                shared.closed(ConnectionReport::early(id, Some(peer), "usage", reason));
+                let report = ConnectionReport::early(id, Some(peer), "usage", reason);
+                shared.closed(report, now.instant);
                 return;
             }
         };
-        let conn = ServerConn::new(id, peer, machine, shared, now);
+        drop(entered);
+        let conn = ServerConn::new(id, span, peer, machine, shared, now);
         if let Err((conn, error)) = self.core.insert(Some(socket), |_| conn) {
             conn.failed(&mut self.core.shared, now, error);
         }
