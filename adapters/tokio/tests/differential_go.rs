@@ -313,24 +313,33 @@ fn run(case: &Case, number: u64) {
             assert_same(name, state, &model.state);
         }
 
-        // Every ping to a connection that saw the end was answered.
+        // Every ping to a connection that saw the end was answered. A
+        // connection made late (a reconnect under load) may end before its
+        // first ping, so only the sum is required to be non-zero: the check
+        // is not vacuous.
+        let mut hub_pings = 0;
         for connection in hub_summary["connections"].as_array().unwrap() {
             if connection["end"] == "finished" {
-                assert!(connection["pings_sent"].as_u64() > Some(0), "{connection}");
+                hub_pings += connection["pings_sent"].as_u64().unwrap_or(0);
                 assert_eq!(
                     connection["pongs_matched"], connection["pings_sent"],
                     "Go hub: {connection}"
                 );
             }
         }
+        assert!(hub_pings > 0, "the Go hub sent no pings: {hub_summary}");
         let reports = reports.lock().unwrap();
         let finished: Vec<&ConnectionReport> = reports
             .iter()
             .filter(|report| report.reason == "closed locally")
             .collect();
         assert_eq!(finished.len(), 4, "every client saw the end: {reports:#?}");
+        let rust_pings: u64 = finished.iter().map(|report| report.pings_sent).sum();
+        assert!(
+            rust_pings > 0,
+            "the Rust server sent no pings: {finished:#?}"
+        );
         for report in finished {
-            assert!(report.pings_sent > 0, "{report:?}");
             assert_eq!(report.unanswered_pings, 0, "Rust server: {report:?}");
         }
     });
