@@ -23,11 +23,13 @@ runs=${RUNS:-5}
 out=${TMPDIR:-/tmp}/syncproto-compare
 mkdir -p "$out"
 
+# Builds land in CARGO_TARGET_DIR when it is set (a shared target dir).
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --example write_capture
 cargo build --release --quiet -p syncproto-tokio --bin syncproto
 interop/go/build.sh "$out/go" >/dev/null
-target/release/examples/write_capture "$megabytes" "$out"
-syncproto=${SYNCPROTO:-target/release/syncproto}
+"$target/release/examples/write_capture" "$megabytes" "$out"
+syncproto=${SYNCPROTO:-$target/release/syncproto}
 
 python3 - "$runs" "$out" "$syncproto" <<'PY'
 import json, subprocess, sys, time

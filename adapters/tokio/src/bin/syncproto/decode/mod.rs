@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use serde_json::json;
-use syncproto::Message;
 use syncproto::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, StreamDecoder, WireFormat};
+use syncproto::message::MessageRef;
 
 use crate::failure::Failure;
 use crate::options::Wire;
@@ -134,11 +134,37 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
     let mut out = Lines::stdout();
     let mut state = State::default();
     let mut counts = Counts::default();
+    let mode = match (args.stats, args.state) {
+        (true, _) => Mode::Stats,
+        (false, true) => Mode::State,
+        (false, false) => Mode::Print,
+    };
     loop {
+        // The borrowing API: updates are slices of the read buffer, handed
+        // to `take` and dropped; nothing is copied out of the capture
+        // except what `--state` keeps.
+        let mut take = |message: MessageRef<'_>| {
+            counts.messages += 1;
+            if let MessageRef::Kvs(updates) = &message {
+                counts.kvs += updates.len() as u64;
+            }
+            match mode {
+                Mode::Stats => Ok(()),
+                Mode::State => {
+                    if let MessageRef::Kvs(updates) = message {
+                        for update in updates {
+                            state.apply(update.to_update());
+                        }
+                    }
+                    Ok(())
+                }
+                Mode::Print => json::print(&message, &mut out),
+            }
+        };
         let started = Instant::now();
         let decoded = match input.at_end {
-            true => decoder.decode_eof(&mut input.buffer),
-            false => decoder.decode(&mut input.buffer),
+            true => decoder.decode_eof_borrowed(&mut input.buffer, &mut take),
+            false => decoder.decode_borrowed(&mut input.buffer, &mut take),
         };
         counts.decoding += started.elapsed();
         let decoded = decoded.map_err(|error| {
@@ -148,25 +174,10 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
                 input.consumed()
             ))
         })?;
-        let Some(message) = decoded else {
-            if input.at_end {
-                break;
-            }
-            input.fill()?;
-            continue;
-        };
-        counts.messages += 1;
-        if let Message::Kvs(updates) = &message {
-            counts.kvs += updates.len() as u64;
-        }
-        if args.state {
-            if let Message::Kvs(updates) = message {
-                updates.into_iter().for_each(|update| state.apply(update));
-            }
-        } else if !args.stats {
-            for line in json::lines(&message) {
-                out.line(&line)?;
-            }
+        match decoded {
+            Some(taken) => taken?,
+            None if input.at_end => break,
+            None => input.fill()?,
         }
     }
     if args.state {
@@ -177,6 +188,17 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         out.line(&stats_line(&counts, input.read, seconds))?;
     }
     out.flush()
+}
+
+/// What is done with each message.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Count it (`--stats`).
+    Stats,
+    /// Apply its updates to the final state (`--state`).
+    State,
+    /// Print it as JSON lines.
+    Print,
 }
 
 /// The `--stats` line, rounded to what the measurement can tell; rates are
