@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use syncproto::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, StreamDecoder, WireFormat};
 use syncproto::message::MessageRef;
@@ -77,21 +77,21 @@ impl Input {
     /// Appends the next chunk to the buffer (what the decoder left of an
     /// incomplete message stays in front of it).
     fn fill(&mut self) -> Result<(), Failure> {
-        let start = self.buffer.len();
-        // Reserving on a buffer whose front was consumed reuses its space
-        // when nothing else holds it, so the buffer stays one message and
-        // one chunk long.
-        self.buffer.resize(start + READ_CHUNK, 0);
-        let read = loop {
-            match self.reader.read(&mut self.buffer[start..]) {
-                Ok(read) => break read,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    return Err(Failure::input(format!("{}: {error}", self.name)));
-                }
-            }
-        };
-        self.buffer.truncate(start + read);
+        // The buffer goes through a `Vec` (no copy while nothing else holds
+        // it: what is left of it moves to the front) so that the chunk is
+        // read into its spare capacity as it is: `BytesMut` would have it
+        // zeroed first, a write of every byte of the capture before the
+        // kernel writes it again.
+        let mut vec = Vec::from(std::mem::take(&mut self.buffer));
+        // One byte more than a chunk keeps the vector's length below its
+        // capacity, which `Bytes` keeps (at length = capacity it would drop
+        // the spare room, and the next fill reallocate).
+        vec.reserve(READ_CHUNK + 1);
+        let read = (&mut self.reader)
+            .take(READ_CHUNK as u64)
+            .read_to_end(&mut vec)
+            .map_err(|error| Failure::input(format!("{}: {error}", self.name)))?;
+        self.buffer = BytesMut::from(Bytes::from(vec));
         self.read += read as u64;
         self.at_end = read == 0;
         Ok(())
