@@ -15,7 +15,9 @@
 #   to exit (reading the file, decoding, exiting), what a user waits for.
 #
 # SYNCPROTO=path/to/syncproto compares another build of the tool (e.g. a
-# copy of an older one) against the same Go runs.
+# copy of an older one) against the same Go runs. BASELINE=path/to/syncproto
+# adds a second build's rows ("baseline, ...") to the same interleaved runs,
+# for a before/after on the same machine state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 megabytes=${1:-64}
@@ -23,16 +25,18 @@ runs=${RUNS:-5}
 out=${TMPDIR:-/tmp}/syncproto-compare
 mkdir -p "$out"
 
+# Builds land in CARGO_TARGET_DIR when it is set (a shared target dir).
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --example write_capture
 cargo build --release --quiet -p syncproto-tokio --bin syncproto
 interop/go/build.sh "$out/go" >/dev/null
-target/release/examples/write_capture "$megabytes" "$out"
-syncproto=${SYNCPROTO:-target/release/syncproto}
+"$target/release/examples/write_capture" "$megabytes" "$out"
+syncproto=${SYNCPROTO:-$target/release/syncproto}
 
-python3 - "$runs" "$out" "$syncproto" <<'PY'
+python3 - "$runs" "$out" "$syncproto" "${BASELINE:-}" <<'PY'
 import json, subprocess, sys, time
 
-runs, out, syncproto = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+runs, out, syncproto, baseline = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 go = f"{out}/go/go-peer-new"
 commands = [
     ("Go encoding/gob, gob", [go, "decode", "--stats", f"{out}/capture.gob"]),
@@ -41,6 +45,12 @@ commands = [
     ("syncproto, gob+snappy", [syncproto, "decode", "--stats", f"{out}/capture.gob-snappy"]),
     ("syncproto, native", [syncproto, "decode", "--stats", f"{out}/capture.native"]),
 ]
+if baseline:
+    commands += [
+        ("baseline, gob", [baseline, "decode", "--stats", f"{out}/capture.gob"]),
+        ("baseline, gob+snappy", [baseline, "decode", "--stats", f"{out}/capture.gob-snappy"]),
+        ("baseline, native", [baseline, "decode", "--stats", f"{out}/capture.native"]),
+    ]
 
 def run(command):
     started = time.perf_counter()
@@ -68,11 +78,12 @@ def ratio(ours, theirs):
     return s1["kvs_per_s"] / s2["kvs_per_s"], (s1["kvs"] / w1) / (s2["kvs"] / w2)
 
 print(f"\nbest of {runs}; ratios in KVs/s (decoder only / whole process):")
-for label, ours, theirs, goal in [
-    ("gob", "syncproto, gob", "Go encoding/gob, gob", "4x"),
-    ("gob+snappy", "syncproto, gob+snappy", "Go encoding/gob, gob+snappy", "-"),
-    ("native vs Go's gob", "syncproto, native", "Go encoding/gob, gob", "10x"),
-]:
-    decoder, process = ratio(ours, theirs)
-    print(f"{label:20} decoder {decoder:5.2f}x   whole process {process:5.2f}x   (goal {goal})")
+for tool in ["syncproto", "baseline"] if baseline else ["syncproto"]:
+    for label, ours, theirs, goal in [
+        ("gob", f"{tool}, gob", "Go encoding/gob, gob", "4x"),
+        ("gob+snappy", f"{tool}, gob+snappy", "Go encoding/gob, gob+snappy", "-"),
+        ("native vs Go's gob", f"{tool}, native", "Go encoding/gob, gob", "10x"),
+    ]:
+        decoder, process = ratio(ours, theirs)
+        print(f"{tool:9} {label:20} decoder {decoder:5.2f}x   whole process {process:5.2f}x   (goal {goal})")
 PY

@@ -1,6 +1,8 @@
 //! Raw bytes into the native stream decoder: it must never panic, never
 //! loop, and never buffer a frame beyond its limit, however the input is
-//! split.
+//! split; and a twin fed the same pieces through the borrowing API
+//! (`decode_borrowed`) must give the same messages and errors and leave
+//! the same bytes after every call.
 
 #![no_main]
 
@@ -19,11 +21,18 @@ fuzz_target!(|data: &[u8]| {
     let chunk = usize::from(chunk) + 1;
     let mut decoder = NativeDecoder::new(MAX_FRAME_LEN);
     let mut buffer = BytesMut::new();
+    let mut twin = NativeDecoder::new(MAX_FRAME_LEN);
+    let mut twin_buffer = BytesMut::new();
     let mut decoded = Vec::new();
     for piece in stream.chunks(chunk) {
         buffer.extend_from_slice(piece);
+        twin_buffer.extend_from_slice(piece);
         loop {
-            match decoder.decode(&mut buffer) {
+            let outcome = decoder.decode(&mut buffer);
+            let borrowed = twin.decode_borrowed(&mut twin_buffer, |message| message.to_message());
+            assert_eq!(borrowed, outcome, "the borrowing API decoded otherwise");
+            assert_eq!(twin_buffer, buffer, "the borrowing API left other bytes");
+            match outcome {
                 Ok(Some(message)) => decoded.push(message),
                 Ok(None) => break,
                 Err(_) => return,
@@ -35,8 +44,17 @@ fuzz_target!(|data: &[u8]| {
             buffer.len()
         );
     }
-    if decoder.decode_eof(&mut buffer).is_err() {
-        return;
+    let outcome = decoder.decode_eof(&mut buffer);
+    let borrowed = twin.decode_eof_borrowed(&mut twin_buffer, |message| message.to_message());
+    assert_eq!(
+        borrowed, outcome,
+        "the borrowing API decoded the end otherwise"
+    );
+    assert_eq!(twin_buffer, buffer, "the borrowing API left other bytes");
+    match outcome {
+        Ok(Some(message)) => decoded.push(message),
+        Ok(None) => {}
+        Err(_) => return,
     }
     // Whatever decoded must re-encode, and that encoding must decode to the
     // same messages.

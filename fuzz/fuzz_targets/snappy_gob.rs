@@ -4,7 +4,10 @@
 //! they are chunked (compressed or not); this target frames them with
 //! valid checksums, as a sender does, so every input takes the production
 //! path through the checksum check, and may then damage one chunk, which
-//! must be refused. No panic, no loop, bounded buffering and work.
+//! must be refused. No panic, no loop, bounded buffering and work. A twin
+//! fed the same pieces through the borrowing API (`decode_borrowed`) must
+//! give the same messages and errors and leave the same bytes after every
+//! call.
 
 #![no_main]
 
@@ -81,7 +84,9 @@ fuzz_target!(|script: Script| {
     decoder
         .restart(Some(&CompressionAlgorithm::Snappy))
         .expect("a fresh decoder can restart");
+    let mut twin = decoder.clone();
     let mut buffer = BytesMut::new();
+    let mut twin_buffer = BytesMut::new();
     let plain: u64 = script
         .chunks
         .iter()
@@ -94,10 +99,14 @@ fuzz_target!(|script: Script| {
     let mut restarted = false;
     'feed: for piece in wire.chunks(usize::from(script.piece) + 1) {
         buffer.extend_from_slice(piece);
+        twin_buffer.extend_from_slice(piece);
         fed += piece.len() as u64;
         loop {
             calls += 1;
             let outcome = decoder.decode(&mut buffer);
+            let borrowed = twin.decode_borrowed(&mut twin_buffer, |message| message.to_message());
+            assert_eq!(borrowed, outcome, "the borrowing API decoded otherwise");
+            assert_eq!(twin_buffer, buffer, "the borrowing API left other bytes");
             // Decompressed bytes waiting (at most a chunk past an incomplete
             // message) and a gob value's queued messages.
             assert!(decoder.buffered() <= 2 * MAX_MESSAGE_LEN + 64 * 1024 + 65_536 + 16);
@@ -120,7 +129,16 @@ fuzz_target!(|script: Script| {
             }
         }
     }
-    failed |= !failed && decoder.decode_eof(&mut buffer).is_err();
+    if !failed {
+        let outcome = decoder.decode_eof(&mut buffer);
+        let borrowed = twin.decode_eof_borrowed(&mut twin_buffer, |message| message.to_message());
+        assert_eq!(
+            borrowed, outcome,
+            "the borrowing API decoded the end otherwise"
+        );
+        assert_eq!(twin_buffer, buffer, "the borrowing API left other bytes");
+        failed = outcome.is_err();
+    }
     // A damaged chunk is refused (its checksum), unless something else
     // stopped the stream first or a restart left the snappy stream.
     assert!(

@@ -66,6 +66,12 @@ fn main() -> ExitCode {
     if let Err(failure) = cli.log.init(default_level) {
         return failure.report();
     }
+    // Decoding a capture is synchronous work on one thread: a runtime's
+    // worker threads would only add their start and stop to its time.
+    let command = match cli.command {
+        Command::Decode(args) => return exit_code(decode::run(args)),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,7 +82,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Relay(args) => relay::run(args).await,
@@ -88,6 +94,11 @@ fn main() -> ExitCode {
     // A read of standard input (`serve --snapshot -`) may still be blocked
     // in the runtime's blocking pool: do not wait for it.
     runtime.shutdown_background();
+    exit_code(result)
+}
+
+/// The exit code for a command's result (reporting a failure).
+fn exit_code(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),

@@ -3,10 +3,34 @@
 
 use serde_json::{Value, json};
 use syncproto::Message;
+use syncproto::message::MessageRef;
 use syncproto::records::update_to_line;
 
+use crate::failure::Failure;
+use crate::output::Lines;
+
+/// Prints a message handed over by the borrowing decoder as JSON lines.
+pub(super) fn print(message: &MessageRef<'_>, out: &mut Lines) -> Result<(), Failure> {
+    match message {
+        MessageRef::Kvs(updates) => {
+            for update in *updates {
+                // The line renderer takes an owned update; the copy is
+                // small beside building the line.
+                out.line(&update_to_line(&update.to_update(), true))?;
+            }
+            Ok(())
+        }
+        MessageRef::Other(message) => {
+            for line in lines(message) {
+                out.line(&line)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// A message as JSON lines.
-pub(super) fn lines(message: &Message) -> Vec<String> {
+fn lines(message: &Message) -> Vec<String> {
     let object = match message {
         Message::Kvs(updates) => {
             return updates
