@@ -38,7 +38,8 @@ fn no_adapter_source_file_is_over_600_lines() {
         .iter()
         .filter_map(|file| {
             let lines = std::fs::read_to_string(file).unwrap().lines().count();
-            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", file.display()))
+            let name = file.strip_prefix(&adapters).unwrap_or(file);
+            (lines > MAX_LINES).then(|| format!("adapters/{} ({lines} lines)", name.display()))
         })
         .collect();
     long.sort();
