@@ -304,7 +304,68 @@ fn checksum_line(output: &Output) -> serde_json::Value {
         .lines()
         .find(|line| line.starts_with('{'))
         .expect("a checksum line");
+    let want = readme_checksum_shape();
+    assert!(
+        same_layout(&shape(line), &want),
+        "the checksum line is not laid out as README.md documents it ({want:?}): {line}"
+    );
     serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {stderr}"))
+}
+
+/// A flat JSON object's keys in the order written, each with the kind of
+/// its value: `"` a string, `0` a number (the README writes `N`), `b` a
+/// boolean, `-` null (which may stand for either kind of value the README
+/// shows: the tool prints null when it has no checksum).
+fn shape(line: &str) -> Vec<(String, char)> {
+    let inner = line
+        .trim()
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not one JSON object: {line}"));
+    // No value of this line holds a comma or a colon.
+    inner
+        .split(',')
+        .map(|member| {
+            let (key, value) = member
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{member:?} in {line}"));
+            let key = key.trim().trim_matches('"').to_owned();
+            let value = value.trim();
+            let kind = match value {
+                "true" | "false" => 'b',
+                "null" => '-',
+                "N" => '0',
+                _ if value.starts_with('"') => '"',
+                _ if value.parse::<i64>().is_ok() => '0',
+                _ => panic!("{key}: {value:?} in {line}"),
+            };
+            (key, kind)
+        })
+        .collect()
+}
+
+/// The shape of the `--checksum` line the README shows.
+fn readme_checksum_shape() -> Vec<(String, char)> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let line = readme
+        .lines()
+        .find_map(|line| Some(&line[line.find("{\"server_checksum\"")?..]))
+        .expect("README.md shows no --checksum line");
+    shape(line)
+}
+
+/// Whether the tool's line has the README's keys in the README's order,
+/// each value of the kind shown (null standing for a missing checksum).
+fn same_layout(got: &[(String, char)], want: &[(String, char)]) -> bool {
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|((key, kind), (want_key, want_kind))| {
+                key == want_key && (kind == want_kind || *kind == '-')
+            })
 }
 
 /// The snapshot checksum of `dump --state` output, computed from scratch.
