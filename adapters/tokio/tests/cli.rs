@@ -227,6 +227,16 @@ fn decode_reads_a_captured_compressed_session() {
             .count(),
         2
     );
+    // Messages other than updates and statuses name their type first, as
+    // the README shows them.
+    for line in stdout.lines() {
+        assert!(
+            ["{\"key\":", "{\"status\":", "{\"type\":"]
+                .iter()
+                .any(|start| line.starts_with(start)),
+            "{line}"
+        );
+    }
 
     let output = run(&["decode", "--stats", capture.to_str().unwrap()]);
     assert!(output.status.success());
@@ -304,7 +314,7 @@ fn checksum_line(output: &Output) -> serde_json::Value {
         .lines()
         .find(|line| line.starts_with('{'))
         .expect("a checksum line");
-    let want = readme_checksum_shape();
+    let want = readme_example("{\"server_checksum\"");
     assert!(
         same_layout(&shape(line), &want),
         "the checksum line is not laid out as README.md documents it ({want:?}): {line}"
@@ -344,16 +354,20 @@ fn shape(line: &str) -> Vec<(String, char)> {
         .collect()
 }
 
-/// The shape of the `--checksum` line the README shows.
-fn readme_checksum_shape() -> Vec<(String, char)> {
+/// The shape of the example line of README.md that starts with `start`
+/// (up to its first `}`: no example nests objects).
+fn readme_example(start: &str) -> Vec<(String, char)> {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
             .unwrap();
-    let line = readme
+    let example = readme
         .lines()
-        .find_map(|line| Some(&line[line.find("{\"server_checksum\"")?..]))
-        .expect("README.md shows no --checksum line");
-    shape(line)
+        .find_map(|line| {
+            let from = &line[line.find(start)?..];
+            Some(&from[..=from.find('}')?])
+        })
+        .unwrap_or_else(|| panic!("README.md shows no line starting {start}"));
+    shape(example)
 }
 
 /// Whether the tool's line has the README's keys in the README's order,
@@ -444,10 +458,17 @@ fn decode_shows_checksum_messages() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         line,
         serde_json::json!({"type": "Checksum", "checksum": "0x4b60798139549d1d", "kv_count": 1})
+    );
+    // `type` first, the members in the README's order.
+    let want = readme_example("{\"type\":\"Checksum\"");
+    assert!(
+        same_layout(&shape(&text), &want),
+        "decode's line is not laid out as README.md documents it ({want:?}): {text}"
     );
 }
 
