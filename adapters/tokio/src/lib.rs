@@ -22,9 +22,11 @@
 //!   Prometheus metrics, and the HTTP endpoints serving them and the
 //!   liveness and readiness probes.
 //!
-//! The drivers log through `tracing` (a span per server connection, a line
-//! when it is accepted and when it ends); the application installs the
-//! subscriber.
+//! The drivers log through `tracing` (a span per server connection naming
+//! its id and peer, and from the handshake on the client's hostname,
+//! syncer type, version and connection id, the wire format and the
+//! compression; a line when it is accepted and when it ends); the
+//! application installs the subscriber.
 
 #![forbid(unsafe_code)]
 

@@ -227,6 +227,16 @@ fn decode_reads_a_captured_compressed_session() {
             .count(),
         2
     );
+    // Messages other than updates and statuses name their type first, as
+    // the README shows them.
+    for line in stdout.lines() {
+        assert!(
+            ["{\"key\":", "{\"status\":", "{\"type\":"]
+                .iter()
+                .any(|start| line.starts_with(start)),
+            "{line}"
+        );
+    }
 
     let output = run(&["decode", "--stats", capture.to_str().unwrap()]);
     assert!(output.status.success());
@@ -304,7 +314,72 @@ fn checksum_line(output: &Output) -> serde_json::Value {
         .lines()
         .find(|line| line.starts_with('{'))
         .expect("a checksum line");
+    let want = readme_example("{\"server_checksum\"");
+    assert!(
+        same_layout(&shape(line), &want),
+        "the checksum line is not laid out as README.md documents it ({want:?}): {line}"
+    );
     serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {stderr}"))
+}
+
+/// A flat JSON object's keys in the order written, each with the kind of
+/// its value: `"` a string, `0` a number (the README writes `N`), `b` a
+/// boolean, `-` null (which may stand for either kind of value the README
+/// shows: the tool prints null when it has no checksum).
+fn shape(line: &str) -> Vec<(String, char)> {
+    let inner = line
+        .trim()
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not one JSON object: {line}"));
+    // No value of this line holds a comma or a colon.
+    inner
+        .split(',')
+        .map(|member| {
+            let (key, value) = member
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{member:?} in {line}"));
+            let key = key.trim().trim_matches('"').to_owned();
+            let value = value.trim();
+            let kind = match value {
+                "true" | "false" => 'b',
+                "null" => '-',
+                "N" => '0',
+                _ if value.starts_with('"') => '"',
+                _ if value.parse::<i64>().is_ok() => '0',
+                _ => panic!("{key}: {value:?} in {line}"),
+            };
+            (key, kind)
+        })
+        .collect()
+}
+
+/// The shape of the example line of README.md that starts with `start`
+/// (up to its first `}`: no example nests objects).
+fn readme_example(start: &str) -> Vec<(String, char)> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let example = readme
+        .lines()
+        .find_map(|line| {
+            let from = &line[line.find(start)?..];
+            Some(&from[..=from.find('}')?])
+        })
+        .unwrap_or_else(|| panic!("README.md shows no line starting {start}"));
+    shape(example)
+}
+
+/// Whether the tool's line has the README's keys in the README's order,
+/// each value of the kind shown (null standing for a missing checksum).
+fn same_layout(got: &[(String, char)], want: &[(String, char)]) -> bool {
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|((key, kind), (want_key, want_kind))| {
+                key == want_key && (kind == want_kind || *kind == '-')
+            })
 }
 
 /// The snapshot checksum of `dump --state` output, computed from scratch.
@@ -383,10 +458,17 @@ fn decode_shows_checksum_messages() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         line,
         serde_json::json!({"type": "Checksum", "checksum": "0x4b60798139549d1d", "kv_count": 1})
+    );
+    // `type` first, the members in the README's order.
+    let want = readme_example("{\"type\":\"Checksum\"");
+    assert!(
+        same_layout(&shape(&text), &want),
+        "decode's line is not laid out as README.md documents it ({want:?}): {text}"
     );
 }
 

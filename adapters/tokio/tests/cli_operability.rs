@@ -129,6 +129,19 @@ fn serve_logs_json_and_serves_metrics_and_probes() {
     assert_eq!(closed["level"], "INFO", "{closed}");
     assert_eq!(closed["fields"]["hostname"], "ops-test", "{closed}");
     assert_eq!(closed["fields"]["kvs"], 2, "{closed}");
+    // The connection's span names the client once the handshake is done,
+    // so every line after it does, not only the close line's own fields.
+    let span = &closed["span"];
+    assert_eq!(span["name"], "connection", "{closed}");
+    assert_eq!(span["hostname"], "ops-test", "{closed}");
+    assert_eq!(span["syncer"], "felix", "{closed}");
+    // dump speaks as a modern Felix: gob with snappy.
+    assert_eq!(span["wire"], "gob", "{closed}");
+    assert_eq!(span["compression"], "snappy", "{closed}");
+    for field in ["client_version", "client_conn_id"] {
+        assert!(!span[field].is_null(), "{field} not on the span: {closed}");
+        assert_eq!(span[field], closed["fields"][field], "{field}: {closed}");
+    }
     let (status, text) = get(&metrics, "/metrics");
     assert_eq!(status, 200);
     assert!(

@@ -1,7 +1,8 @@
 //! The relay between Rust servers and clients: a chain of three delivers
 //! the upstream's state and the same checksum; an upstream restart is
 //! hidden from downstream clients (they stay connected and get only what
-//! changed); one upstream per syncer type asked for.
+//! changed); one upstream per syncer type asked for; keys the relay does
+//! not know, and legacy ones, pass through as received.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,6 +15,7 @@ use syncproto::checksum::StateChecksum;
 use syncproto::client::{ClientConfig, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
+use syncproto::key::Key;
 use syncproto::message::{ByteString, SerializedUpdate, SyncStatus, SyncerType};
 use syncproto::session::Backoff;
 use syncproto_tokio::relay::{Relay, RelayHandle, RelayOptions};
@@ -75,9 +77,14 @@ struct Downstream {
     statuses: Vec<SyncStatus>,
     updates: usize,
     checksums: Vec<(bool, StateChecksum)>,
+    /// The last update received for each key, as received.
+    received: BTreeMap<ByteString, SerializedUpdate>,
+    /// The keys its parser dropped.
+    dropped: Vec<ByteString>,
 }
 
 impl Downstream {
+    /// A client that parses no keys: it keeps every key it receives.
     async fn connect(address: &str, format: WireFormat, syncer: SyncerType) -> Downstream {
         let config = ClientConfig {
             wire_format: format,
@@ -85,6 +92,10 @@ impl Downstream {
             key_parser: None,
             ..ClientConfig::default()
         };
+        Downstream::connect_with(address, config).await
+    }
+
+    async fn connect_with(address: &str, config: ClientConfig) -> Downstream {
         Downstream {
             client: Client::connect(address, config, ClientOptions::default())
                 .await
@@ -93,6 +104,8 @@ impl Downstream {
             statuses: Vec::new(),
             updates: 0,
             checksums: Vec::new(),
+            received: BTreeMap::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -104,11 +117,15 @@ impl Downstream {
                     Some(ClientEvent::Updates(updates)) => {
                         self.updates += updates.len();
                         updates.iter().for_each(|u| u.apply_to(&mut self.view));
+                        for update in updates {
+                            self.received.insert(update.key.clone(), update);
+                        }
                     }
                     Some(ClientEvent::Status(status)) => self.statuses.push(status),
                     Some(ClientEvent::Checksum(report)) => {
                         self.checksums.push((report.verified, report.server));
                     }
+                    Some(ClientEvent::Dropped { key, .. }) => self.dropped.push(key),
                     Some(ClientEvent::Closed(reason)) => panic!("downstream closed: {reason}"),
                     Some(_) => {}
                     None => panic!("downstream finished"),
@@ -246,4 +263,131 @@ async fn each_syncer_type_asked_for_gets_its_own_upstream() {
     assert_eq!(syncers, [SyncerType::Felix, SyncerType::Bgp]);
     // Two upstream connections, one per syncer type.
     assert_eq!(source.stats().handshakes, 2);
+}
+
+/// The relay forwards keys and values as received (README: "forwards keys
+/// and values exactly as received"): keys no parser of this version knows
+/// reach the downstream clients unchanged, and so does a legacy policy key
+/// (not upgraded), even when the relay's upstream client template asks for
+/// the default parser and the upgrade. Each downstream client judges the
+/// keys itself: one with the default parser drops the unknown ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_the_relay_does_not_know_pass_through_unchanged() {
+    let unknown = [
+        // A value neither JSON nor UTF-8, with a numeric revision.
+        SerializedUpdate::upsert(
+            "/calico/v1/unknown-kind/mystery",
+            vec![0xff, 0x00, 0x80],
+            "7",
+        ),
+        SerializedUpdate::upsert("/not-calico/at/all", "{\"x\":1}", "8"),
+    ];
+    for update in &unknown {
+        assert!(
+            Key::parse(&update.key).is_err(),
+            "{}: the default parser must reject it for this test to mean anything",
+            update.key
+        );
+    }
+    let legacy = SerializedUpdate::upsert(
+        "/calico/v1/policy/tier/default/policy/allow-all",
+        "{\"order\":1}",
+        "9",
+    );
+    assert!(
+        Key::parse(&legacy.key)
+            .unwrap()
+            .legacy_policy_as_modern()
+            .is_some(),
+        "a legacy key the upgrade would rewrite"
+    );
+    let mut updates = datastore(0..5, "a");
+    updates.extend(unknown.iter().cloned());
+    updates.push(legacy.clone());
+    let (origin, source, _) = upstream("127.0.0.1:0", updates.clone()).await;
+
+    let mut options = RelayOptions::new(&origin);
+    options.upstream_client.key_parser = ClientConfig::default().key_parser;
+    options.upstream_client.upgrade_legacy_policy_keys = true;
+    let relay = Relay::bind("127.0.0.1:0", options).await.unwrap();
+    let address = relay.local_addr().unwrap().to_string();
+    tokio::spawn(relay.run());
+
+    let received = |client: &Downstream, want: &SerializedUpdate| {
+        client.received.get(&want.key).map(|got| {
+            (
+                got.key.clone(),
+                got.value.clone(),
+                got.revision.clone(),
+                got.ttl_nanos,
+            )
+        }) == Some((
+            want.key.clone(),
+            want.value.clone(),
+            want.revision.clone(),
+            want.ttl_nanos,
+        ))
+    };
+    let mut clients = Vec::new();
+    for format in [WireFormat::Gob, WireFormat::Native] {
+        let mut client = Downstream::connect(&address, format, SyncerType::Felix).await;
+        // In sync with the keys every parser knows: a relay that dropped
+        // or upgraded the others fails below rather than waits for them.
+        client
+            .read_until(|client| {
+                in_sync(client)
+                    && updates[..5]
+                        .iter()
+                        .all(|update| client.view.contains_key(&update.key))
+            })
+            .await;
+        for update in unknown.iter().chain([&legacy]) {
+            assert!(
+                received(&client, update),
+                "{format:?}: {} arrived as {:?}",
+                update.key,
+                client.received.get(&update.key)
+            );
+        }
+        assert!(client.dropped.is_empty(), "{:?}", client.dropped);
+        clients.push(client);
+    }
+
+    // Live changes to unknown keys pass through too.
+    let changed = SerializedUpdate::upsert(unknown[0].key.clone(), vec![0xfe], "10");
+    let deleted = SerializedUpdate::deletion(unknown[1].key.clone(), "11");
+    source.apply([changed.clone(), deleted.clone()]);
+    for client in &mut clients {
+        client
+            .read_until(|client| received(client, &changed) && received(client, &deleted))
+            .await;
+        assert_eq!(client.view, state_of(&source));
+    }
+
+    // A downstream client with the default parser judges for itself: the
+    // relay sent it the unknown key, and it dropped it; it keeps the legacy
+    // key as received (it does not upgrade either).
+    let config = ClientConfig {
+        wire_format: WireFormat::Native,
+        ..ClientConfig::default()
+    };
+    let mut parsing = Downstream::connect_with(&address, config).await;
+    parsing.read_until(in_sync).await;
+    // (It may also get the deleted key: a new client is sent the cache's
+    // last snapshot and the changes since.)
+    assert!(
+        parsing.dropped.contains(&changed.key),
+        "{:?}",
+        parsing.dropped
+    );
+    assert!(
+        parsing
+            .dropped
+            .iter()
+            .all(|key| unknown.iter().any(|update| update.key == *key)),
+        "{:?}",
+        parsing.dropped
+    );
+    assert!(!parsing.view.contains_key(&changed.key));
+    assert!(received(&parsing, &legacy), "{:?}", parsing.received);
 }

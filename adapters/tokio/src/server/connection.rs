@@ -154,13 +154,7 @@ async fn drive(
                     if let Data::BySyncer(source) = &shared.data {
                         follow_syncer(machine, source.as_ref(), &hello.syncer_type);
                     }
-                    tracing::debug!(
-                        hostname = %hello.hostname,
-                        syncer = %hello.syncer_type,
-                        ?wire_format,
-                        ?compression,
-                        "handshake done"
-                    );
+                    super::log::handshake_done(&hello, wire_format, compression.as_ref());
                 }
                 ServerEvent::Pong { round_trip } => shared.counters.record_pong(round_trip),
                 ServerEvent::SnapshotSent { took } => shared.counters.record_snapshot_sent(took),

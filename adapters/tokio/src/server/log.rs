@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use syncproto::codec::WireFormat;
+use syncproto::message::{ClientHello, CompressionAlgorithm};
 use syncproto::server::ConnectionReport;
 use tokio::time::Instant;
 
@@ -16,9 +18,41 @@ const WARNINGS_PER_WINDOW: u32 = 10;
 const WINDOW: Duration = Duration::from_secs(60);
 
 /// Logs a connection accepted (inside its span, which names its id and
-/// peer).
+/// peer, and after the handshake the client: [`handshake_done`]).
 pub(super) fn accepted() {
     tracing::info!("connection accepted");
+}
+
+/// Records what the client's hello said and what was negotiated on the
+/// connection's span (declared with these fields empty), so that every
+/// line from then on names the client; then logs the handshake at `debug`.
+/// Call once the machine reports the connection established.
+pub(super) fn handshake_done(
+    hello: &ClientHello,
+    wire_format: WireFormat,
+    compression: Option<&CompressionAlgorithm>,
+) {
+    let span = tracing::Span::current();
+    span.record("hostname", hello.hostname.as_str());
+    span.record("syncer", hello.syncer_type.as_str());
+    span.record("client_version", hello.version.as_str());
+    span.record("client_conn_id", hello.client_conn_id);
+    span.record("wire", wire_name(wire_format));
+    span.record("compression", compression_name(compression));
+    tracing::debug!("handshake done");
+}
+
+/// The wire format as the logs name it.
+fn wire_name(format: WireFormat) -> &'static str {
+    match format {
+        WireFormat::Native => "native",
+        WireFormat::Gob => "gob",
+    }
+}
+
+/// The compression as the logs name it (`none` without).
+fn compression_name(algorithm: Option<&CompressionAlgorithm>) -> &str {
+    algorithm.map_or("none", CompressionAlgorithm::as_str)
 }
 
 /// Logs a connection that ended: at `info` when it ended well, at `warn`
@@ -31,14 +65,8 @@ pub(super) fn closed(report: &ConnectionReport, limiter: &WarningLimiter) {
     let syncer = hello.map_or("", |hello| hello.syncer_type.as_str());
     let client_version = hello.map_or("", |hello| hello.version.as_str());
     let client_conn_id = hello.map_or(0, |hello| hello.client_conn_id);
-    let wire = report.wire_format.map_or("", |format| match format {
-        syncproto::codec::WireFormat::Native => "native",
-        syncproto::codec::WireFormat::Gob => "gob",
-    });
-    let compression = report
-        .compression
-        .as_ref()
-        .map_or("none", |algorithm| algorithm.as_str());
+    let wire = report.wire_format.map_or("", wire_name);
+    let compression = compression_name(report.compression.as_ref());
     let duration_ms = report.duration.as_millis() as u64;
     macro_rules! line {
         ($level:ident) => {

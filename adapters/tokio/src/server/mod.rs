@@ -371,7 +371,20 @@ impl Server {
                     let close = Arc::new(Notify::new());
                     shared.lock_connections().insert(id, Arc::clone(&close));
                     let shared = Arc::clone(&shared);
-                    let span = tracing::info_span!("connection", id, %peer);
+                    // What the hello says is recorded once it arrives
+                    // (`log::handshake_done`), so that every line after the
+                    // handshake names the client.
+                    let span = tracing::info_span!(
+                        "connection",
+                        id,
+                        %peer,
+                        hostname = tracing::field::Empty,
+                        syncer = tracing::field::Empty,
+                        client_version = tracing::field::Empty,
+                        client_conn_id = tracing::field::Empty,
+                        wire = tracing::field::Empty,
+                        compression = tracing::field::Empty,
+                    );
                     tasks.spawn(async move {
                         log::accepted();
                         let report = connection::serve(&shared, id, stream, peer, &close).await;

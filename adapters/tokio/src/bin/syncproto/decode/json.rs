@@ -1,7 +1,7 @@
 //! How `decode` prints each message: updates in the `serve` file format,
 //! other messages as `{"type": ...}` objects.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use syncproto::Message;
 use syncproto::message::MessageRef;
 use syncproto::records::update_to_line;
@@ -29,16 +29,34 @@ pub(super) fn print(message: &MessageRef<'_>, out: &mut Lines) -> Result<(), Fai
     }
 }
 
+/// A JSON object with its members in the order written: `"type"` first,
+/// as the README shows the lines (serde_json's own maps sort their keys).
+macro_rules! ordered {
+    ($($key:literal: $value:expr),* $(,)?) => {
+        $crate::decode::json::object(&[$(($key, serde_json::json!($value))),*])
+    };
+}
+pub(crate) use ordered;
+
+/// The object `members` make, in their order.
+pub(crate) fn object(members: &[(&str, Value)]) -> String {
+    let members: Vec<String> = members
+        .iter()
+        .map(|(key, value)| format!("{}:{value}", Value::from(*key)))
+        .collect();
+    format!("{{{}}}", members.join(","))
+}
+
 /// A message as JSON lines.
 fn lines(message: &Message) -> Vec<String> {
-    let object = match message {
+    let line = match message {
         Message::Kvs(updates) => {
             return updates
                 .iter()
                 .map(|update| update_to_line(update, true))
                 .collect();
         }
-        Message::ClientHello(hello) => json!({
+        Message::ClientHello(hello) => ordered!(
             "type": "ClientHello",
             "hostname": hello.hostname,
             "info": hello.info,
@@ -49,33 +67,33 @@ fn lines(message: &Message) -> Vec<String> {
             "supports_modern_policy_keys": hello.supports_modern_policy_keys,
             "client_conn_id": hello.client_conn_id,
             "supports_checksum": hello.supports_checksum,
-        }),
-        Message::ServerHello(hello) => json!({
+        ),
+        Message::ServerHello(hello) => ordered!(
             "type": "ServerHello",
             "version": hello.version,
             "syncer_type": hello.syncer_type.as_str(),
             "supports_node_resource_updates": hello.supports_node_resource_updates,
             "server_conn_id": hello.server_conn_id,
             "supports_checksum": hello.supports_checksum,
-        }),
-        Message::SyncStatus(status) => json!({"status": status.as_str()}),
-        Message::Ping(ping) => json!({"type": "Ping", "timestamp": ping.timestamp.to_string()}),
-        Message::Pong(pong) => json!({
+        ),
+        Message::SyncStatus(status) => ordered!("status": status.as_str()),
+        Message::Ping(ping) => ordered!("type": "Ping", "timestamp": ping.timestamp.to_string()),
+        Message::Pong(pong) => ordered!(
             "type": "Pong",
             "ping_timestamp": pong.ping_timestamp.to_string(),
             "pong_timestamp": pong.pong_timestamp.to_string(),
-        }),
-        Message::DecoderRestart(restart) => json!({
+        ),
+        Message::DecoderRestart(restart) => ordered!(
             "type": "DecoderRestart",
             "message": restart.message,
             "compression": restart.compression_algorithm.as_ref().map(|a| a.as_str()),
-        }),
-        Message::Ack => json!({"type": "Ack"}),
-        Message::Checksum(checksum) => json!({
+        ),
+        Message::Ack => ordered!("type": "Ack"),
+        Message::Checksum(checksum) => ordered!(
             "type": "Checksum",
             "checksum": format!("{:#018x}", checksum.checksum),
             "kv_count": checksum.kv_count,
-        }),
+        ),
     };
-    vec![Value::to_string(&object)]
+    vec![line]
 }

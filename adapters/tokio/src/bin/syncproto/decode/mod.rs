@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use serde_json::json;
 use syncproto::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, StreamDecoder, WireFormat};
 use syncproto::message::MessageRef;
 
@@ -215,7 +214,7 @@ enum Mode {
 /// per second of decoding.
 fn stats_line(counts: &Counts, bytes: u64, seconds: f64) -> String {
     let per_second = |amount: f64| amount / seconds.max(1e-9);
-    json!({
+    json::ordered!(
         "messages": counts.messages,
         "kvs": counts.kvs,
         "bytes": bytes,
@@ -224,6 +223,5 @@ fn stats_line(counts: &Counts, bytes: u64, seconds: f64) -> String {
         "kvs_per_s": per_second(counts.kvs as f64).round() as u64,
         // The whole process's, reading included: what streaming bounds.
         "peak_rss_bytes": crate::memory::peak_resident_bytes(),
-    })
-    .to_string()
+    )
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
 use syncproto::checksum::StateChecksum;
 use syncproto::client::ChecksumReport;
 use syncproto_tokio::Client;
@@ -14,6 +14,20 @@ use crate::failure::Failure;
 /// How long `--checksum` waits past the in-sync for the server's first
 /// checksum (upstream's server sends it right after that in-sync).
 pub(super) const FIRST_CHECKSUM_WAIT: Duration = Duration::from_secs(10);
+
+/// The line `--checksum` prints at exit. A struct rather than a JSON map:
+/// its fields come out in this order, the README's, where a map's keys
+/// would come out sorted.
+#[derive(Debug, Serialize)]
+struct ChecksumLine {
+    /// The last checksum the server sent (`0x` and 16 hex digits).
+    server_checksum: Option<String>,
+    server_kv_count: Option<i64>,
+    /// This client's checksum of its final state.
+    checksum: Option<String>,
+    kv_count: Option<i64>,
+    verified: bool,
+}
 
 /// What `--checksum` saw.
 #[derive(Debug, Default)]
@@ -46,14 +60,16 @@ impl ChecksumTally {
     pub(super) fn report(&self, own: Option<StateChecksum>) -> Result<(), Failure> {
         let hex = |checksum: &StateChecksum| format!("{:#018x}", checksum.checksum);
         let verified = self.compared > 0 && self.mismatches == 0;
-        let line = json!({
-            "server_checksum": self.last_server.as_ref().map(hex),
-            "server_kv_count": self.last_server.map(|server| server.kv_count),
-            "checksum": own.as_ref().map(hex),
-            "kv_count": own.map(|own| own.kv_count),
-            "verified": verified,
-        });
-        let _ = writeln!(std::io::stderr(), "{line}");
+        let line = ChecksumLine {
+            server_checksum: self.last_server.as_ref().map(hex),
+            server_kv_count: self.last_server.map(|server| server.kv_count),
+            checksum: own.as_ref().map(hex),
+            kv_count: own.map(|own| own.kv_count),
+            verified,
+        };
+        if let Ok(line) = serde_json::to_string(&line) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
         match (verified, own) {
             (true, _) => Ok(()),
             (false, None) => Err(Failure::verification(
