@@ -23,6 +23,11 @@ use syncproto::key::{DefaultKeyParser, KeyParser};
 use syncproto::message::{CompressionAlgorithm, DecoderRestart, SerializedUpdate, SyncStatus};
 use syncproto::server::{ServerConfig, ServerConnection};
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
+
 const FLAVOURS: [(&str, WireFormat, bool); 3] = [
     ("native", WireFormat::Native, false),
     ("gob", WireFormat::Gob, false),
@@ -259,6 +264,23 @@ fn keys(c: &mut Criterion) {
     group.finish();
 }
 
+/// `parse` and `validate` on [`key_mix`] again, timed in the thread's CPU
+/// time rather than wall time: the figure to compare across runs on a
+/// machine shared with other work.
+fn keys_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    let mix = key_mix();
+    let parser = DefaultKeyParser;
+    let mut group = c.benchmark_group("keys_cpu");
+    group.throughput(Throughput::Elements(mix.len() as u64));
+    group.bench_function("parse", |b| {
+        b.iter(|| mix.iter().filter(|key| parser.parse(key).is_ok()).count())
+    });
+    group.bench_function("validate", |b| {
+        b.iter(|| mix.iter().filter(|key| parser.validate(key).is_ok()).count())
+    });
+    group.finish();
+}
+
 /// What the default key parser costs a client: the whole session through a
 /// `ClientConnection` (native, checksums as the hello says), with
 /// `ClientConfig::default()`'s parser and without one.
@@ -470,4 +492,9 @@ criterion_group!(
     no_op,
     snapshot_assembly
 );
-criterion_main!(benches);
+criterion_group!(
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = keys_cpu
+);
+criterion_main!(benches, cpu_benches);
