@@ -276,7 +276,11 @@ fn keys_cpu(c: &mut Criterion<ThreadCpuTime>) {
         b.iter(|| mix.iter().filter(|key| parser.parse(key).is_ok()).count())
     });
     group.bench_function("validate", |b| {
-        b.iter(|| mix.iter().filter(|key| parser.validate(key).is_ok()).count())
+        b.iter(|| {
+            mix.iter()
+                .filter(|key| parser.validate(key).is_ok())
+                .count()
+        })
     });
     group.finish();
 }
