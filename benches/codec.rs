@@ -23,6 +23,11 @@ use syncproto::key::{DefaultKeyParser, KeyParser};
 use syncproto::message::{CompressionAlgorithm, DecoderRestart, SerializedUpdate, SyncStatus};
 use syncproto::server::{ServerConfig, ServerConnection};
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
+
 const FLAVOURS: [(&str, WireFormat, bool); 3] = [
     ("native", WireFormat::Native, false),
     ("gob", WireFormat::Gob, false),
@@ -112,12 +117,135 @@ fn encode_bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// A cluster's keys in the proportions a Felix/BGP client receives them:
+/// 200 nodes, each with its metadata, BIRD IP, Wireguard, two host config
+/// settings, a host endpoint, two BGP settings, and an IPv4 and an IPv6
+/// IPAM block with their affinities; 7 000 workload endpoints (escaped
+/// `namespace%2fpod` names); profiles for 50 namespaces and 150 service
+/// accounts (rules and labels); 400 policies of three kinds (global ones
+/// with an empty namespace); tiers, network sets, global config, IP pools,
+/// Kubernetes services as v3 resources, and the ready flag: 10 496 keys,
+/// two thirds of them workload endpoints. Each path is its own `String`,
+/// allocated in turn as a decoder would; the order is a fixed shuffle, as
+/// a snapshot arrives in no particular order.
+fn key_mix() -> Vec<String> {
+    let mut keys = Vec::new();
+    for node in 0..200 {
+        let host = format!(
+            "ip-10-0-{}-{}.eu-west-1.compute.internal",
+            node / 100,
+            node % 100
+        );
+        let v4 = format!(
+            "10.{}.{}.{}-26",
+            64 + node / 256,
+            node % 256 / 4,
+            node % 4 * 64
+        );
+        let v6 = format!("fd00:10:244:{:x}::-122", node + 1);
+        keys.extend([
+            format!("/calico/v1/host/{host}/metadata"),
+            format!("/calico/v1/host/{host}/bird_ip"),
+            format!("/calico/v1/host/{host}/wireguard"),
+            format!("/calico/v1/host/{host}/config/IpInIpTunnelAddr"),
+            format!("/calico/v1/host/{host}/config/NodeIP"),
+            format!("/calico/v1/host/{host}/endpoint/{host}-eth0"),
+            format!("/calico/bgp/v1/host/{host}/ip_addr_v4"),
+            format!("/calico/bgp/v1/host/{host}/network_v4"),
+            format!("/calico/ipam/v2/assignment/ipv4/block/{v4}"),
+            format!("/calico/ipam/v2/assignment/ipv6/block/{v6}"),
+            format!("/calico/ipam/v2/host/{host}/ipv4/block/{v4}"),
+            format!("/calico/ipam/v2/host/{host}/ipv6/block/{v6}"),
+        ]);
+    }
+    for pod in 0..7_000 {
+        keys.push(format!(
+            "/calico/v1/host/ip-10-0-{}-{}.eu-west-1.compute.internal/workload/k8s/\
+             team-{}%2fweb-{:08x}-{:05x}/endpoint/eth0",
+            pod % 200 / 100,
+            pod % 100,
+            pod % 50,
+            pod * 2_654_435_761_u64 % 0xffff_ffff,
+            pod * 40_503 % 0xf_ffff,
+        ));
+    }
+    for namespace in 0..50 {
+        for part in ["rules", "labels"] {
+            keys.push(format!(
+                "/calico/v1/policy/profile/kns.team-{namespace}/{part}"
+            ));
+            for account in 0..3 {
+                keys.push(format!(
+                    "/calico/v1/policy/profile/ksa.team-{namespace}.sa-{account}/{part}"
+                ));
+            }
+        }
+        keys.push(format!(
+            "/calico/v1/netset/team-{namespace}%2fallowed-egress"
+        ));
+        for service in 0..4 {
+            keys.push(format!(
+                "/calico/resources/v3/projectcalico.org/kubernetesservice/team-{namespace}/svc-{service}"
+            ));
+        }
+    }
+    for policy in 0..400 {
+        keys.push(match policy % 4 {
+            0 => format!("/calico/v1/policy/GlobalNetworkPolicy//default.deny-{policy}"),
+            1 => format!(
+                "/calico/v1/policy/KubernetesNetworkPolicy/team-{}/allow-ingress-{policy}",
+                policy % 50
+            ),
+            _ => format!(
+                "/calico/v1/policy/NetworkPolicy/team-{}/platform.allow-{policy}",
+                policy % 50
+            ),
+        });
+    }
+    for tier in ["default", "platform", "security"] {
+        keys.push(format!("/calico/v1/policy/tier/{tier}/metadata"));
+    }
+    for setting in 0..40 {
+        keys.push(format!("/calico/v1/config/FelixSetting{setting}"));
+    }
+    keys.push("/calico/v1/ipam/v4/pool/10.64.0.0-16".to_owned());
+    keys.push("/calico/v1/ipam/v6/pool/fd00:10:244::-48".to_owned());
+    keys.push("/calico/v1/Ready".to_owned());
+    // A fixed shuffle (Fisher-Yates on a linear congruential sequence).
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in (1..keys.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        keys.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    // Allocated again in shuffled order, as a decoder allocates them.
+    keys.iter().map(|key| key.as_str().to_owned()).collect()
+}
+
+/// Key parsing and validation on [`key_mix`] (`parse`, `validate`), and,
+/// for comparison with earlier figures, on the keys of the codec snapshot
+/// (`snapshot_parse`, `snapshot_validate`: 10 000 workload endpoints and a
+/// few others, each key among its update's value, so mostly cache misses).
 fn keys(c: &mut Criterion) {
-    let updates: Vec<SerializedUpdate> = syncproto::synthetic::snapshot(10_000, 1);
+    let mix = key_mix();
     let parser = DefaultKeyParser;
+    assert!(mix.iter().all(|key| parser.parse(key).is_ok()));
     let mut group = c.benchmark_group("keys");
-    group.throughput(Throughput::Elements(updates.len() as u64));
+    group.throughput(Throughput::Elements(mix.len() as u64));
     group.bench_function("parse", |b| {
+        b.iter(|| mix.iter().filter(|key| parser.parse(key).is_ok()).count())
+    });
+    group.bench_function("validate", |b| {
+        b.iter(|| {
+            mix.iter()
+                .filter(|key| parser.validate(key).is_ok())
+                .count()
+        })
+    });
+    let updates: Vec<SerializedUpdate> = syncproto::synthetic::snapshot(10_000, 1);
+    group.throughput(Throughput::Elements(updates.len() as u64));
+    group.bench_function("snapshot_parse", |b| {
         b.iter(|| {
             updates
                 .iter()
@@ -125,11 +253,32 @@ fn keys(c: &mut Criterion) {
                 .count()
         })
     });
-    group.bench_function("validate", |b| {
+    group.bench_function("snapshot_validate", |b| {
         b.iter(|| {
             updates
                 .iter()
                 .filter(|u| parser.validate(&u.key).is_ok())
+                .count()
+        })
+    });
+    group.finish();
+}
+
+/// `parse` and `validate` on [`key_mix`] again, timed in the thread's CPU
+/// time rather than wall time: the figure to compare across runs on a
+/// machine shared with other work.
+fn keys_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    let mix = key_mix();
+    let parser = DefaultKeyParser;
+    let mut group = c.benchmark_group("keys_cpu");
+    group.throughput(Throughput::Elements(mix.len() as u64));
+    group.bench_function("parse", |b| {
+        b.iter(|| mix.iter().filter(|key| parser.parse(key).is_ok()).count())
+    });
+    group.bench_function("validate", |b| {
+        b.iter(|| {
+            mix.iter()
+                .filter(|key| parser.validate(key).is_ok())
                 .count()
         })
     });
@@ -347,4 +496,9 @@ criterion_group!(
     no_op,
     snapshot_assembly
 );
-criterion_main!(benches);
+criterion_group!(
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = keys_cpu
+);
+criterion_main!(benches, cpu_benches);

@@ -19,35 +19,38 @@ pub(super) fn parse(path: &str) -> Result<Key, KeyError> {
 /// key.
 pub(super) fn check(path: &str) -> Result<Raw<'_>, KeyError> {
     let p = Path::split(path)?;
-    match p.segs() {
-        ["calico", "v1", ..] => v1(&p),
-        ["calico", "bgp", "v1", ..] => bgp(&p),
-        ["calico", "ipam", "v2", ..] => ipam(&p),
-        ["calico", "resources", "v3", "projectcalico.org", ..] => resource(&p),
-        ["calico", "felix", "v1", ..] => felix_v1(&p),
-        ["calico", "felix", "v2", ..] => felix_v2(&p),
+    if p.get(0) != Some("calico") {
+        return Err(p.unknown_prefix());
+    }
+    match (p.get(1), p.get(2)) {
+        (Some("v1"), _) => v1(&p),
+        (Some("bgp"), Some("v1")) => bgp(&p),
+        (Some("ipam"), Some("v2")) => ipam(&p),
+        (Some("resources"), Some("v3")) if p.get(3) == Some("projectcalico.org") => resource(&p),
+        (Some("felix"), Some("v1")) => felix_v1(&p),
+        (Some("felix"), Some("v2")) => felix_v2(&p),
         _ => Err(p.unknown_prefix()),
     }
 }
 
 fn v1<'a>(p: &Path<'a>) -> Result<Raw<'a>, KeyError> {
-    match p.segs() {
-        [_, _, "config", ..] => Ok(Raw::GlobalConfig {
+    match p.get(2) {
+        Some("config") => Ok(Raw::GlobalConfig {
             name: p.tail("global config", "name", 3)?,
         }),
-        [_, _, "host", ..] => host(p),
-        [_, _, "netset", ..] => {
+        Some("host") => host(p),
+        Some("netset") => {
             p.expect_count("network set", SegmentCount::Exactly(4))?;
             Ok(Raw::NetworkSet {
                 name: p.escaped("network set", "name", 3)?,
             })
         }
-        [_, _, "Ready", ..] => {
+        Some("Ready") => {
             p.expect_count("ready flag", SegmentCount::Exactly(3))?;
             Ok(Raw::Ready)
         }
-        [_, _, "policy", ..] => policy(p),
-        [_, _, "ipam", ..] => {
+        Some("policy") => policy(p),
+        Some("ipam") => {
             const KIND: &str = "IP pool";
             p.expect_count(KIND, SegmentCount::Exactly(6))?;
             p.literal(KIND, 4, "pool")?;

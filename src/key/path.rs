@@ -12,132 +12,145 @@ use super::escape::Escaped;
 const MAX_SPLIT: usize = 12;
 
 /// A path being parsed, split into at most [`MAX_SPLIT`] segments (the last
-/// one holds the remainder of a longer path), on the stack.
+/// one holds the remainder of a longer path), on the stack: where each
+/// segment ends, not the slices themselves, which keeps it small enough to
+/// build and pass around cheaply.
 pub(super) struct Path<'a> {
     path: &'a str,
     /// The path without its leading '/'.
     rest: &'a str,
-    segs: [&'a str; MAX_SPLIT],
-    /// How many of `segs` are filled (at least 1).
+    /// Where segment `i` ends in `rest` (at a '/', or the end of `rest` for
+    /// the last); segment `i + 1` starts one byte later.
+    ends: [usize; MAX_SPLIT],
+    /// How many of `ends` are filled (at least 1).
     len: usize,
     /// Bit `i` set: segment `i` holds a '%' (only escapes need checking).
     percent: u16,
 }
 
-/// [`Path::split`] under way.
-struct Split<'a> {
-    rest: &'a str,
-    segs: [&'a str; MAX_SPLIT],
-    /// Segments completed so far.
-    len: usize,
-    /// Where the segment under way starts in `rest`.
-    start: usize,
-    percent: u16,
-}
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
 
-impl<'a> Split<'a> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
-
-    /// A mask with the top bit of each byte of `word` equal to `byte` set
-    /// (exact: no false positives).
-    fn matches(word: u64, byte: u8) -> u64 {
-        let x = word ^ (Self::ONES * u64::from(byte));
-        !(((x & Self::LOW7) + Self::LOW7) | x | Self::LOW7)
-    }
-
-    /// Takes the '/' and '%' in the eight bytes of `rest` from `base`;
-    /// `false` once every segment but the last is split off.
-    fn word(&mut self, base: usize, word: u64) -> bool {
-        let slashes = Self::matches(word, b'/');
-        let percents = Self::matches(word, b'%');
-        let mut found = slashes | percents;
-        while found != 0 {
-            let bit = found & found.wrapping_neg();
-            found ^= bit;
-            if percents & bit != 0 {
-                self.percent |= 1 << self.len;
-                continue;
-            }
-            let at = base + (bit.trailing_zeros() / 8) as usize;
-            // `at` is a '/', so both sides are on character boundaries.
-            if let Some(slot) = self.segs.get_mut(self.len) {
-                *slot = self.rest.get(self.start..at).unwrap_or_default();
-            }
-            self.len += 1;
-            self.start = at + 1;
-            if self.len + 1 == MAX_SPLIT {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn finish(mut self, path: &'a str) -> Path<'a> {
-        if let Some(slot) = self.segs.get_mut(self.len) {
-            *slot = self.rest.get(self.start..).unwrap_or_default();
-        }
-        Path {
-            path,
-            rest: self.rest,
-            segs: self.segs,
-            len: self.len + 1,
-            percent: self.percent,
-        }
-    }
+/// A mask with the top bit of each byte of `word` equal to `byte` set
+/// (exact: no false positives).
+#[inline(always)]
+fn matches(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(byte));
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
 impl<'a> Path<'a> {
     /// Splits `path` after its leading '/', which it must have.
+    #[inline]
     pub(super) fn split(path: &'a str) -> Result<Path<'a>, KeyError> {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(KeyError::MissingLeadingSlash {
                 path: path.to_owned(),
             });
         };
-        let mut split = Split {
+        let mut p = Path {
+            path,
             rest,
-            segs: [""; MAX_SPLIT],
+            ends: [0; MAX_SPLIT],
             len: 0,
-            start: 0,
             percent: 0,
         };
-        // Eight bytes at a time: the '/' and '%' in each word as a bit mask.
+        // Eight bytes at a time, the last ones padded with NULs (neither
+        // '/' nor '%'); stopped once every segment but the last is split
+        // off.
         let bytes = rest.as_bytes();
         let mut chunks = bytes.chunks_exact(8);
         let mut base = 0;
+        let mut open = true;
         for chunk in &mut chunks {
             let mut word = [0; 8];
             word.copy_from_slice(chunk);
-            if !split.word(base, u64::from_le_bytes(word)) {
+            open = p.word(base, u64::from_le_bytes(word));
+            if !open {
                 break;
             }
             base += 8;
         }
-        if split.len + 1 < MAX_SPLIT {
-            // The last bytes, padded with NULs (neither '/' nor '%').
-            let tail = chunks.remainder();
-            let mut word = [0; 8];
-            if let Some(head) = word.get_mut(..tail.len()) {
-                head.copy_from_slice(tail);
-            }
-            split.word(base, u64::from_le_bytes(word));
+        if open {
+            // Assembled in a register: a copy of a variable length goes
+            // through memory, and reading it back as a word stalls.
+            let word = chunks
+                .remainder()
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| word << 8 | u64::from(byte));
+            p.word(base, word);
         }
-        Ok(split.finish(path))
+        // The last segment runs to the end.
+        p.slash(rest.len());
+        Ok(p)
     }
 
-    /// The segments split off (the last holds the rest of a longer path).
-    pub(super) fn segs(&self) -> &[&'a str] {
-        self.segs.get(..self.len).unwrap_or_default()
+    /// Ends the segment under way at `at` (a '/' in `rest`, or its end);
+    /// `false` once every segment but the last is split off.
+    #[inline(always)]
+    fn slash(&mut self, at: usize) -> bool {
+        if let Some(slot) = self.ends.get_mut(self.len) {
+            *slot = at;
+        }
+        self.len += 1;
+        self.len + 1 < MAX_SPLIT
+    }
+
+    /// Takes the '/' and '%' in the eight bytes of `rest` from `base`;
+    /// `false` once every segment but the last is split off.
+    #[inline(always)]
+    fn word(&mut self, base: usize, word: u64) -> bool {
+        let mut slashes = matches(word, b'/');
+        let percents = matches(word, b'%');
+        if percents == 0 {
+            // The common case: only slashes, taken in order.
+            while slashes != 0 {
+                let at = base + (slashes.trailing_zeros() / 8) as usize;
+                slashes &= slashes - 1;
+                if !self.slash(at) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        // Both, in order, so that each '%' marks the segment it is in.
+        let mut found = slashes | percents;
+        while found != 0 {
+            let bit = found & found.wrapping_neg();
+            found ^= bit;
+            if percents & bit != 0 {
+                self.percent |= 1 << self.len;
+            } else if !self.slash(base + (bit.trailing_zeros() / 8) as usize) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Where segment `index` starts in `rest`.
+    #[inline]
+    fn start(&self, index: usize) -> usize {
+        match index.checked_sub(1) {
+            Some(before) => self.ends.get(before).map_or(self.rest.len(), |end| end + 1),
+            None => 0,
+        }
     }
 
     /// Segment `index`, if the split reached it.
+    #[inline]
     pub(super) fn get(&self, index: usize) -> Option<&'a str> {
-        self.segs().get(index).copied()
+        if index >= self.len {
+            return None;
+        }
+        let end = *self.ends.get(index)?;
+        // Both ends are at a '/' or an end of `rest`: character boundaries.
+        self.rest.get(self.start(index)..end)
     }
 
     /// Whether segment `index` holds a '%' (always true of the remainder
     /// after [`MAX_SPLIT`] segments, which is not scanned).
+    #[inline]
     fn has_percent(&self, index: usize) -> bool {
         index >= MAX_SPLIT - 1 || self.percent & (1 << index) != 0
     }
@@ -148,6 +161,7 @@ impl<'a> Path<'a> {
     }
 
     /// The real number of segments (the split stops at [`MAX_SPLIT`]).
+    #[inline]
     pub(super) fn count(&self) -> usize {
         if self.len < MAX_SPLIT {
             self.len
@@ -156,6 +170,7 @@ impl<'a> Path<'a> {
         }
     }
 
+    #[inline]
     pub(super) fn expect_count(
         &self,
         kind: &'static str,
@@ -214,11 +229,13 @@ impl<'a> Path<'a> {
     }
 
     /// Segment `index`, which the caller has made sure exists.
+    #[inline(always)]
     fn seg(&self, kind: &'static str, index: usize) -> Result<&'a str, KeyError> {
         self.get(index)
             .ok_or_else(|| self.wrong_count(kind, SegmentCount::AtLeast(index + 1)))
     }
 
+    #[inline]
     pub(super) fn literal(
         &self,
         kind: &'static str,
@@ -234,6 +251,7 @@ impl<'a> Path<'a> {
     }
 
     /// A name segment that upstream does not escape: taken as it is.
+    #[inline]
     pub(super) fn verbatim(
         &self,
         kind: &'static str,
@@ -248,6 +266,7 @@ impl<'a> Path<'a> {
     }
 
     /// A name segment that upstream escapes, its escapes checked.
+    #[inline(always)]
     pub(super) fn escaped(
         &self,
         kind: &'static str,
@@ -260,24 +279,27 @@ impl<'a> Path<'a> {
         self.escaped_or_empty(index)
     }
 
+    #[inline(always)]
     pub(super) fn escaped_or_empty(&self, index: usize) -> Result<Escaped<'a>, KeyError> {
         let seg = self.seg("", index)?;
         if !self.has_percent(index) {
             return Ok(Escaped::plain(seg));
         }
-        Escaped::check(seg).map_err(|bad| {
-            // Offset of the segment in the path: the leading '/', then each
-            // earlier segment and its separator.
-            let before: usize = self.segs().iter().take(index).map(|s| s.len() + 1).sum();
-            KeyError::BadEscape {
-                offset: 1 + before + bad.offset,
-                path: self.owned(),
-            }
-        })
+        Escaped::check(seg).map_err(|bad| self.bad_escape(index, bad.offset))
+    }
+
+    #[cold]
+    fn bad_escape(&self, index: usize, offset: usize) -> KeyError {
+        KeyError::BadEscape {
+            // The leading '/', then the segment's offset in `rest`.
+            offset: 1 + self.start(index) + offset,
+            path: self.owned(),
+        }
     }
 
     /// Everything after the first `skip` segments, as one verbatim name that
     /// may contain '/' (config keys).
+    #[inline]
     pub(super) fn tail(
         &self,
         kind: &'static str,
@@ -287,8 +309,7 @@ impl<'a> Path<'a> {
         if skip >= self.len {
             return Err(self.wrong_count(kind, SegmentCount::AtLeast(skip + 1)));
         }
-        let before: usize = self.segs().iter().take(skip).map(|s| s.len() + 1).sum();
-        let tail = self.rest.get(before..).unwrap_or_default();
+        let tail = self.rest.get(self.start(skip)..).unwrap_or_default();
         if tail.is_empty() {
             return Err(self.empty(kind, field));
         }
