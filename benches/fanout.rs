@@ -63,6 +63,7 @@ fn serve_one(
     let (hello, ack) = client_bytes(format, compressed);
     let config = ServerConfig {
         ping_interval: Duration::from_secs(3600),
+        pong_timeout: Duration::from_secs(7200),
         ..ServerConfig::default()
     };
     let mut server = ServerConnection::new(config, now()).expect("config");
