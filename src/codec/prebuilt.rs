@@ -7,6 +7,8 @@
 //! assembled from per-update units encoded once; compressed frames are bare
 //! snappy chunks, valid inside any snappy framing stream.
 
+use std::sync::OnceLock;
+
 use bytes::{Bytes, BytesMut};
 
 use super::WireFormat;
@@ -28,6 +30,24 @@ pub(crate) fn stream_header(format: WireFormat) -> Bytes {
             out.freeze()
         }
     }
+}
+
+/// The start of a compressed stream: the snappy stream identifier, then
+/// [`stream_header`] as chunks. The same bytes for every connection, built
+/// once: a gob server compresses its 1 KB of type definitions for each
+/// client after the compressed snapshot otherwise (chunks are compressed
+/// independently, so these are exactly what a fresh `ChunkEncoder` writes).
+pub(crate) fn compressed_stream_start(format: WireFormat) -> &'static [u8] {
+    static STARTS: [OnceLock<Vec<u8>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let index = match format {
+        WireFormat::Native => 0,
+        WireFormat::Gob => 1,
+    };
+    STARTS[index].get_or_init(|| {
+        let mut out = BytesMut::new();
+        ChunkEncoder::new().encode(&stream_header(format), &mut out);
+        out.to_vec()
+    })
 }
 
 /// One message as a whole frame.
@@ -99,6 +119,31 @@ mod tests {
                 let whole = message_bytes(format, &Message::Kvs(updates()[..count].to_vec()));
                 assert_eq!(assembled, whole, "{format:?}, {count} updates");
             }
+        }
+    }
+
+    #[test]
+    fn compressed_stream_start_is_what_a_fresh_compressor_writes() {
+        for format in [WireFormat::Native, WireFormat::Gob] {
+            let mut fresh = BytesMut::new();
+            ChunkEncoder::new().encode(&stream_header(format), &mut fresh);
+            assert_eq!(compressed_stream_start(format), &fresh[..], "{format:?}");
+            // And a stream encoder that starts with it writes what one
+            // compressing everything itself writes.
+            let mut encoder = crate::codec::StreamEncoder::new(format, usize::MAX);
+            encoder.restart(true);
+            let mut spliced = BytesMut::new();
+            encoder.start_stream(&mut spliced);
+            encoder
+                .encode(&Message::Kvs(updates()), &mut spliced)
+                .unwrap();
+            let mut plain = BytesMut::from(&stream_header(format)[..]);
+            plain.extend_from_slice(&message_bytes(format, &Message::Kvs(updates())));
+            let mut whole = BytesMut::new();
+            let mut compressor = ChunkEncoder::new();
+            compressor.encode(&stream_header(format), &mut whole);
+            compressor.encode(&message_bytes(format, &Message::Kvs(updates())), &mut whole);
+            assert_eq!(spliced, whole, "{format:?}");
         }
     }
 

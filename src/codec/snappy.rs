@@ -215,6 +215,17 @@ impl ChunkEncoder {
         }
     }
 
+    /// Whether nothing has been written yet (not even the identifier).
+    pub(crate) fn at_stream_start(&self) -> bool {
+        !self.identifier_sent
+    }
+
+    /// Records that the caller wrote the stream identifier itself (with
+    /// prebuilt chunks after it): what follows continues that stream.
+    pub(crate) fn identifier_written(&mut self) {
+        self.identifier_sent = true;
+    }
+
     /// Appends `data` as chunks (compressed where that is smaller), preceded
     /// by the stream identifier the first time.
     pub(crate) fn encode(&mut self, data: &[u8], out: &mut BytesMut) {

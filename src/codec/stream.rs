@@ -407,6 +407,22 @@ enum FormatEncoder {
     Gob(GobEncoder),
 }
 
+impl FormatEncoder {
+    fn stream_started(&self) -> bool {
+        match self {
+            FormatEncoder::Native(encoder) => encoder.stream_started(),
+            FormatEncoder::Gob(encoder) => encoder.stream_started(),
+        }
+    }
+
+    fn mark_stream_started(&mut self) {
+        match self {
+            FormatEncoder::Native(encoder) => encoder.mark_stream_started(),
+            FormatEncoder::Gob(encoder) => encoder.mark_stream_started(),
+        }
+    }
+}
+
 /// Encodes one direction of a connection in its wire format, optionally
 /// compressed, restartable after a `DecoderRestart`.
 #[derive(Debug, Clone)]
@@ -455,6 +471,17 @@ impl StreamEncoder {
     /// it has not been written: for callers that append pre-encoded frames
     /// after this encoder's output.
     pub fn start_stream(&mut self, dst: &mut BytesMut) {
+        // A fresh compressed stream starts with the same bytes on every
+        // connection: copy them rather than compress the header again.
+        if let Some(compression) = &mut self.compression
+            && compression.at_stream_start()
+            && !self.encoder.stream_started()
+        {
+            dst.extend_from_slice(super::prebuilt::compressed_stream_start(self.format));
+            compression.identifier_written();
+            self.encoder.mark_stream_started();
+            return;
+        }
         let _infallible = self.write(dst, |encoder, target| {
             match encoder {
                 FormatEncoder::Native(encoder) => encoder.start_stream(target),

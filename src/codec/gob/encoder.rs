@@ -50,6 +50,16 @@ impl GobEncoder {
         GobEncoder::new(DEFAULT_MAX_SERVER_MESSAGE_LEN)
     }
 
+    /// Whether the type definitions have been written.
+    pub(crate) fn stream_started(&self) -> bool {
+        self.definitions_sent
+    }
+
+    /// Records that the caller wrote the type definitions itself (prebuilt).
+    pub(crate) fn mark_stream_started(&mut self) {
+        self.definitions_sent = true;
+    }
+
     /// Writes the type definitions now if they have not been written yet:
     /// for callers that append pre-encoded messages after this encoder's
     /// output.

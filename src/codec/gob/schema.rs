@@ -8,10 +8,12 @@
 //! client. Go's decoder accepts definitions ahead of use (they are ordinary
 //! messages it stores by id).
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::{BufMut, BytesMut};
 
-use super::types::{TypeId, id};
-use super::wire::{put_bytes, put_int, put_uint};
+use super::types::{TypeId, WireType, id, read_wire_type};
+use super::wire::{Reader, put_bytes, put_int, put_uint};
 
 pub(crate) const ENVELOPE: TypeId = 65;
 pub(crate) const CLIENT_HELLO: TypeId = 66;
@@ -126,6 +128,30 @@ const DEFINITIONS: [(TypeId, Definition); 14] = [
     ),
 ];
 
+/// The schema's own copy of a struct field name, if any message type has
+/// a field called `name`: what a decoder keeps instead of allocating a copy
+/// of each name a peer's definitions carry (Go's definitions use the same
+/// field names, its structs being the ones this schema describes).
+pub(crate) fn known_field_name(name: &str) -> Option<&'static str> {
+    // Sorted and deduplicated once: looked up for every field of every
+    // definition a peer sends.
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let mut names: Vec<&'static str> = DEFINITIONS
+            .iter()
+            .flat_map(|(_, definition)| match definition {
+                Definition::Struct(_, fields) => fields.iter().map(|(field, _)| *field).collect(),
+                Definition::Slice(..) | Definition::GobEncoder(_) => Vec::new(),
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    });
+    let index = names.binary_search(&name).ok()?;
+    names.get(index).copied()
+}
+
 /// Field numbers of gob's own `wireType` struct that this schema uses.
 const WIRE_SLICE_T: u64 = 1;
 const WIRE_STRUCT_T: u64 = 2;
@@ -178,6 +204,42 @@ fn put_definition(out: &mut BytesMut, type_id: TypeId, definition: &Definition) 
     put_uint(out, 0); // end of wireType
 }
 
+/// The definition of `type_id` this schema sends, if `unread` (what
+/// follows the id in a peer's definition message) starts with exactly its
+/// bytes: the parsed definition and its length in bytes.
+///
+/// Every stream this crate's encoder writes (a client's to its server, a
+/// server's to each client, again after every decoder restart) starts with
+/// the same 14 definitions; a server with thousands of such clients would
+/// otherwise parse and allocate them once per connection. The table holds
+/// each body as encoded here and its parse by the ordinary reader, and a
+/// `wireType` ends at its own terminating 0, so when the unread bytes start
+/// with a body, reading them would consume exactly those bytes and yield
+/// exactly that definition: taking it from the table changes nothing but
+/// the cost. Definitions that differ in any byte (Go's encoder, other ids)
+/// are parsed as before.
+pub(crate) fn canonical_definition(
+    type_id: TypeId,
+    unread: &[u8],
+) -> Option<(&'static Arc<WireType>, usize)> {
+    /// Each definition's id, its body as encoded here, and that parsed.
+    type Table = Vec<(TypeId, Vec<u8>, Arc<WireType>)>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        DEFINITIONS
+            .iter()
+            .filter_map(|(type_id, definition)| {
+                let mut body = BytesMut::new();
+                put_definition(&mut body, *type_id, definition);
+                let wire = read_wire_type(&mut Reader::new(&body)).ok()?;
+                Some((*type_id, body.to_vec(), Arc::new(wire)))
+            })
+            .collect()
+    });
+    let (_, body, wire) = table.iter().find(|(id, ..)| *id == type_id)?;
+    unread.starts_with(body).then_some((wire, body.len()))
+}
+
 /// Appends every definition as its own gob message, in id order.
 pub(crate) fn put_all_definitions(out: &mut BytesMut) {
     // The same bytes for every stream: built once, copied after (every gob
@@ -195,4 +257,89 @@ pub(crate) fn put_all_definitions(out: &mut BytesMut) {
         }
         all.to_vec()
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::encoder::put_message;
+    use super::*;
+    use crate::codec::gob::GobDecoder;
+    use crate::message::{ClientHello, Message, SerializedUpdate};
+
+    fn body(type_id: TypeId, definition: &Definition) -> Vec<u8> {
+        let mut body = BytesMut::new();
+        put_definition(&mut body, type_id, definition);
+        body.to_vec()
+    }
+
+    #[test]
+    fn canonical_definitions_are_what_the_reader_reads() {
+        for (type_id, definition) in DEFINITIONS.iter() {
+            let mut unread = body(*type_id, definition);
+            let parsed = read_wire_type(&mut Reader::new(&unread)).unwrap();
+            let (wire, len) = canonical_definition(*type_id, &unread).unwrap();
+            assert_eq!((&**wire, len), (&parsed, unread.len()), "{type_id}");
+            // Followed by more (a value after a nested definition): the
+            // same definition, the same length.
+            unread.extend_from_slice(&[1, 2, 3]);
+            assert_eq!(canonical_definition(*type_id, &unread).unwrap().1, len);
+            // Under another id, or cut short: read, not looked up.
+            assert!(canonical_definition(type_id + 100, &unread).is_none());
+            assert!(canonical_definition(*type_id, &unread[..len - 1]).is_none());
+        }
+    }
+
+    /// This crate's stream header with every struct's type name changed in
+    /// one byte: the same types, which the table must not match.
+    fn renamed_header() -> Vec<u8> {
+        let mut all = BytesMut::new();
+        for (type_id, definition) in DEFINITIONS.iter() {
+            let renamed = match definition {
+                Definition::Struct(name, fields) => {
+                    Definition::Struct(&name[..name.len() - 1], fields)
+                }
+                Definition::Slice(name, elem) => Definition::Slice(&name[..name.len() - 1], *elem),
+                Definition::GobEncoder(name) => Definition::GobEncoder(&name[..name.len() - 1]),
+            };
+            let mut message = BytesMut::new();
+            put_int(&mut message, -type_id);
+            let renamed_body = body(*type_id, &renamed);
+            assert!(canonical_definition(*type_id, &renamed_body).is_none());
+            message.extend_from_slice(&renamed_body);
+            put_uint(&mut all, message.len() as u64);
+            all.extend_from_slice(&message);
+        }
+        all.to_vec()
+    }
+
+    #[test]
+    fn looked_up_and_read_definitions_decode_alike() {
+        let messages = [
+            Message::ClientHello(ClientHello {
+                hostname: "felix-1".into(),
+                supports_decoder_restart: true,
+                ..ClientHello::default()
+            }),
+            Message::Kvs(vec![
+                SerializedUpdate::upsert("/calico/v1/config/A", "1", "7"),
+                SerializedUpdate::deletion(
+                    "/calico/v1/config/B",
+                    crate::message::Revision::Int64(8),
+                ),
+            ]),
+            Message::Ack,
+        ];
+        let decode = |header: &[u8]| {
+            let mut stream = BytesMut::from(header);
+            for message in &messages {
+                put_message(&mut stream, message);
+            }
+            let mut decoder = GobDecoder::new(crate::codec::gob::GobLimits::for_client());
+            std::iter::from_fn(|| decoder.decode(&mut stream).unwrap()).collect::<Vec<_>>()
+        };
+        let mut canonical = BytesMut::new();
+        put_all_definitions(&mut canonical);
+        assert_eq!(decode(&canonical), messages);
+        assert_eq!(decode(&renamed_header()), messages);
+    }
 }

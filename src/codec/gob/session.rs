@@ -140,16 +140,25 @@ impl<'m, 't> Session<'m, 't> {
         if self.committed.len() + self.staged.len() >= max {
             return Err(GobError::TooManyTypes { max }.into());
         }
-        let before = self.reader.remaining();
-        let wire = read_wire_type(&mut self.reader)?;
-        let wire_bytes = before - self.reader.remaining();
+        let (wire, wire_bytes) = match super::schema::canonical_definition(id, self.reader.unread())
+        {
+            Some((wire, len)) => {
+                self.reader.skip(len)?;
+                (Arc::clone(wire), len)
+            }
+            None => {
+                let before = self.reader.remaining();
+                let wire = read_wire_type(&mut self.reader)?;
+                (Arc::new(wire), before - self.reader.remaining())
+            }
+        };
         let total = self.committed.definition_bytes() + self.staged_bytes + wire_bytes;
         let max = self.committed.max_definition_bytes();
         if total > max {
             return Err(GobError::DefinitionsTooLarge { max }.into());
         }
         self.staged_bytes += wire_bytes;
-        self.staged.push((id, Arc::new(wire)));
+        self.staged.push((id, wire));
         Ok(())
     }
 

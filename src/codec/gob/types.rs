@@ -1,7 +1,7 @@
 //! gob's type system as it travels on the wire: the predefined type ids and
 //! the `wireType` definitions a sender transmits for its own types.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::GobError;
@@ -29,12 +29,19 @@ pub(crate) mod id {
 /// One field of a struct definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FieldDef {
-    pub(crate) name: String,
+    /// Borrowed from the schema when it is a field name this crate knows
+    /// (every field of upstream's messages): every connection's peer sends
+    /// the same names, and a server decoding thousands of hellos should not
+    /// allocate each one. Only names nobody matches against are owned.
+    pub(crate) name: Cow<'static, str>,
     pub(crate) id: TypeId,
 }
 
 /// A type definition a sender transmitted (Go's `wireType`, one of whose
-/// members is set).
+/// members is set). Type names are read (and must be UTF-8) but not kept:
+/// like Go's decoder, this one matches types by structure and fields by
+/// name, never types by name, so keeping them would only cost an
+/// allocation per definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum WireType {
     Array {
@@ -45,7 +52,6 @@ pub(crate) enum WireType {
         elem: TypeId,
     },
     Struct {
-        name: String,
         fields: Vec<FieldDef>,
     },
     Map {
@@ -55,7 +61,6 @@ pub(crate) enum WireType {
     /// A type with its own encoding (GobEncoder, BinaryMarshaler or
     /// TextMarshaler): a length-prefixed byte string on the wire.
     Opaque {
-        name: String,
         kind: OpaqueKind,
     },
 }
@@ -71,9 +76,13 @@ pub(crate) enum OpaqueKind {
 /// The definitions received on one stream, with a cap on their number.
 #[derive(Debug, Clone)]
 pub(crate) struct TypeRegistry {
+    /// Sorted by id, for binary search: at most `max_types` entries, and
+    /// senders define ids in increasing order (Go's and this crate's
+    /// encoders both do), so an insert is normally a push — cheaper than a
+    /// hash map for the dozen definitions every connection starts with.
     /// Shared so that skipping a value of a defined type does not copy its
     /// definition for every element.
-    types: HashMap<TypeId, Arc<WireType>>,
+    types: Vec<(TypeId, Arc<WireType>)>,
     max_types: usize,
     /// Wire bytes of the definitions held, against `max_definition_bytes`.
     definition_bytes: usize,
@@ -83,7 +92,7 @@ pub(crate) struct TypeRegistry {
 impl TypeRegistry {
     pub(crate) fn new(max_types: usize, max_definition_bytes: usize) -> TypeRegistry {
         TypeRegistry {
-            types: HashMap::new(),
+            types: Vec::new(),
             max_types,
             definition_bytes: 0,
             max_definition_bytes,
@@ -91,7 +100,8 @@ impl TypeRegistry {
     }
 
     pub(crate) fn get(&self, id: TypeId) -> Option<&Arc<WireType>> {
-        self.types.get(&id)
+        let index = self.types.binary_search_by_key(&id, |(id, _)| *id).ok()?;
+        self.types.get(index).map(|(_, wire)| wire)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -110,8 +120,18 @@ impl TypeRegistry {
         self.max_definition_bytes
     }
 
+    /// Adds (or replaces) the definition of `id`.
     pub(crate) fn insert(&mut self, id: TypeId, wire: Arc<WireType>) {
-        self.types.insert(id, wire);
+        match self.types.binary_search_by_key(&id, |(id, _)| *id) {
+            Ok(index) => {
+                if let Some(slot) = self.types.get_mut(index) {
+                    slot.1 = wire;
+                }
+            }
+            // Bounded by `max_types` (checked before staging), so the shift
+            // of an out-of-order insert is bounded too.
+            Err(index) => self.types.insert(index, (id, wire)),
+        }
     }
 
     /// Counts `wire_bytes` more of definitions against the budget.
@@ -120,19 +140,20 @@ impl TypeRegistry {
     }
 }
 
-/// Reads the `CommonType { Name string; Id typeId }` struct: the name.
-fn read_common(reader: &mut Reader<'_>) -> Result<String, GobError> {
-    let mut name = String::new();
+/// Reads the `CommonType { Name string; Id typeId }` struct (the name is
+/// checked for UTF-8 and dropped: see [`WireType`]).
+fn read_common(reader: &mut Reader<'_>) -> Result<(), GobError> {
     read_fixed_struct(reader, 2, |reader, field| {
         match field {
-            0 => name = reader.read_str()?.to_owned(),
+            0 => {
+                reader.read_str()?;
+            }
             _ => {
                 reader.read_int()?;
             }
         }
         Ok(())
-    })?;
-    Ok(name)
+    })
 }
 
 /// Reads a struct of one of gob's own definition types, whose field
@@ -174,12 +195,8 @@ pub(crate) fn read_wire_type(reader: &mut Reader<'_>) -> Result<WireType, GobErr
                     5 => OpaqueKind::BinaryMarshaler,
                     _ => OpaqueKind::TextMarshaler,
                 };
-                let mut name = String::new();
-                read_fixed_struct(reader, 1, |reader, _| {
-                    name = read_common(reader)?;
-                    Ok(())
-                })?;
-                WireType::Opaque { name, kind }
+                read_fixed_struct(reader, 1, |reader, _| read_common(reader))?;
+                WireType::Opaque { kind }
             }
             _ => return Err(GobError::FieldOutOfRange),
         };
@@ -224,11 +241,10 @@ fn read_slice_type(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
 }
 
 fn read_struct_type(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
-    let mut name = String::new();
     let mut fields = Vec::new();
     read_fixed_struct(reader, 2, |reader, field| {
         match field {
-            0 => name = read_common(reader)?,
+            0 => read_common(reader)?,
             _ => {
                 let count = reader.read_uint()?;
                 // Every field must take at least one byte (Go's encoder
@@ -240,17 +256,20 @@ fn read_struct_type(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
                         remaining: reader.remaining(),
                     });
                 }
+                // One allocation for the fields of a message struct (the
+                // largest has 9); a larger count grows as fields arrive.
+                fields.reserve(usize::try_from(count).unwrap_or(0).min(16));
                 for _ in 0..count {
                     if reader.is_empty() {
                         return Err(GobError::UnexpectedEnd);
                     }
                     let mut field = FieldDef {
-                        name: String::new(),
+                        name: Cow::Borrowed(""),
                         id: 0,
                     };
                     read_fixed_struct(reader, 2, |reader, member| {
                         match member {
-                            0 => field.name = reader.read_str()?.to_owned(),
+                            0 => field.name = field_name(reader.read_str()?),
                             _ => field.id = reader.read_int()?,
                         }
                         Ok(())
@@ -261,7 +280,15 @@ fn read_struct_type(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
         }
         Ok(())
     })?;
-    Ok(WireType::Struct { name, fields })
+    Ok(WireType::Struct { fields })
+}
+
+/// `name` borrowed from the schema when this crate knows it, else owned.
+fn field_name(name: &str) -> Cow<'static, str> {
+    match super::schema::known_field_name(name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 fn read_map(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
@@ -277,4 +304,33 @@ fn read_map(reader: &mut Reader<'_>) -> Result<WireType, GobError> {
         Ok(())
     })?;
     Ok(WireType::Map { key, elem })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_finds_ids_defined_in_any_order() {
+        let mut registry = TypeRegistry::new(16, 1024);
+        let slice = |elem| Arc::new(WireType::Slice { elem });
+        for type_id in [70, 65, 90, 66, 64] {
+            registry.insert(type_id, slice(type_id));
+        }
+        registry.insert(65, slice(1));
+        assert_eq!(registry.len(), 5);
+        for (type_id, elem) in [(64, 64), (65, 1), (66, 66), (70, 70), (90, 90)] {
+            assert_eq!(
+                registry.get(type_id).map(|wire| &**wire),
+                Some(&*slice(elem))
+            );
+        }
+        assert!(registry.get(67).is_none());
+    }
+
+    #[test]
+    fn field_names_are_borrowed_when_known_and_kept_when_not() {
+        assert!(matches!(field_name("Hostname"), Cow::Borrowed("Hostname")));
+        assert!(matches!(field_name("NewField"), Cow::Owned(name) if name == "NewField"));
+    }
 }

@@ -41,6 +41,16 @@ impl NativeEncoder {
         NativeEncoder::new(DEFAULT_MAX_SERVER_MESSAGE_LEN)
     }
 
+    /// Whether the preamble has been written.
+    pub(crate) fn stream_started(&self) -> bool {
+        self.preamble_sent
+    }
+
+    /// Records that the caller wrote the preamble itself (prebuilt).
+    pub(crate) fn mark_stream_started(&mut self) {
+        self.preamble_sent = true;
+    }
+
     /// Writes the preamble now if it has not been written yet: for callers
     /// that append pre-encoded frames after this encoder's output.
     pub fn start_stream(&mut self, dst: &mut BytesMut) {
