@@ -6,7 +6,8 @@ use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use syncproto::client::{ClientConfig, ClientEvent};
+use syncproto::checksum::StateChecksum;
+use syncproto::client::{ChecksumCheck, ClientConfig, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
@@ -26,7 +27,10 @@ const DONE_KEY: &str = "/calico/v1/config/SyncprotoDemoDone";
 /// Starts a server on loopback with a synthetic cluster-like datastore,
 /// connects clients (half gob, half native; half compressed), stream live
 /// updates while they sync, then print a summary and verify that every
-/// client ended with exactly the server's state.
+/// client ended with exactly the server's state: each client's snapshot
+/// checksum of everything it received (a 64-bit digest of every key and
+/// value) against the server's, and the first --full-views clients' whole
+/// copies key by key.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Workload endpoints in the datastore (a few config keys, a 300 KiB
@@ -50,6 +54,13 @@ pub(crate) struct Args {
     /// Give up (exit code 1) if the clients are not done after this long.
     #[arg(long, value_name = "DURATION", value_parser = crate::values::duration, default_value = "2m", allow_hyphen_values = true)]
     timeout: Duration,
+    /// Clients (the first ones, so every flavour) that also keep a whole
+    /// copy of the datastore, compared key by key with the server's at the
+    /// end; the others keep only the checksum (--full-views 1000 with 1000
+    /// clients keeps a copy in every one: about 8 MiB each with the
+    /// defaults).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    full_views: u32,
 }
 
 /// What one client saw.
@@ -58,7 +69,17 @@ struct Report {
     time_to_sync: Option<Duration>,
     kvs: u64,
     bytes: u64,
-    view: BTreeMap<ByteString, Bytes>,
+    /// The whole datastore as received, for the clients that keep it
+    /// (`None` for the others: a copy each is what made a 1 000-client
+    /// demo need 8 GiB).
+    view: Option<BTreeMap<ByteString, Bytes>>,
+    /// The client's checksum of everything it received, done marker
+    /// included (the server's covers the marker too).
+    checksum: Option<StateChecksum>,
+    /// The server's checksums this client checked on the way, and how many
+    /// of them disagreed with what it had received.
+    checksums_checked: u64,
+    checksum_mismatches: u64,
     saw_done_marker: bool,
 }
 
@@ -71,8 +92,14 @@ impl Report {
                 self.kvs += updates.len() as u64;
                 for update in updates {
                     self.saw_done_marker |= update.key == DONE_KEY;
-                    update.apply_to(&mut self.view);
+                    if let Some(view) = &mut self.view {
+                        update.apply_to(view);
+                    }
                 }
+            }
+            ClientEvent::Checksum(report) => {
+                self.checksums_checked += 1;
+                self.checksum_mismatches += u64::from(!report.verified);
             }
             ClientEvent::Status(SyncStatus::InSync) if self.time_to_sync.is_none() => {
                 self.time_to_sync = Some(elapsed);
@@ -91,10 +118,30 @@ impl Report {
         self.saw_done_marker && self.time_to_sync.is_some()
     }
 
-    /// The datastore as the client holds it, without the demo's marker.
-    fn finish(mut self, bytes_read: u64) -> Report {
+    /// Whether the client ended with the server's state: its checksum of
+    /// everything it received is the server's final `checksum` (a client
+    /// without one, where checksums were not negotiated, proves nothing),
+    /// every checksum the server sent on the way agreed with what it had
+    /// received, and a kept view is `expected` exactly.
+    fn holds(
+        &self,
+        checksum: Option<StateChecksum>,
+        expected: &BTreeMap<ByteString, Bytes>,
+    ) -> bool {
+        checksum.is_some()
+            && self.checksum == checksum
+            && self.checksum_mismatches == 0
+            && self.view.as_ref().is_none_or(|view| view == expected)
+    }
+
+    /// The client's final figures: `checksum` is its checksum of all it
+    /// received; a kept view loses the demo's marker.
+    fn finish(mut self, bytes_read: u64, checksum: Option<StateChecksum>) -> Report {
         self.bytes = bytes_read;
-        self.view.remove(DONE_KEY);
+        self.checksum = checksum;
+        if let Some(view) = &mut self.view {
+            view.remove(DONE_KEY);
+        }
         self
     }
 }
@@ -153,8 +200,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     for index in 0..clients {
         let address = address.clone();
         let progress = progress.clone();
+        let full_view = index < args.full_views as usize;
         tasks.push(tokio::spawn(async move {
-            run_client(index, &address, &progress).await
+            run_client(index, full_view, &address, &progress).await
         }));
     }
     stream_changes(&handle, &args).await;
@@ -242,9 +290,11 @@ async fn stream_changes(handle: &ServerHandle, args: &Args) {
     handle.apply([SerializedUpdate::upsert(DONE_KEY, "done", "done")]);
 }
 
-/// One client: connect, follow, stop at the done marker.
+/// One client: connect, follow, stop at the done marker; keep a whole copy
+/// of the datastore if `full_view`.
 async fn run_client(
     index: usize,
+    full_view: bool,
     address: &str,
     progress: &ProgressBar,
 ) -> Result<Report, Failure> {
@@ -259,13 +309,18 @@ async fn run_client(
         },
         // The demo compares whole states, so it keeps every key.
         key_parser: None,
+        // Every client's state is verified by its checksum.
+        checksums: Some(ChecksumCheck::default()),
         ..ClientConfig::default()
     };
     let started = Instant::now();
     let mut client = Client::connect(address, config, ClientOptions::default())
         .await
         .map_err(Failure::runtime)?;
-    let mut report = Report::default();
+    let mut report = Report {
+        view: full_view.then(BTreeMap::new),
+        ..Report::default()
+    };
     while !report.is_complete() {
         let event = client
             .next_event()
@@ -280,7 +335,7 @@ async fn run_client(
             progress.inc(1);
         }
     }
-    Ok(report.finish(client.bytes_read()))
+    Ok(report.finish(client.bytes_read(), client.received_checksum()))
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -295,8 +350,10 @@ fn summarize(
     updates: usize,
     keys_at_start: usize,
 ) -> Result<(), Failure> {
-    let mut expected: BTreeMap<ByteString, Bytes> = handle
-        .cache()
+    let cache = handle.cache();
+    // The server's checksum covers the done marker, as the clients' do.
+    let expected_checksum = cache.map(|cache| cache.checksum());
+    let mut expected: BTreeMap<ByteString, Bytes> = cache
         .map(|cache| cache.snapshot_updates())
         .unwrap_or_default()
         .into_iter()
@@ -310,9 +367,11 @@ fn summarize(
     let mismatched: Vec<usize> = results
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.view != expected)
+        .filter(|(_, r)| !r.holds(expected_checksum, &expected))
         .map(|(index, _)| index)
         .collect();
+    let full_views = results.iter().filter(|r| r.view.is_some()).count();
+    let checksums_checked: u64 = results.iter().map(|r| r.checksums_checked).sum();
     let stats = handle.stats();
     println!(
         "clients:           {} ({} reached in-sync)",
@@ -354,10 +413,16 @@ fn summarize(
             peak as f64 / (1024.0 * 1024.0)
         );
     }
+    println!(
+        "checksums:         {checksums_checked} sent by the server and checked by the clients on the way"
+    );
     if mismatched.is_empty() {
         println!(
-            "verified:          every client holds the server's final {} keys",
-            expected.len()
+            "verified:          every client holds the server's final {} keys: its checksum of \
+             everything it received matches the server's ({:#018x}), and {full_views} clients' \
+             whole copies match key by key",
+            expected.len(),
+            expected_checksum.map_or(0, |checksum| checksum.checksum)
         );
         Ok(())
     } else {
@@ -384,7 +449,10 @@ mod tests {
 
     #[test]
     fn a_done_marker_inside_the_snapshot_waits_for_in_sync() {
-        let mut report = Report::default();
+        let mut report = Report {
+            view: Some(BTreeMap::new()),
+            ..Report::default()
+        };
         let second = Duration::from_secs(1);
         report
             .observe(
@@ -400,11 +468,84 @@ mod tests {
             .observe(ClientEvent::Status(SyncStatus::InSync), 2 * second)
             .unwrap();
         assert!(report.is_complete());
-        let report = report.finish(10);
+        let report = report.finish(10, None);
         assert_eq!(report.time_to_sync, Some(2 * second));
         assert_eq!(report.kvs, 3);
-        let keys: Vec<&str> = report.view.keys().map(|key| &key[..]).collect();
+        let keys: Vec<&str> = report
+            .view
+            .iter()
+            .flat_map(BTreeMap::keys)
+            .map(|key| &key[..])
+            .collect();
         assert_eq!(keys, ["/a", "/b"]);
+    }
+
+    #[test]
+    fn a_client_without_a_view_counts_the_servers_checksums() {
+        let mut report = Report::default();
+        let server = StateChecksum {
+            checksum: 7,
+            kv_count: 1,
+        };
+        for local in [server, StateChecksum::default()] {
+            let checked = syncproto::client::ChecksumReport {
+                server,
+                local,
+                verified: local == server,
+                consecutive_mismatches: u32::from(local != server),
+                received_at: std::time::Instant::now(),
+            };
+            report
+                .observe(ClientEvent::Checksum(checked), Duration::ZERO)
+                .unwrap();
+        }
+        report
+            .observe(ClientEvent::Updates(vec![upsert("/a")]), Duration::ZERO)
+            .unwrap();
+        let report = report.finish(10, Some(server));
+        assert!(report.view.is_none());
+        assert_eq!(
+            (report.checksums_checked, report.checksum_mismatches),
+            (2, 1)
+        );
+        assert_eq!(report.checksum, Some(server));
+    }
+
+    #[test]
+    fn a_client_holds_the_state_only_if_checksum_and_view_agree() {
+        let server = StateChecksum {
+            checksum: 7,
+            kv_count: 1,
+        };
+        let expected: BTreeMap<ByteString, Bytes> =
+            [(ByteString::from("/a"), Bytes::from("v"))].into();
+        let good = Report {
+            checksum: Some(server),
+            ..Report::default()
+        };
+        assert!(good.holds(Some(server), &expected));
+        // No server checksum, or none from the client: nothing proven.
+        assert!(!good.holds(None, &expected));
+        let unchecked = Report::default();
+        assert!(!unchecked.holds(Some(server), &expected));
+        let other = StateChecksum {
+            checksum: 8,
+            ..server
+        };
+        assert!(!good.holds(Some(other), &expected));
+        let mismatched_on_the_way = Report {
+            checksum_mismatches: 1,
+            checksum: Some(server),
+            ..Report::default()
+        };
+        assert!(!mismatched_on_the_way.holds(Some(server), &expected));
+        let with_view = |view: BTreeMap<ByteString, Bytes>| Report {
+            checksum: Some(server),
+            view: Some(view),
+            ..Report::default()
+        };
+        assert!(with_view(expected.clone()).holds(Some(server), &expected));
+        assert!(!with_view(BTreeMap::new()).holds(Some(server), &expected));
     }
 
     #[test]
