@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
+use std::net::SocketAddr;
 use syncproto::checksum::StateChecksum;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
 use syncproto::message::ServerHello;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::io::{BoxedTransport, LINGER, Outbox, Progress, READ_CHUNK, write_or_flush};
@@ -34,6 +35,14 @@ pub struct ClientOptions {
     /// before the machine sees them (after TLS decryption): the raw stream,
     /// for recording a capture.
     pub on_read: Option<ReadHook>,
+    /// The socket's receive buffer (`SO_RCVBUF`, set before connecting),
+    /// or `None` for the system's, which Linux grows with the connection
+    /// (up to `net.ipv4.tcp_rmem`'s maximum, 32 MiB here). Many clients in
+    /// one place that read slower than the server writes (the demo's 1 000
+    /// on one machine) can otherwise queue gigabytes in the kernel, past
+    /// `net.ipv4.tcp_mem`: the kernel then drops segments and the
+    /// connections stall in retransmission timeouts.
+    pub receive_buffer: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -43,6 +52,7 @@ impl Default for ClientOptions {
             write_timeout: Duration::from_secs(10),
             tls: None,
             on_read: None,
+            receive_buffer: None,
         }
     }
 }
@@ -54,6 +64,7 @@ impl fmt::Debug for ClientOptions {
             .field("write_timeout", &self.write_timeout)
             .field("tls", &self.tls.as_ref().map(|(_, name)| name))
             .field("on_read", &self.on_read.is_some())
+            .field("receive_buffer", &self.receive_buffer)
             .finish()
     }
 }
@@ -134,13 +145,12 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, ConnectError> {
         let setup = async {
-            let stream =
-                TcpStream::connect(address)
-                    .await
-                    .map_err(|source| ConnectError::Connect {
-                        address: address.to_owned(),
-                        source,
-                    })?;
+            let stream = tcp_connect(address, options.receive_buffer)
+                .await
+                .map_err(|source| ConnectError::Connect {
+                    address: address.to_owned(),
+                    source,
+                })?;
             // Small messages (pongs, acks) must not wait for Nagle.
             let _ = stream.set_nodelay(true);
             let transport: BoxedTransport = match &options.tls {
@@ -310,6 +320,35 @@ impl Client {
     pub fn received_checksum(&self) -> Option<StateChecksum> {
         self.machine.received_checksum()
     }
+}
+
+/// A TCP connection to `address`, with a receive buffer of
+/// `receive_buffer` bytes if given (set before connecting: the window
+/// scale is agreed in the handshake). Like [`TcpStream::connect`], each
+/// address the name resolves to is tried in turn; the last error is
+/// returned.
+async fn tcp_connect(address: &str, receive_buffer: Option<u32>) -> std::io::Result<TcpStream> {
+    let Some(size) = receive_buffer else {
+        return TcpStream::connect(address).await;
+    };
+    let mut last_error = None;
+    for resolved in tokio::net::lookup_host(address).await? {
+        let socket = match resolved {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_recv_buffer_size(size)?;
+        match socket.connect(resolved).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 fn far_future() -> Instant {

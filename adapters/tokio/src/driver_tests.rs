@@ -433,3 +433,51 @@ async fn bind_refuses_an_unusable_configuration() {
         .expect_err("a zero ping interval was accepted");
     assert!(error.to_string().contains("ping_interval"), "{error}");
 }
+
+/// A client with a small socket receive buffer syncs a snapshot many times
+/// its size over a real loopback socket, and a refused connection with one
+/// is reported as a connect error. (Real sockets: the real clock.)
+#[tokio::test]
+async fn a_client_with_a_small_receive_buffer_connects_and_syncs() {
+    let cache = SnapshotCache::new(CacheConfig::default());
+    let now = crate::now().instant;
+    cache.apply(
+        now,
+        (0..5_000).map(|index| {
+            SerializedUpdate::upsert(
+                format!("/calico/v1/config/Key{index:05}"),
+                format!("value {index:0>100}"),
+                format!("{index}"),
+            )
+        }),
+    );
+    cache.set_status(now, SyncStatus::InSync);
+    let server = Server::bind("127.0.0.1:0", cache, ServerOptions::default())
+        .await
+        .unwrap();
+    let address = server.local_addr().unwrap().to_string();
+    let handle = server.handle();
+    let task = tokio::spawn(server.run());
+    let options = ClientOptions {
+        receive_buffer: Some(16 * 1024),
+        ..ClientOptions::default()
+    };
+    // Uncompressed, so that the bytes read are the snapshot's size.
+    let config = ClientConfig {
+        compression: Vec::new(),
+        ..client_config()
+    };
+    let mut client = Client::connect(&address, config, options.clone())
+        .await
+        .unwrap();
+    assert_eq!(sync(&mut client).await.len(), 5_000);
+    assert!(client.bytes_read() > 16 * 1024 * 10);
+    handle.shutdown();
+    let _ = task.await;
+    // The server is gone: its port refuses.
+    let refused = Client::connect(&address, client_config(), options).await;
+    assert!(
+        matches!(refused, Err(crate::client::ConnectError::Connect { .. })),
+        "{refused:?}"
+    );
+}

@@ -256,7 +256,9 @@ fn decode_reports_a_truncated_capture() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("stream ended mid"));
 }
 
-fn assert_demo_verifies(updates: &str) {
+/// A small demo verifies, `full_views` of its 8 clients compared key by key
+/// (the others by their checksums).
+fn assert_demo_verifies(updates: &str, full_views: &str) {
     let output = run(&[
         "demo",
         "--keys",
@@ -265,6 +267,8 @@ fn assert_demo_verifies(updates: &str) {
         "8",
         "--updates",
         updates,
+        "--full-views",
+        full_views,
     ]);
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
@@ -273,6 +277,10 @@ fn assert_demo_verifies(updates: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("verified:"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{full_views} clients' whole copies match")),
+        "{stdout}"
+    );
     assert!(stdout.contains("8 (8 reached in-sync)"), "{stdout}");
     // The summary explains its numbers: why the key counts differ, and
     // what the pong count means.
@@ -285,7 +293,7 @@ fn assert_demo_verifies(updates: &str) {
 
 #[test]
 fn a_small_demo_verifies() {
-    assert_demo_verifies("100");
+    assert_demo_verifies("100", "4");
 }
 
 /// Without live changes the done marker is in place before most clients
@@ -293,7 +301,7 @@ fn a_small_demo_verifies() {
 /// in-sync.
 #[test]
 fn a_demo_without_live_changes_verifies() {
-    assert_demo_verifies("0");
+    assert_demo_verifies("0", "8");
 }
 
 #[test]

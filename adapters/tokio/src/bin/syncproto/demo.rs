@@ -6,7 +6,8 @@ use syncproto::message::ByteString;
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use syncproto::client::{ClientConfig, ClientEvent};
+use syncproto::checksum::StateChecksum;
+use syncproto::client::{ChecksumCheck, ClientConfig, ClientEvent};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
@@ -20,13 +21,24 @@ use crate::failure::Failure;
 /// The update that tells a client the demo's changes are all out.
 const DONE_KEY: &str = "/calico/v1/config/SyncprotoDemoDone";
 
+/// Each client's socket receive buffer. Left to grow (to 32 MiB a socket
+/// here), a thousand clients that read slower than the server writes
+/// queue more than the kernel allows for all TCP (`net.ipv4.tcp_mem`), and
+/// it drops segments: connections then sit out retransmission timeouts,
+/// the demo idling with the CPUs free. 256 KiB is four of the clients' 64
+/// KiB reads, plenty on loopback.
+const RECEIVE_BUFFER: u32 = 256 * 1024;
+
 /// Run a server and many clients on loopback, and check that every client
 /// ends with the server's state.
 ///
 /// Starts a server on loopback with a synthetic cluster-like datastore,
 /// connects clients (half gob, half native; half compressed), stream live
 /// updates while they sync, then print a summary and verify that every
-/// client ended with exactly the server's state.
+/// client ended with exactly the server's state: each client's snapshot
+/// checksum of everything it received (a 64-bit digest of every key and
+/// value) against the server's, and the first --full-views clients' whole
+/// copies key by key.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Workload endpoints in the datastore (a few config keys, a 300 KiB
@@ -50,15 +62,35 @@ pub(crate) struct Args {
     /// Give up (exit code 1) if the clients are not done after this long.
     #[arg(long, value_name = "DURATION", value_parser = crate::values::duration, default_value = "2m", allow_hyphen_values = true)]
     timeout: Duration,
+    /// Clients (the first ones, so every flavour) that also keep a whole
+    /// copy of the datastore, compared key by key with the server's at the
+    /// end; the others keep only the checksum (--full-views 1000 with 1000
+    /// clients keeps a copy in every one: about 8 MiB each with the
+    /// defaults).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    full_views: u32,
 }
 
 /// What one client saw.
 #[derive(Default)]
 struct Report {
+    /// From the client's start (the demo's, give or take the spawning) to
+    /// the server's hello: how long the connect storm kept it waiting.
+    time_to_connect: Option<Duration>,
     time_to_sync: Option<Duration>,
     kvs: u64,
     bytes: u64,
-    view: BTreeMap<ByteString, Bytes>,
+    /// The whole datastore as received, for the clients that keep it
+    /// (`None` for the others: a copy each is what made a 1 000-client
+    /// demo need 8 GiB).
+    view: Option<BTreeMap<ByteString, Bytes>>,
+    /// The client's checksum of everything it received, done marker
+    /// included (the server's covers the marker too).
+    checksum: Option<StateChecksum>,
+    /// The server's checksums this client checked on the way, and how many
+    /// of them disagreed with what it had received.
+    checksums_checked: u64,
+    checksum_mismatches: u64,
     saw_done_marker: bool,
 }
 
@@ -71,9 +103,16 @@ impl Report {
                 self.kvs += updates.len() as u64;
                 for update in updates {
                     self.saw_done_marker |= update.key == DONE_KEY;
-                    update.apply_to(&mut self.view);
+                    if let Some(view) = &mut self.view {
+                        update.apply_to(view);
+                    }
                 }
             }
+            ClientEvent::Checksum(report) => {
+                self.checksums_checked += 1;
+                self.checksum_mismatches += u64::from(!report.verified);
+            }
+            ClientEvent::Connected(_) => self.time_to_connect = Some(elapsed),
             ClientEvent::Status(SyncStatus::InSync) if self.time_to_sync.is_none() => {
                 self.time_to_sync = Some(elapsed);
             }
@@ -91,10 +130,30 @@ impl Report {
         self.saw_done_marker && self.time_to_sync.is_some()
     }
 
-    /// The datastore as the client holds it, without the demo's marker.
-    fn finish(mut self, bytes_read: u64) -> Report {
+    /// Whether the client ended with the server's state: its checksum of
+    /// everything it received is the server's final `checksum` (a client
+    /// without one, where checksums were not negotiated, proves nothing),
+    /// every checksum the server sent on the way agreed with what it had
+    /// received, and a kept view is `expected` exactly.
+    fn holds(
+        &self,
+        checksum: Option<StateChecksum>,
+        expected: &BTreeMap<ByteString, Bytes>,
+    ) -> bool {
+        checksum.is_some()
+            && self.checksum == checksum
+            && self.checksum_mismatches == 0
+            && self.view.as_ref().is_none_or(|view| view == expected)
+    }
+
+    /// The client's final figures: `checksum` is its checksum of all it
+    /// received; a kept view loses the demo's marker.
+    fn finish(mut self, bytes_read: u64, checksum: Option<StateChecksum>) -> Report {
         self.bytes = bytes_read;
-        self.view.remove(DONE_KEY);
+        self.checksum = checksum;
+        if let Some(view) = &mut self.view {
+            view.remove(DONE_KEY);
+        }
         self
     }
 }
@@ -117,7 +176,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .sum();
     cache.apply(Instant::now(), snapshot);
     cache.set_status(Instant::now(), SyncStatus::InSync);
-    let server = Server::bind("127.0.0.1:0", cache, ServerOptions::default())
+    let server = Server::bind("127.0.0.1:0", cache, patient(args.timeout))
         .await
         .map_err(|error| Failure::runtime(format!("cannot listen on loopback: {error}")))?;
     let address = server
@@ -134,7 +193,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         args.updates
     );
     let relay = match args.relay {
-        true => Some(start_relay(&address).await?),
+        true => Some(start_relay(&address, args.timeout).await?),
         false => None,
     };
     let address = relay
@@ -153,8 +212,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     for index in 0..clients {
         let address = address.clone();
         let progress = progress.clone();
+        let full_view = index < args.full_views as usize;
+        let read_timeout = args.timeout;
         tasks.push(tokio::spawn(async move {
-            run_client(index, &address, &progress).await
+            run_client(index, full_view, read_timeout, &address, &progress).await
         }));
     }
     stream_changes(&handle, &args).await;
@@ -205,6 +266,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 /// and task.
 async fn start_relay(
     upstream: &str,
+    timeout: Duration,
 ) -> Result<
     (
         String,
@@ -213,7 +275,11 @@ async fn start_relay(
     ),
     Failure,
 > {
-    let relay = Relay::bind("127.0.0.1:0", RelayOptions::new(upstream))
+    let options = RelayOptions {
+        server: patient(timeout),
+        ..RelayOptions::new(upstream)
+    };
+    let relay = Relay::bind("127.0.0.1:0", options)
         .await
         .map_err(|error| Failure::runtime(format!("cannot listen on loopback: {error}")))?;
     let address = relay
@@ -223,6 +289,26 @@ async fn start_relay(
     println!("relaying it (gob upstream) on {address}; the clients connect there");
     let handle = relay.handle();
     Ok((address, handle, tokio::spawn(relay.run())))
+}
+
+/// Server options whose per-connection deadlines (the client's hello, its
+/// acknowledgements and pongs, the socket taking writes) are the demo's
+/// own `timeout`. A thousand clients on a loaded machine can each wait
+/// past the defaults (10 s for the hello) for their turn on the CPU, and
+/// runs failed so; the demo is bounded by --timeout instead, and its
+/// times to connect and to in-sync show the waits.
+fn patient(timeout: Duration) -> ServerOptions {
+    let defaults = ServerOptions::default();
+    ServerOptions {
+        config: syncproto::server::ServerConfig {
+            handshake_timeout: timeout,
+            ack_timeout: timeout,
+            pong_timeout: timeout,
+            ..defaults.config
+        },
+        write_timeout: timeout,
+        ..defaults
+    }
 }
 
 /// Streams the synthetic changes in small batches, then the done marker.
@@ -242,9 +328,12 @@ async fn stream_changes(handle: &ServerHandle, args: &Args) {
     handle.apply([SerializedUpdate::upsert(DONE_KEY, "done", "done")]);
 }
 
-/// One client: connect, follow, stop at the done marker.
+/// One client: connect, follow, stop at the done marker; keep a whole copy
+/// of the datastore if `full_view`.
 async fn run_client(
     index: usize,
+    full_view: bool,
+    read_timeout: Duration,
     address: &str,
     progress: &ProgressBar,
 ) -> Result<Report, Failure> {
@@ -259,13 +348,27 @@ async fn run_client(
         },
         // The demo compares whole states, so it keeps every key.
         key_parser: None,
+        // Every client's state is verified by its checksum.
+        checksums: Some(ChecksumCheck::default()),
+        // A thousand clients on a loaded machine can each wait longer than
+        // upstream's 30 s for their next whole message (runs failed so):
+        // --timeout bounds the demo instead (as `patient` does for the
+        // server), and the summary shows the waits.
+        read_timeout,
         ..ClientConfig::default()
     };
     let started = Instant::now();
-    let mut client = Client::connect(address, config, ClientOptions::default())
+    let options = ClientOptions {
+        receive_buffer: Some(RECEIVE_BUFFER),
+        ..ClientOptions::default()
+    };
+    let mut client = Client::connect(address, config, options)
         .await
         .map_err(Failure::runtime)?;
-    let mut report = Report::default();
+    let mut report = Report {
+        view: full_view.then(BTreeMap::new),
+        ..Report::default()
+    };
     while !report.is_complete() {
         let event = client
             .next_event()
@@ -280,7 +383,7 @@ async fn run_client(
             progress.inc(1);
         }
     }
-    Ok(report.finish(client.bytes_read()))
+    Ok(report.finish(client.bytes_read(), client.received_checksum()))
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -295,8 +398,10 @@ fn summarize(
     updates: usize,
     keys_at_start: usize,
 ) -> Result<(), Failure> {
-    let mut expected: BTreeMap<ByteString, Bytes> = handle
-        .cache()
+    let cache = handle.cache();
+    // The server's checksum covers the done marker, as the clients' do.
+    let expected_checksum = cache.map(|cache| cache.checksum());
+    let mut expected: BTreeMap<ByteString, Bytes> = cache
         .map(|cache| cache.snapshot_updates())
         .unwrap_or_default()
         .into_iter()
@@ -305,19 +410,30 @@ fn summarize(
     expected.remove(DONE_KEY);
     let mut sync_times: Vec<Duration> = results.iter().filter_map(|r| r.time_to_sync).collect();
     sync_times.sort_unstable();
+    let mut connect_times: Vec<Duration> =
+        results.iter().filter_map(|r| r.time_to_connect).collect();
+    connect_times.sort_unstable();
     let kvs: u64 = results.iter().map(|r| r.kvs).sum();
     let bytes: u64 = results.iter().map(|r| r.bytes).sum();
     let mismatched: Vec<usize> = results
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.view != expected)
+        .filter(|(_, r)| !r.holds(expected_checksum, &expected))
         .map(|(index, _)| index)
         .collect();
+    let full_views = results.iter().filter(|r| r.view.is_some()).count();
+    let checksums_checked: u64 = results.iter().map(|r| r.checksums_checked).sum();
     let stats = handle.stats();
     println!(
         "clients:           {} ({} reached in-sync)",
         results.len(),
         sync_times.len()
+    );
+    println!(
+        "time to connect:   p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (to the server's hello)",
+        millis(percentile(&connect_times, 0.5)),
+        millis(percentile(&connect_times, 0.99)),
+        millis(connect_times.last().copied().unwrap_or_default())
     );
     println!(
         "time to in-sync:   p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -354,10 +470,16 @@ fn summarize(
             peak as f64 / (1024.0 * 1024.0)
         );
     }
+    println!(
+        "checksums:         {checksums_checked} sent by the server and checked by the clients on the way"
+    );
     if mismatched.is_empty() {
         println!(
-            "verified:          every client holds the server's final {} keys",
-            expected.len()
+            "verified:          every client holds the server's final {} keys: its checksum of \
+             everything it received matches the server's ({:#018x}), and {full_views} clients' \
+             whole copies match key by key",
+            expected.len(),
+            expected_checksum.map_or(0, |checksum| checksum.checksum)
         );
         Ok(())
     } else {
@@ -375,51 +497,5 @@ fn millis(duration: Duration) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn upsert(key: &str) -> SerializedUpdate {
-        SerializedUpdate::upsert(key, "v", "1")
-    }
-
-    #[test]
-    fn a_done_marker_inside_the_snapshot_waits_for_in_sync() {
-        let mut report = Report::default();
-        let second = Duration::from_secs(1);
-        report
-            .observe(
-                ClientEvent::Updates(vec![upsert(DONE_KEY), upsert("/a")]),
-                second,
-            )
-            .unwrap();
-        assert!(!report.is_complete());
-        report
-            .observe(ClientEvent::Updates(vec![upsert("/b")]), second)
-            .unwrap();
-        report
-            .observe(ClientEvent::Status(SyncStatus::InSync), 2 * second)
-            .unwrap();
-        assert!(report.is_complete());
-        let report = report.finish(10);
-        assert_eq!(report.time_to_sync, Some(2 * second));
-        assert_eq!(report.kvs, 3);
-        let keys: Vec<&str> = report.view.keys().map(|key| &key[..]).collect();
-        assert_eq!(keys, ["/a", "/b"]);
-    }
-
-    #[test]
-    fn in_sync_alone_is_not_complete() {
-        let mut report = Report::default();
-        report
-            .observe(ClientEvent::Status(SyncStatus::InSync), Duration::ZERO)
-            .unwrap();
-        report
-            .observe(ClientEvent::Updates(vec![upsert("/a")]), Duration::ZERO)
-            .unwrap();
-        assert!(!report.is_complete());
-        report
-            .observe(ClientEvent::Updates(vec![upsert(DONE_KEY)]), Duration::ZERO)
-            .unwrap();
-        assert!(report.is_complete());
-    }
-}
+#[path = "demo_tests.rs"]
+mod tests;
