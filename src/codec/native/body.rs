@@ -4,23 +4,25 @@
 //! postcard's encoding; together that is exactly postcard's encoding of an
 //! enum whose variants are the messages in tag order. The layout structs
 //! below borrow from the frame, so parsing copies nothing: a `KVs` body
-//! becomes [`SerializedUpdateRef`]s, which the borrowing API hands out as
-//! they are and the owning API detaches from the frame (see
-//! `codec::retain`) so that what an application keeps does not pin it.
+//! becomes [`SerializedUpdateRef`](crate::message::SerializedUpdateRef)s
+//! (read by `kvs`, which has a faster path for the usual update and falls
+//! back on [`UpdateLayout`]), which the borrowing API hands out as they are
+//! and the owning API detaches from the frame (see `codec::retain`) so that
+//! what an application keeps does not pin it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::kvs::decode_kvs;
 use super::varint::{self, VarintRead};
 use crate::codec::Direction;
-use crate::codec::read_ahead::ReadAhead;
+use crate::codec::MAX_COMPRESSION_ALGORITHMS;
 use crate::codec::retain::detach_update;
-use crate::codec::{MAX_COMPRESSION_ALGORITHMS, MAX_UPDATES_PER_MESSAGE};
 use crate::error::DecodeError;
 use crate::message::{
     Checksum, ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Ping, Pong,
-    Revision, RevisionRef, SerializedUpdate, SerializedUpdateRef, ServerHello, SyncStatus,
-    SyncerType, Timestamp, TimestampError, UpdateType, Zone,
+    Revision, SerializedUpdate, ServerHello, SyncStatus, SyncerType, Timestamp, TimestampError,
+    Zone,
 };
 
 /// Message tags, the first varint of every body. Append only: a tag, once
@@ -38,14 +40,10 @@ pub(crate) mod tag {
     pub(crate) const CHECKSUM: u64 = 8;
 }
 
-/// The smallest encoding of one update (six one-byte fields), used to cap
-/// how many updates a body's count may make us reserve room for.
-const MIN_UPDATE_LEN: usize = 6;
-
 /// Bytes that postcard writes as one length-prefixed run instead of a
 /// sequence of `u8`s (same wire bytes, one copy instead of a loop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RawBytes<'a>(&'a [u8]);
+pub(super) struct RawBytes<'a>(pub(super) &'a [u8]);
 
 impl Serialize for RawBytes<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -154,7 +152,7 @@ struct ServerHelloLayout<'a> {
 
 /// A revision: the variant index is the Go type. Append only.
 #[derive(Serialize, Deserialize)]
-enum RevisionLayout<'a> {
+pub(super) enum RevisionLayout<'a> {
     Nil,
     #[serde(borrow)]
     String(RawBytes<'a>),
@@ -179,17 +177,17 @@ enum RevisionLayout<'a> {
 /// An update. Its strings are read as byte strings (the same bytes on the
 /// wire) and checked for UTF-8 once, as they are detached from the frame.
 #[derive(Serialize, Deserialize)]
-struct UpdateLayout<'a> {
+pub(super) struct UpdateLayout<'a> {
     #[serde(borrow)]
-    key: RawBytes<'a>,
+    pub(super) key: RawBytes<'a>,
     #[serde(borrow)]
-    value: Option<RawBytes<'a>>,
+    pub(super) value: Option<RawBytes<'a>>,
     #[serde(borrow)]
-    revision: RevisionLayout<'a>,
+    pub(super) revision: RevisionLayout<'a>,
     #[serde(borrow)]
-    v3_resource_version: RawBytes<'a>,
-    ttl_nanos: i64,
-    update_type: u8,
+    pub(super) v3_resource_version: RawBytes<'a>,
+    pub(super) ttl_nanos: i64,
+    pub(super) update_type: u8,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -351,7 +349,7 @@ fn strict<'a, T: Deserialize<'a>>(message: MessageKind, body: &'a [u8]) -> Resul
     }
 }
 
-fn malformed(message: MessageKind) -> impl Fn(postcard::Error) -> DecodeError {
+pub(super) fn malformed(message: MessageKind) -> impl Fn(postcard::Error) -> DecodeError {
     move |error| DecodeError::MalformedBody {
         message,
         reason: error.to_string(),
@@ -376,99 +374,6 @@ fn client_hello_from(layout: &ClientHelloLayout<'_>) -> ClientHello {
         supports_checksum: false,
         protocol_version: layout.protocol_version,
     }
-}
-
-/// Reads the updates of a `KVs` body (what [`Body::Kvs`] holds), handing
-/// each to `each` as it borrows the frame; the results are collected once
-/// every update has been read and checked.
-pub(crate) fn decode_kvs<'a, T>(
-    body: &'a [u8],
-    mut each: impl FnMut(SerializedUpdateRef<'a>) -> T,
-) -> Result<Vec<T>, DecodeError> {
-    let (count, count_len) = match varint::read(body, varint::MAX_U64_LEN) {
-        VarintRead::Done(count, len) => (count, len),
-        VarintRead::Incomplete | VarintRead::Malformed => {
-            return Err(DecodeError::MalformedBody {
-                message: MessageKind::Kvs,
-                reason: "missing or malformed update count".into(),
-            });
-        }
-    };
-    if count > MAX_UPDATES_PER_MESSAGE as u64 {
-        return Err(DecodeError::TooManyUpdates {
-            count,
-            max: MAX_UPDATES_PER_MESSAGE,
-        });
-    }
-    let mut rest = &body[count_len..];
-    // Reserve only for what the bytes present could hold, never for what
-    // the count claims.
-    let plausible = usize::try_from(count)
-        .unwrap_or(usize::MAX)
-        .min(rest.len() / MIN_UPDATE_LEN);
-    let mut updates = Vec::with_capacity(plausible);
-    let mut read_ahead = ReadAhead::new(rest);
-    for _ in 0..count {
-        read_ahead.touch(rest);
-        let (layout, after) = postcard::take_from_bytes::<UpdateLayout<'a>>(rest)
-            .map_err(malformed(MessageKind::Kvs))?;
-        rest = after;
-        updates.push(each(update_from(layout)?));
-    }
-    match rest.len() {
-        0 => Ok(updates),
-        count => Err(DecodeError::TrailingBytes {
-            message: MessageKind::Kvs,
-            count,
-        }),
-    }
-}
-
-fn update_from(layout: UpdateLayout<'_>) -> Result<SerializedUpdateRef<'_>, DecodeError> {
-    Ok(SerializedUpdateRef {
-        key: utf8(layout.key.0, "key")?,
-        // An empty value is a deletion on every wire (see SerializedUpdate).
-        value: layout
-            .value
-            .map(|RawBytes(value)| value)
-            .filter(|value| !value.is_empty()),
-        revision: revision_from(layout.revision)?,
-        v3_resource_version: utf8(layout.v3_resource_version.0, "resource version")?,
-        ttl_nanos: layout.ttl_nanos,
-        update_type: UpdateType::from_wire(layout.update_type)
-            .ok_or(DecodeError::InvalidUpdateType(layout.update_type))?,
-    })
-}
-
-/// A string field, checked for UTF-8.
-fn utf8<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, DecodeError> {
-    std::str::from_utf8(bytes).map_err(|_| DecodeError::MalformedBody {
-        message: MessageKind::Kvs,
-        reason: format!("{field} is not UTF-8"),
-    })
-}
-
-fn revision_from(layout: RevisionLayout<'_>) -> Result<RevisionRef<'_>, DecodeError> {
-    Ok(match layout {
-        RevisionLayout::Nil => RevisionRef::Nil,
-        RevisionLayout::String(RawBytes(text)) => RevisionRef::String(utf8(text, "revision")?),
-        RevisionLayout::Bool(value) => RevisionRef::Bool(value),
-        RevisionLayout::Int(value) => RevisionRef::Int(value),
-        RevisionLayout::Int8(value) => RevisionRef::Int8(value),
-        RevisionLayout::Int16(value) => RevisionRef::Int16(value),
-        RevisionLayout::Int32(value) => RevisionRef::Int32(value),
-        RevisionLayout::Int64(value) => RevisionRef::Int64(value),
-        RevisionLayout::Uint(value) => RevisionRef::Uint(value),
-        RevisionLayout::Uint8(value) => RevisionRef::Uint8(value),
-        RevisionLayout::Uint16(value) => RevisionRef::Uint16(value),
-        RevisionLayout::Uint32(value) => RevisionRef::Uint32(value),
-        RevisionLayout::Uint64(value) => RevisionRef::Uint64(value),
-        RevisionLayout::Uintptr(value) => RevisionRef::Uintptr(value),
-        RevisionLayout::Float32(value) => RevisionRef::Float32(value),
-        RevisionLayout::Float64(value) => RevisionRef::Float64(value),
-        RevisionLayout::Complex64(re, im) => RevisionRef::Complex64(re, im),
-        RevisionLayout::Complex128(re, im) => RevisionRef::Complex128(re, im),
-    })
 }
 
 fn revision_layout(revision: &Revision) -> RevisionLayout<'_> {

@@ -3,7 +3,7 @@
 use bytes::{Buf, BytesMut};
 
 use super::varint::{self, VarintRead};
-use super::{FRAMING_VERSION, MAGIC, MAX_LENGTH_PREFIX_LEN, PREAMBLE, body};
+use super::{FRAMING_VERSION, MAGIC, MAX_LENGTH_PREFIX_LEN, PREAMBLE, body, kvs};
 use crate::codec::borrowed::{Decoded, once};
 use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN, Direction};
 use crate::error::DecodeError;
@@ -155,7 +155,7 @@ impl NativeDecoder {
         };
         let frame = &src[..len];
         let visited = match body::decode_body(frame, self.direction) {
-            Ok(body::Body::Kvs(body)) => body::decode_kvs(body, |update| update)
+            Ok(body::Body::Kvs(body)) => kvs::decode_kvs(body, |update| update)
                 .map(|updates| Decoded::Kvs(updates).visit(&mut *visit)),
             Ok(body::Body::Other(message)) => Ok(visit(MessageRef::Other(message))),
             Err(error) => Err(error),

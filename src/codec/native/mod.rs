@@ -44,6 +44,7 @@
 pub(crate) mod body;
 mod decoder;
 mod encoder;
+mod kvs;
 mod varint;
 
 pub use decoder::NativeDecoder;
@@ -66,5 +67,7 @@ pub const PREAMBLE: [u8; 8] = *b"\xC3SYNCPR\x01";
 /// A frame length prefix is a `u32` varint: at most five bytes.
 const MAX_LENGTH_PREFIX_LEN: usize = 5;
 
+#[cfg(test)]
+mod kvs_tests;
 #[cfg(test)]
 mod tests;
