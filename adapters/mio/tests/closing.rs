@@ -141,7 +141,9 @@ fn a_connection_shed_mid_message_finishes_it_first() {
         }
         since.elapsed() > Duration::from_millis(100)
     });
-    assert!(written < big as u64 / 2, "{written}");
+    // Mid-message: the kernel's buffers (autotuned on loopback, several MiB
+    // on some machines) hold part of it, the rest waits.
+    assert!(written < big as u64, "{written}");
     server.set_connection_limit(0, Duration::from_millis(10));
     run_until(&mut server, "the shed", |server| server.stats().shed == 1);
     // No longer counted, but still writing: not gone yet.
