@@ -10,6 +10,7 @@ mod pinger;
 mod report;
 mod send_queue;
 mod sent;
+mod warnings;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 pub use limit::ConnectionLimit;
 pub use report::{CloseReasons, ConnectionReport, ServerStats};
 pub use sent::SendStats;
+pub use warnings::{Admit, WARNING_WINDOW, WARNINGS_PER_WINDOW, WarningLimiter};
 
 pub use config::{
     DEFAULT_ACK_TIMEOUT, DEFAULT_CHECKSUM_INTERVAL, DEFAULT_COMPRESSED_SNAPSHOT_BATCH_SIZE,

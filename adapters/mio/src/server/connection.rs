@@ -10,10 +10,11 @@ use bytes::Bytes;
 use syncproto::Now;
 use syncproto::server::{ConnectionReport, ServerConnection, ServerEvent, ServerStats};
 
-use super::log::{self, WarningLimiter};
+use super::log;
 use super::{ConnectionId, ServerLoopEvent};
 use crate::io::{LINGER, Stream};
 use crate::poll_loop::{Connection, Io, Settled};
+use syncproto::server::WarningLimiter;
 
 /// The server's event handler.
 pub(super) type Handler = Box<dyn FnMut(&ServerLoopEvent) + Send>;

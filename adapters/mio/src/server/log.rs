@@ -6,20 +6,14 @@
 //! The same lines, fields and levels as the tokio driver's, so that one
 //! log pipeline reads both.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use syncproto::codec::WireFormat;
 use syncproto::message::{ClientHello, CompressionAlgorithm};
-use syncproto::server::ConnectionReport;
+use syncproto::server::{Admit, ConnectionReport, WarningLimiter};
 use tracing::Span;
 use tracing::field::{Empty, display};
-
-/// How many warnings of one kind are logged one by one per window.
-const WARNINGS_PER_WINDOW: u32 = 10;
-/// The window over which warnings of one kind are counted.
-const WINDOW: Duration = Duration::from_secs(60);
 
 /// The span every line about connection `id` is logged in: its id and
 /// peer from the start, what the client said of itself once the handshake
@@ -136,82 +130,5 @@ pub(super) fn accept_failed(error: &std::io::Error, limiter: &mut WarningLimiter
             tracing::warn!(%error, suppressed_before, "accepting a connection failed");
         }
         Admit::Suppress => tracing::debug!(%error, "accepting a connection failed"),
-    }
-}
-
-/// Whether a warning is logged.
-#[derive(Debug, PartialEq, Eq)]
-enum Admit {
-    /// Log it, after saying how many of its kind were suppressed in the
-    /// window that just ended.
-    Log { suppressed_before: u64 },
-    /// Over the limit: log it at `debug` only.
-    Suppress,
-}
-
-/// Limits warnings to [`WARNINGS_PER_WINDOW`] per kind per [`WINDOW`]. The
-/// loop is single-threaded, so it needs no lock.
-#[derive(Debug, Default)]
-pub(super) struct WarningLimiter {
-    kinds: HashMap<&'static str, Window>,
-}
-
-#[derive(Debug)]
-struct Window {
-    started: Instant,
-    logged: u32,
-    suppressed: u64,
-}
-
-impl WarningLimiter {
-    /// Whether a warning of `kind` at `now` is logged.
-    fn admit(&mut self, kind: &'static str, now: Instant) -> Admit {
-        let window = self.kinds.entry(kind).or_insert(Window {
-            started: now,
-            logged: 0,
-            suppressed: 0,
-        });
-        let mut suppressed_before = 0;
-        if now.saturating_duration_since(window.started) >= WINDOW {
-            suppressed_before = window.suppressed;
-            *window = Window {
-                started: now,
-                logged: 0,
-                suppressed: 0,
-            };
-        }
-        if window.logged < WARNINGS_PER_WINDOW {
-            window.logged += 1;
-            Admit::Log { suppressed_before }
-        } else {
-            window.suppressed += 1;
-            Admit::Suppress
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warnings_are_limited_per_kind_and_window() {
-        let mut limiter = WarningLimiter::default();
-        let start = Instant::now();
-        let mut logged = |at: Instant, kind| matches!(limiter.admit(kind, at), Admit::Log { .. });
-        let first: Vec<bool> = (0..15).map(|_| logged(start, "truncated")).collect();
-        assert_eq!(
-            first.iter().filter(|logged| **logged).count(),
-            WARNINGS_PER_WINDOW as usize
-        );
-        // Another kind has its own allowance.
-        assert!(logged(start, "handshake_timeout"));
-        // The next window logs again and reports the five suppressed.
-        assert_eq!(
-            limiter.admit("truncated", start + WINDOW),
-            Admit::Log {
-                suppressed_before: 15 - u64::from(WARNINGS_PER_WINDOW)
-            }
-        );
     }
 }

@@ -204,7 +204,7 @@ impl Server {
             stats: ServerStats::default(),
             handler: None,
             open: 0,
-            warnings: log::WarningLimiter::default(),
+            warnings: syncproto::server::WarningLimiter::default(),
         };
         let core = PollLoop::new(FIRST_CONNECTION, shared)?;
         core.registry()

@@ -3,19 +3,12 @@
 //! everything its report says, and warnings that would repeat for every
 //! connection of a flood limited to a few per minute per kind.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use syncproto::codec::WireFormat;
 use syncproto::message::{ClientHello, CompressionAlgorithm};
-use syncproto::server::ConnectionReport;
+use syncproto::server::{Admit, ConnectionReport};
 use tokio::time::Instant;
-
-/// How many warnings of one kind are logged one by one per window.
-const WARNINGS_PER_WINDOW: u32 = 10;
-/// The window over which warnings of one kind are counted.
-const WINDOW: Duration = Duration::from_secs(60);
 
 /// Logs a connection accepted (inside its span, which names its id and
 /// peer, and after the handshake the client: [`handshake_done`]).
@@ -119,80 +112,17 @@ pub(super) fn accept_failed(error: &std::io::Error, limiter: &WarningLimiter) {
     }
 }
 
-/// Whether a warning is logged.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Admit {
-    /// Log it, after saying how many of its kind were suppressed in the
-    /// window that just ended.
-    Log { suppressed_before: u64 },
-    /// Over the limit: log it at `debug` only.
-    Suppress,
-}
-
-/// Limits warnings to [`WARNINGS_PER_WINDOW`] per kind per [`WINDOW`].
+/// The server's [`syncproto::server::WarningLimiter`], shared by its
+/// connection tasks.
 #[derive(Debug, Default)]
-pub(super) struct WarningLimiter {
-    kinds: Mutex<HashMap<&'static str, Window>>,
-}
-
-#[derive(Debug)]
-struct Window {
-    started: Instant,
-    logged: u32,
-    suppressed: u64,
-}
+pub(super) struct WarningLimiter(Mutex<syncproto::server::WarningLimiter>);
 
 impl WarningLimiter {
     /// Whether a warning of `kind` at `now` is logged.
     pub(super) fn admit(&self, kind: &'static str, now: Instant) -> Admit {
-        let mut kinds = self
-            .kinds
+        self.0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let window = kinds.entry(kind).or_insert(Window {
-            started: now,
-            logged: 0,
-            suppressed: 0,
-        });
-        let mut suppressed_before = 0;
-        if now.saturating_duration_since(window.started) >= WINDOW {
-            suppressed_before = window.suppressed;
-            *window = Window {
-                started: now,
-                logged: 0,
-                suppressed: 0,
-            };
-        }
-        if window.logged < WARNINGS_PER_WINDOW {
-            window.logged += 1;
-            Admit::Log { suppressed_before }
-        } else {
-            window.suppressed += 1;
-            Admit::Suppress
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warnings_are_limited_per_kind_and_window() {
-        let limiter = WarningLimiter::default();
-        let start = Instant::now();
-        let logged = |at: Instant, kind| matches!(limiter.admit(kind, at), Admit::Log { .. });
-        let first: Vec<bool> = (0..15).map(|_| logged(start, "truncated")).collect();
-        assert_eq!(first.iter().filter(|logged| **logged).count(), 10);
-        // Another kind has its own allowance.
-        assert!(logged(start, "handshake_timeout"));
-        // The next window logs again and reports the five suppressed.
-        let later = start + WINDOW;
-        assert_eq!(
-            limiter.admit("truncated", later),
-            Admit::Log {
-                suppressed_before: 5
-            }
-        );
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .admit(kind, now.into_std())
     }
 }
