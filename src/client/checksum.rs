@@ -15,7 +15,7 @@ use super::config::ChecksumCheck;
 use crate::checksum::{StateChecksum, entry_digest};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::message::{Checksum, SerializedUpdate};
+use crate::message::{Checksum, SerializedUpdateRef};
 
 /// One comparison of the server's checksum with the client's, reported as
 /// [`ClientEvent::Checksum`](super::ClientEvent::Checksum).
@@ -64,7 +64,7 @@ impl ReceivedState {
     /// Accounts for updates as received (an empty value is a deletion).
     /// A write that changes nothing, or a deletion of an absent key,
     /// changes nothing.
-    pub(crate) fn apply(&mut self, updates: &[SerializedUpdate]) {
+    pub(crate) fn apply<'u>(&mut self, updates: impl IntoIterator<Item = SerializedUpdateRef<'u>>) {
         for update in updates {
             let new = update
                 .effective_value()
@@ -80,7 +80,6 @@ impl ReceivedState {
         }
     }
 
-    /// The checksum of what was received so far.
     pub(crate) fn state(&self) -> StateChecksum {
         self.state
     }
@@ -109,7 +108,11 @@ impl ReceivedState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Revision;
+    use crate::message::{Revision, SerializedUpdate};
+
+    fn apply(received: &mut ReceivedState, updates: &[SerializedUpdate]) {
+        received.apply(updates.iter().map(SerializedUpdate::borrowed));
+    }
 
     fn update(key: &str, value: &str) -> SerializedUpdate {
         SerializedUpdate::upsert(key.to_string(), value.to_string(), Revision::Nil)
@@ -118,11 +121,11 @@ mod tests {
     #[test]
     fn no_op_writes_and_absent_deletions_change_nothing() {
         let mut received = ReceivedState::new(ChecksumCheck::default());
-        received.apply(&[update("a", "1"), update("b", "2")]);
+        apply(&mut received, &[update("a", "1"), update("b", "2")]);
         let before = received.state();
-        received.apply(&[update("a", "1"), update("c", "")]);
+        apply(&mut received, &[update("a", "1"), update("c", "")]);
         assert_eq!(received.state(), before);
-        received.apply(&[update("b", "")]);
+        apply(&mut received, &[update("b", "")]);
         let mut expected = StateChecksum::default();
         expected.replace(None, Some(entry_digest(b"a", b"1")));
         assert_eq!(received.state(), expected);
@@ -132,7 +135,7 @@ mod tests {
     fn mismatches_are_counted_in_a_row_and_reset_when_verified() {
         let now = Instant::now();
         let mut received = ReceivedState::new(ChecksumCheck::default());
-        received.apply(&[update("a", "1")]);
+        apply(&mut received, &[update("a", "1")]);
         let good = Checksum::from(received.state());
         let bad = Checksum {
             checksum: good.checksum ^ 1,
@@ -147,7 +150,7 @@ mod tests {
             .collect();
         assert_eq!(runs, [(false, 1), (false, 2), (true, 0), (false, 1)]);
         let mut counts = ReceivedState::new(ChecksumCheck { count_only: true });
-        counts.apply(&[update("a", "1")]);
+        apply(&mut counts, &[update("a", "1")]);
         assert!(counts.check(bad, now).verified);
     }
 }

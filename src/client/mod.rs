@@ -3,6 +3,8 @@
 
 mod checksum;
 mod config;
+mod deliver;
+mod event;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -11,55 +13,21 @@ use bytes::{Bytes, BytesMut};
 
 pub use checksum::ChecksumReport;
 pub use config::{ChecksumCheck, ClientConfig, DEFAULT_READ_TIMEOUT};
+pub use event::{ClientEvent, ClientEventRef};
 
 use crate::checksum::StateChecksum;
 use crate::close::{CloseReason, TimeoutKind};
 use crate::codec::WireFormat;
 use crate::codec::native::NATIVE_PROTOCOL_VERSION;
 use crate::codec::{StreamDecoder, StreamEncoder};
-use crate::error::{ProtocolError, UsageError};
-use crate::key::KeyError;
+use crate::error::{DecodeError, ProtocolError, UsageError};
 use crate::message::{
-    ByteString, ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, Pong,
-    SerializedUpdate, ServerHello, SyncStatus,
+    ClientHello, CompressionAlgorithm, DecoderRestart, Message, MessageKind, MessageRef, Pong,
+    ServerHello, SyncStatus,
 };
 use crate::time::Now;
 use checksum::ReceivedState;
-
-/// What a [`ClientConnection`] reports to its application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// The server accepted the handshake.
-    Connected(ServerHello),
-    /// The server's sync status. The first event of every connection is
-    /// `Status(ResyncInProgress)`, as upstream clients report on start.
-    Status(SyncStatus),
-    /// One `KVs` message's updates, in order (possibly none), minus those
-    /// whose keys the key parser rejected.
-    Updates(Vec<SerializedUpdate>),
-    /// An update was dropped because its key did not parse (upstream's
-    /// `ErrBadKey`); the connection goes on.
-    Dropped {
-        /// The rejected key.
-        key: ByteString,
-        /// Why the key parser rejected it.
-        reason: KeyError,
-    },
-    /// The server sent something a client ignores, as upstream's does: a
-    /// `Pong`, `Ack` or `ClientHello` (messages only a client sends), or a
-    /// `DecoderRestart` naming a compression algorithm this crate does not
-    /// know (acknowledged, and the stream goes on as it was). Counted by
-    /// [`ClientConnection::ignored_messages`]; the connection goes on.
-    Ignored(MessageKind),
-    /// The server's snapshot checksum was compared with the checksum of
-    /// what this connection received before it (only when both sides
-    /// negotiated checksums: see [`ClientConfig::checksums`]). A mismatch
-    /// is reported, not acted on: what to do about it is the caller's (a
-    /// [`Session`](crate::session::Session) reconnects as upstream does).
-    Checksum(ChecksumReport),
-    /// The connection is over; this is the last event.
-    Closed(CloseReason),
-}
+use deliver::{Delivery, hand_over_queued};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -81,6 +49,12 @@ enum State {
 /// 3. After each `handle_*` call, drain [`poll_event`](Self::poll_event) and
 ///    [`poll_transmit`](Self::poll_transmit) until they return `None`, and
 ///    re-read [`poll_timeout`](Self::poll_timeout).
+///
+/// An application that applies each update and lets it go (a relay, a
+/// checksum, a projection of the data) can take input with
+/// [`handle_input_borrowed`](Self::handle_input_borrowed) instead: the
+/// same events, handed to a callback, with the updates borrowed from the
+/// bytes received rather than copied out of them.
 ///
 /// The machine answers pings and acknowledges decoder restarts by itself.
 /// Once it has emitted [`ClientEvent::Closed`] it emits nothing more and
@@ -196,7 +170,35 @@ impl ClientConnection {
             return;
         }
         self.input.extend_from_slice(data);
-        self.process_input(now, false);
+        self.process_input(now, false, None);
+    }
+
+    /// Like [`handle_input`](Self::handle_input), but hands events to
+    /// `on_event` instead of queuing them: first every event still queued,
+    /// then those this input produces, in order. Each `KVs` message comes
+    /// as a [`ClientEventRef::Updates`] borrowing the received bytes, valid
+    /// only during the call: no key, value or revision is copied and
+    /// nothing is allocated per update (one vector per message when a key
+    /// check or the legacy upgrade is configured). Copy what must outlive
+    /// the callback ([`SerializedUpdateRef::to_update`](crate::message::SerializedUpdateRef::to_update)).
+    ///
+    /// The events are the ones [`handle_input`](Self::handle_input)
+    /// followed by [`poll_event`](Self::poll_event) would give; the two can
+    /// be mixed on one connection. Events from the other calls
+    /// ([`handle_eof`](Self::handle_eof),
+    /// [`handle_timeout`](Self::handle_timeout), [`close`](Self::close))
+    /// are queued for [`poll_event`](Self::poll_event) as always.
+    pub fn handle_input_borrowed(
+        &mut self,
+        now: Now,
+        data: &[u8],
+        mut on_event: impl FnMut(ClientEventRef<'_>),
+    ) {
+        if self.state != State::Closed {
+            self.input.extend_from_slice(data);
+            self.process_input(now, false, Some(&mut on_event));
+        }
+        hand_over_queued(&mut self.events, &mut on_event);
     }
 
     /// Tells the machine the server closed its side of the connection. A
@@ -212,7 +214,7 @@ impl ClientConnection {
         if self.state == State::Closed {
             return;
         }
-        self.process_input(now, true);
+        self.process_input(now, true, None);
         if self.state != State::Closed {
             self.finish(CloseReason::PeerClosed);
         }
@@ -303,23 +305,89 @@ impl ClientConnection {
         self.ignored_messages
     }
 
-    fn process_input(&mut self, now: Now, at_eof: bool) {
+    /// Decodes what is buffered, message by message, until it runs out or
+    /// the connection closes. `KVs` messages are delivered as they are
+    /// decoded: handed over borrowed to `on_event` when given, queued as
+    /// owned updates otherwise.
+    fn process_input(
+        &mut self,
+        now: Now,
+        at_eof: bool,
+        mut on_event: Option<&mut dyn FnMut(ClientEventRef<'_>)>,
+    ) {
         while self.state != State::Closed {
-            let decoded = if at_eof {
-                self.decoder.decode_eof(&mut self.input)
-            } else {
-                self.decoder.decode(&mut self.input)
+            let decoded = match on_event.as_deref_mut() {
+                None => self.decode_queuing(at_eof),
+                Some(on_event) => self.decode_handing_over(at_eof, on_event),
             };
             match decoded {
-                Ok(Some(message)) => {
+                Ok(Some(unhandled)) => {
                     self.read_deadline = now.instant + self.config.read_timeout;
-                    if let Err(error) = self.handle_message(now, message) {
+                    if let Some(message) = unhandled
+                        && let Err(error) = self.handle_message(now, message)
+                    {
                         self.finish(CloseReason::Protocol(error));
                     }
                 }
                 Ok(None) => break,
                 Err(error) => self.finish(CloseReason::Protocol(error.into())),
             }
+        }
+    }
+
+    /// Decodes the next message with the owning API: `Some(None)` when it
+    /// was a `KVs` message, delivered to the queue; `Some(message)` for
+    /// any other (and a `KVs` before the hello), to be handled.
+    fn decode_queuing(&mut self, at_eof: bool) -> Result<Option<Option<Message>>, DecodeError> {
+        let decoded = match at_eof {
+            true => self.decoder.decode_eof(&mut self.input)?,
+            false => self.decoder.decode(&mut self.input)?,
+        };
+        Ok(decoded.map(|message| match message {
+            Message::Kvs(updates) if self.state == State::Syncing => {
+                self.delivery().queue(updates);
+                None
+            }
+            other => Some(other),
+        }))
+    }
+
+    /// As [`decode_queuing`](Self::decode_queuing), with the borrowing API:
+    /// a `KVs` message's updates go to `on_event` without being copied.
+    fn decode_handing_over(
+        &mut self,
+        at_eof: bool,
+        on_event: &mut dyn FnMut(ClientEventRef<'_>),
+    ) -> Result<Option<Option<Message>>, DecodeError> {
+        let syncing = self.state == State::Syncing;
+        // Borrowed apart from the decoder, which holds the bytes the
+        // updates point into while `on_message` runs.
+        let delivery = Delivery {
+            config: &self.config,
+            received: &mut self.received,
+            events: &mut self.events,
+        };
+        let on_message = |message: MessageRef<'_>| match message {
+            MessageRef::Kvs(updates) if syncing => {
+                delivery.hand_over(updates, on_event);
+                None
+            }
+            other => Some(other.to_message()),
+        };
+        match at_eof {
+            true => self
+                .decoder
+                .decode_eof_borrowed(&mut self.input, on_message),
+            false => self.decoder.decode_borrowed(&mut self.input, on_message),
+        }
+    }
+
+    /// What delivering a message's updates works on.
+    fn delivery(&mut self) -> Delivery<'_> {
+        Delivery {
+            config: &self.config,
+            received: &mut self.received,
+            events: &mut self.events,
         }
     }
 
@@ -330,10 +398,6 @@ impl ClientConnection {
                 expected: "waiting for the ServerHello",
                 got: other.kind(),
             }),
-            (State::Syncing, Message::Kvs(updates)) => {
-                self.deliver(updates);
-                Ok(())
-            }
             (State::Syncing, Message::SyncStatus(status)) => {
                 self.events.push_back(ClientEvent::Status(status));
                 Ok(())
@@ -394,34 +458,6 @@ impl ClientConnection {
     fn ignore(&mut self, kind: MessageKind) {
         self.ignored_messages += 1;
         self.events.push_back(ClientEvent::Ignored(kind));
-    }
-
-    /// Reports one `KVs` message, dropping updates whose keys are rejected
-    /// (and upgrading legacy policy keys first, if configured).
-    fn deliver(&mut self, mut updates: Vec<SerializedUpdate>) {
-        // As received: the server's checksum covers what it sent.
-        if let Some(received) = self.received.as_mut() {
-            received.apply(&updates);
-        }
-        if self.config.upgrade_legacy_policy_keys {
-            updates = updates
-                .into_iter()
-                .map(SerializedUpdate::upgrade_legacy_policy_key)
-                .collect();
-        }
-        if let Some(parser) = &self.config.key_parser {
-            updates.retain(|update| match parser.validate(&update.key) {
-                Ok(()) => true,
-                Err(reason) => {
-                    self.events.push_back(ClientEvent::Dropped {
-                        key: update.key.clone(),
-                        reason,
-                    });
-                    false
-                }
-            });
-        }
-        self.events.push_back(ClientEvent::Updates(updates));
     }
 
     /// Switches to the stream that begins right after the restart message:

@@ -25,6 +25,13 @@ pub fn is_modern_policy_key(key: &str) -> bool {
     })
 }
 
+/// Whether [`SerializedUpdate::upgrade_legacy_policy_key`] may change an
+/// update with this key: every other key it leaves as it is, so a caller
+/// holding borrowed updates copies only these.
+pub(crate) fn may_be_legacy_policy_key(key: &str) -> bool {
+    key.starts_with(LEGACY_POLICY_PREFIX)
+}
+
 impl SerializedUpdate {
     /// What upstream's client does with a legacy policy key
     /// (`/calico/v1/policy/tier/<tier>/policy/<name>`, sent by servers
@@ -37,7 +44,7 @@ impl SerializedUpdate {
     /// [`ClientConfig::upgrade_legacy_policy_keys`](crate::client::ClientConfig::upgrade_legacy_policy_keys)
     /// makes the client machine do this to everything it delivers.
     pub fn upgrade_legacy_policy_key(mut self) -> SerializedUpdate {
-        if !self.key.starts_with(LEGACY_POLICY_PREFIX) {
+        if !may_be_legacy_policy_key(&self.key) {
             return self;
         }
         let Ok(legacy @ Key::LegacyPolicy { .. }) = Key::parse(&self.key) else {

@@ -9,4 +9,5 @@ mod legacy_policy;
 mod resource_version;
 
 pub use legacy_policy::is_modern_policy_key;
+pub(crate) use legacy_policy::may_be_legacy_policy_key;
 pub use resource_version::is_v3_resource_key;

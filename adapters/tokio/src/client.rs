@@ -7,7 +7,7 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
 use syncproto::checksum::StateChecksum;
-use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
+use syncproto::client::{ClientConfig, ClientConnection, ClientEvent, ClientEventRef};
 use syncproto::message::ServerHello;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -209,93 +209,151 @@ impl Client {
         loop {
             if let Some(event) = self.machine.poll_event() {
                 if matches!(event, ClientEvent::Closed(_)) {
-                    self.finished = true;
-                    // After a clean end of stream the machine still hands
-                    // out what it owes (a pong to a last ping): the server
-                    // may still be reading. Write it, then shut down; on
-                    // TLS that writes too (close_notify, and anything
-                    // held). A server that stopped reading must not hold us
-                    // here: LINGER bounds both.
-                    let owed = self
-                        .pending
-                        .take()
-                        .into_iter()
-                        .chain(std::iter::from_fn(|| self.machine.poll_transmit()))
-                        .collect::<Vec<_>>();
-                    let writable = self.write_error.is_none();
-                    let writer = &mut self.writer;
-                    let finish = async move {
-                        if writable {
-                            for bytes in owed {
-                                writer.write_all(&bytes).await?;
-                            }
-                        }
-                        writer.shutdown().await
-                    };
-                    let _ = timeout(LINGER, finish).await;
+                    self.finish().await;
                 }
                 return Ok(Some(event));
             }
             if self.finished {
                 return Ok(None);
             }
-            while self.pending.has_room()
-                && let Some(bytes) = self.machine.poll_transmit()
-            {
-                self.pending.push(bytes);
+            self.drive(None).await?;
+        }
+    }
+
+    /// Like [`next_event`](Self::next_event), but hands `on_event` every
+    /// event of the next read at once, each `KVs` message's updates
+    /// borrowed from the bytes read rather than copied out of them (see
+    /// [`ClientConnection::handle_input_borrowed`]): for applications that
+    /// apply each update and let it go. Drives the connection until at
+    /// least one event was handed over; `Ok(false)` once the final
+    /// [`ClientEvent::Closed`] has been, and on every call after it.
+    pub async fn next_events_borrowed(
+        &mut self,
+        mut on_event: impl FnMut(ClientEventRef<'_>) + Send,
+    ) -> std::io::Result<bool> {
+        loop {
+            let mut handed_over = false;
+            let mut closed = false;
+            // Events queued by the machine's other calls (an end of
+            // stream, a timeout, a close) come first.
+            while let Some(event) = self.machine.poll_event() {
+                handed_over = true;
+                closed |= matches!(event, ClientEvent::Closed(_));
+                on_event(ClientEventRef::Other(event));
             }
-            let deadline = self.machine.poll_timeout().map(Instant::from_std);
-            // After a write failed, writing again would fail at once, round
-            // and round: only read on, for what the server said last.
-            if self.write_error.is_some() {
-                self.pending.clear();
+            if !handed_over && !self.finished {
+                let mut watch = |event: ClientEventRef<'_>| {
+                    handed_over = true;
+                    closed |= matches!(event, ClientEventRef::Other(ClientEvent::Closed(_)));
+                    on_event(event);
+                };
+                self.drive(Some(&mut watch)).await?;
             }
-            let writing =
-                self.write_error.is_none() && (!self.pending.is_empty() || self.needs_flush);
-            // Measured from the last progress, not from this pass: passes
-            // come as often as the server sends, and a write stuck behind
-            // a steady stream of pings would otherwise never time out.
-            self.stalled_since = match (writing, self.stalled_since) {
-                (false, _) => None,
-                (true, None) => Some(Instant::now()),
-                (true, since) => since,
-            };
-            let write_deadline = self.stalled_since.map(|since| since + self.write_timeout);
-            tokio::select! {
-                progress = write_or_flush(&mut self.writer, &mut self.pending), if writing => {
-                    match progress {
-                        Ok(Progress::Wrote(_)) => {
-                            self.stalled_since = None;
-                            self.needs_flush = true;
-                        }
-                        Ok(Progress::Flushed) => {
-                            self.stalled_since = None;
-                            self.needs_flush = false;
-                        }
-                        Err(error) => {
-                            self.write_error = Some(error);
-                            continue;
-                        }
-                    }
-                }
-                _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
-                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress"));
-                }
-                read = self.reader.read(&mut self.buffer) => match read.map_err(|error| self.write_error.take().unwrap_or(error))? {
-                    0 => self.machine.handle_eof(now()),
-                    n => {
-                        self.bytes_read += n as u64;
-                        if let Some(on_read) = &self.on_read {
-                            on_read(&self.buffer[..n]);
-                        }
-                        self.machine.handle_input(now(), &self.buffer[..n]);
-                    }
-                },
-                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
-                    self.machine.handle_timeout(now());
-                }
+            if closed {
+                self.finish().await;
+            }
+            if handed_over || self.finished {
+                return Ok(handed_over);
             }
         }
+    }
+
+    /// After the final event: writes what the machine still owes, then
+    /// shuts the connection down.
+    async fn finish(&mut self) {
+        self.finished = true;
+        // After a clean end of stream the machine still hands out what it
+        // owes (a pong to a last ping): the server may still be reading.
+        // Write it, then shut down; on TLS that writes too (close_notify,
+        // and anything held). A server that stopped reading must not hold
+        // us here: LINGER bounds both.
+        let owed = self
+            .pending
+            .take()
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.machine.poll_transmit()))
+            .collect::<Vec<_>>();
+        let writable = self.write_error.is_none();
+        let writer = &mut self.writer;
+        let finish = async move {
+            if writable {
+                for bytes in owed {
+                    writer.write_all(&bytes).await?;
+                }
+            }
+            writer.shutdown().await
+        };
+        let _ = timeout(LINGER, finish).await;
+    }
+
+    /// One pass of driving the connection: queues what the machine wants
+    /// sent, then waits for the first of a write's progress, a read, or a
+    /// deadline, and feeds it to the machine. What is read goes to
+    /// `on_event` borrowed when given, to the machine's queue otherwise.
+    async fn drive(
+        &mut self,
+        on_event: Option<&mut (dyn FnMut(ClientEventRef<'_>) + Send)>,
+    ) -> std::io::Result<()> {
+        while self.pending.has_room()
+            && let Some(bytes) = self.machine.poll_transmit()
+        {
+            self.pending.push(bytes);
+        }
+        let deadline = self.machine.poll_timeout().map(Instant::from_std);
+        // After a write failed, writing again would fail at once, round
+        // and round: only read on, for what the server said last.
+        if self.write_error.is_some() {
+            self.pending.clear();
+        }
+        let writing = self.write_error.is_none() && (!self.pending.is_empty() || self.needs_flush);
+        // Measured from the last progress, not from this pass: passes
+        // come as often as the server sends, and a write stuck behind
+        // a steady stream of pings would otherwise never time out.
+        self.stalled_since = match (writing, self.stalled_since) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, since) => since,
+        };
+        let write_deadline = self.stalled_since.map(|since| since + self.write_timeout);
+        tokio::select! {
+            progress = write_or_flush(&mut self.writer, &mut self.pending), if writing => {
+                match progress {
+                    Ok(Progress::Wrote(_)) => {
+                        self.stalled_since = None;
+                        self.needs_flush = true;
+                    }
+                    Ok(Progress::Flushed) => {
+                        self.stalled_since = None;
+                        self.needs_flush = false;
+                    }
+                    Err(error) => {
+                        self.write_error = Some(error);
+                        return Ok(());
+                    }
+                }
+            }
+            _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress"));
+            }
+            read = self.reader.read(&mut self.buffer) => match read.map_err(|error| self.write_error.take().unwrap_or(error))? {
+                0 => self.machine.handle_eof(now()),
+                n => {
+                    self.bytes_read += n as u64;
+                    if let Some(on_read) = &self.on_read {
+                        on_read(&self.buffer[..n]);
+                    }
+                    let read = &self.buffer[..n];
+                    match on_event {
+                        Some(on_event) => self.machine.handle_input_borrowed(now(), read, on_event),
+                        None => self.machine.handle_input(now(), read),
+                    }
+                }
+            },
+            _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                self.machine.handle_timeout(now());
+            }
+        }
+        Ok(())
     }
 
     /// Closes the connection: [`next_event`](Self::next_event) returns

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use syncproto::client::{ClientConfig, ClientEvent};
+use syncproto::CloseReason;
+use syncproto::client::{ClientConfig, ClientEvent, ClientEventRef};
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
 use syncproto::server::ServerConfig;
@@ -432,6 +433,75 @@ async fn bind_refuses_an_unusable_configuration() {
         .await
         .expect_err("a zero ping interval was accepted");
     assert!(error.to_string().contains("ping_interval"), "{error}");
+}
+
+/// A client taking its events borrowed (`next_events_borrowed`) ends with
+/// the view an owning client ends with, and sees the server's close as its
+/// final event, after which it reports that nothing more will come.
+#[tokio::test(start_paused = true)]
+async fn a_client_taking_borrowed_events_syncs_and_sees_the_close() {
+    let handle = server(ServerOptions::default(), 500).await;
+    let connect = |handle: &ServerHandle| {
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let serving = handle.clone();
+        tokio::spawn(async move { serving.serve_transport(Box::new(near)).await });
+        Client::over(Box::new(far), client_config(), &ClientOptions::default()).unwrap()
+    };
+    let mut owning = connect(&handle);
+    let expected = sync(&mut owning).await;
+    assert_eq!(expected.len(), 500);
+
+    let mut borrowing = connect(&handle);
+    let mut view = BTreeMap::new();
+    let mut in_sync = false;
+    let mut closed = None;
+    timeout(HUNG, async {
+        while !in_sync {
+            let more = borrowing
+                .next_events_borrowed(|event| match event {
+                    ClientEventRef::Updates(updates) => {
+                        for update in updates {
+                            update.to_update().apply_to(&mut view);
+                        }
+                    }
+                    ClientEventRef::Other(ClientEvent::Status(SyncStatus::InSync)) => {
+                        in_sync = true
+                    }
+                    ClientEventRef::Other(ClientEvent::Closed(reason)) => {
+                        panic!("closed: {reason}")
+                    }
+                    ClientEventRef::Other(_) => {}
+                })
+                .await
+                .unwrap();
+            assert!(more);
+        }
+    })
+    .await
+    .expect("the borrowing client never reached in-sync");
+    assert_eq!(view, expected);
+
+    handle.shutdown();
+    timeout(HUNG, async {
+        while borrowing
+            .next_events_borrowed(|event| {
+                if let ClientEventRef::Other(ClientEvent::Closed(reason)) = event {
+                    closed = Some(reason);
+                }
+            })
+            .await
+            .unwrap()
+        {}
+    })
+    .await
+    .expect("the borrowing client never saw the close");
+    assert_eq!(closed, Some(CloseReason::PeerClosed));
+    assert!(
+        !borrowing
+            .next_events_borrowed(|_| panic!("an event after the last"))
+            .await
+            .unwrap()
+    );
 }
 
 /// A client with a small socket receive buffer syncs a snapshot many times

@@ -7,7 +7,7 @@ use syncproto::message::ByteString;
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use syncproto::checksum::StateChecksum;
-use syncproto::client::{ChecksumCheck, ClientConfig, ClientEvent};
+use syncproto::client::{ChecksumCheck, ClientConfig, ClientEvent, ClientEventRef};
 use syncproto::codec::WireFormat;
 use syncproto::fanout::{CacheConfig, SnapshotCache};
 use syncproto::message::{CompressionAlgorithm, SerializedUpdate, SyncStatus};
@@ -96,18 +96,23 @@ struct Report {
 
 impl Report {
     /// Takes in one event the client reported `elapsed` after it started;
-    /// a close is the client's failure, described.
-    fn observe(&mut self, event: ClientEvent, elapsed: Duration) -> Result<(), String> {
-        match event {
-            ClientEvent::Updates(updates) => {
+    /// a close is the client's failure, described. Updates are borrowed:
+    /// only a kept view copies them.
+    fn observe(&mut self, event: ClientEventRef<'_>, elapsed: Duration) -> Result<(), String> {
+        let event = match event {
+            ClientEventRef::Updates(updates) => {
                 self.kvs += updates.len() as u64;
                 for update in updates {
                     self.saw_done_marker |= update.key == DONE_KEY;
                     if let Some(view) = &mut self.view {
-                        update.apply_to(view);
+                        update.to_update().apply_to(view);
                     }
                 }
+                return Ok(());
             }
+            ClientEventRef::Other(event) => event,
+        };
+        match event {
             ClientEvent::Checksum(report) => {
                 self.checksums_checked += 1;
                 self.checksum_mismatches += u64::from(!report.verified);
@@ -369,19 +374,31 @@ async fn run_client(
         view: full_view.then(BTreeMap::new),
         ..Report::default()
     };
-    while !report.is_complete() {
-        let event = client
-            .next_event()
+    // Each read's events at once, the updates borrowed from what was
+    // read: the clients check them and let them go (the kept views copy).
+    let mut failure = None;
+    while !report.is_complete() && failure.is_none() {
+        let more = client
+            .next_events_borrowed(|event| {
+                // Past the end (the rest of the read) nothing counts.
+                if failure.is_some() || report.is_complete() {
+                    return;
+                }
+                let was_in_sync = report.time_to_sync.is_some();
+                match report.observe(event, started.elapsed()) {
+                    Ok(()) if !was_in_sync && report.time_to_sync.is_some() => progress.inc(1),
+                    Ok(()) => {}
+                    Err(error) => failure = Some(error),
+                }
+            })
             .await
-            .map_err(|error| Failure::runtime(format!("client {index}: {error}")))?
-            .ok_or_else(|| Failure::runtime(format!("client {index} finished early")))?;
-        let was_in_sync = report.time_to_sync.is_some();
-        report
-            .observe(event, started.elapsed())
-            .map_err(|error| Failure::runtime(format!("client {index} {error}")))?;
-        if !was_in_sync && report.time_to_sync.is_some() {
-            progress.inc(1);
+            .map_err(|error| Failure::runtime(format!("client {index}: {error}")))?;
+        if !more && failure.is_none() && !report.is_complete() {
+            return Err(Failure::runtime(format!("client {index} finished early")));
         }
+    }
+    if let Some(error) = failure {
+        return Err(Failure::runtime(format!("client {index} {error}")));
     }
     Ok(report.finish(client.bytes_read(), client.received_checksum()))
 }

@@ -6,6 +6,20 @@ fn upsert(key: &str) -> SerializedUpdate {
     SerializedUpdate::upsert(key, "v", "1")
 }
 
+impl Report {
+    /// `observe` of an owned event, its updates borrowed as a client
+    /// hands them over.
+    fn observe_owned(&mut self, event: ClientEvent, elapsed: Duration) -> Result<(), String> {
+        match event {
+            ClientEvent::Updates(updates) => {
+                let borrowed: Vec<_> = updates.iter().map(SerializedUpdate::borrowed).collect();
+                self.observe(ClientEventRef::Updates(&borrowed), elapsed)
+            }
+            other => self.observe(ClientEventRef::Other(other), elapsed),
+        }
+    }
+}
+
 #[test]
 fn a_done_marker_inside_the_snapshot_waits_for_in_sync() {
     let mut report = Report {
@@ -14,17 +28,17 @@ fn a_done_marker_inside_the_snapshot_waits_for_in_sync() {
     };
     let second = Duration::from_secs(1);
     report
-        .observe(
+        .observe_owned(
             ClientEvent::Updates(vec![upsert(DONE_KEY), upsert("/a")]),
             second,
         )
         .unwrap();
     assert!(!report.is_complete());
     report
-        .observe(ClientEvent::Updates(vec![upsert("/b")]), second)
+        .observe_owned(ClientEvent::Updates(vec![upsert("/b")]), second)
         .unwrap();
     report
-        .observe(ClientEvent::Status(SyncStatus::InSync), 2 * second)
+        .observe_owned(ClientEvent::Status(SyncStatus::InSync), 2 * second)
         .unwrap();
     assert!(report.is_complete());
     let report = report.finish(10, None);
@@ -55,11 +69,11 @@ fn a_client_without_a_view_counts_the_servers_checksums() {
             received_at: std::time::Instant::now(),
         };
         report
-            .observe(ClientEvent::Checksum(checked), Duration::ZERO)
+            .observe_owned(ClientEvent::Checksum(checked), Duration::ZERO)
             .unwrap();
     }
     report
-        .observe(ClientEvent::Updates(vec![upsert("/a")]), Duration::ZERO)
+        .observe_owned(ClientEvent::Updates(vec![upsert("/a")]), Duration::ZERO)
         .unwrap();
     let report = report.finish(10, Some(server));
     assert!(report.view.is_none());
@@ -110,14 +124,14 @@ fn a_client_holds_the_state_only_if_checksum_and_view_agree() {
 fn in_sync_alone_is_not_complete() {
     let mut report = Report::default();
     report
-        .observe(ClientEvent::Status(SyncStatus::InSync), Duration::ZERO)
+        .observe_owned(ClientEvent::Status(SyncStatus::InSync), Duration::ZERO)
         .unwrap();
     report
-        .observe(ClientEvent::Updates(vec![upsert("/a")]), Duration::ZERO)
+        .observe_owned(ClientEvent::Updates(vec![upsert("/a")]), Duration::ZERO)
         .unwrap();
     assert!(!report.is_complete());
     report
-        .observe(ClientEvent::Updates(vec![upsert(DONE_KEY)]), Duration::ZERO)
+        .observe_owned(ClientEvent::Updates(vec![upsert(DONE_KEY)]), Duration::ZERO)
         .unwrap();
     assert!(report.is_complete());
 }
