@@ -1,7 +1,9 @@
 //! Arbitrary server bytes and time steps into a client machine, in either
 //! wire format, with or without compression: it must not panic, must keep
 //! its event discipline (one final event, then silence) and must not buffer
-//! beyond its message limit.
+//! beyond its message limit. A twin machine fed the same input through
+//! `handle_input_borrowed` reports the same events and sends the same
+//! bytes.
 
 #![no_main]
 
@@ -64,7 +66,10 @@ fuzz_target!(|script: Script| {
         },
         ..ClientConfig::default()
     };
-    let mut client = ClientConnection::new(config, now(elapsed)).expect("valid config");
+    let mut client = ClientConnection::new(config.clone(), now(elapsed)).expect("valid config");
+    let mut twin = ClientConnection::new(config, now(elapsed)).expect("valid config");
+    // What the twin handed over borrowed (copied out) or queued.
+    let mut twin_events = Vec::new();
     if script.valid_handshake {
         let mut encoder = StreamEncoder::new(format, MAX_MESSAGE_LEN);
         let mut bytes = BytesMut::new();
@@ -87,27 +92,47 @@ fuzz_target!(|script: Script| {
                 .expect("encodes");
         }
         client.handle_input(now(elapsed), &bytes);
+        twin.handle_input_borrowed(now(elapsed), &bytes, |event| {
+            twin_events.push(event.to_event())
+        });
     }
     let mut closed = false;
     for step in script.steps {
         match step {
-            Step::Input(bytes) => client.handle_input(now(elapsed), &bytes),
+            Step::Input(bytes) => {
+                client.handle_input(now(elapsed), &bytes);
+                twin.handle_input_borrowed(now(elapsed), &bytes, |event| {
+                    twin_events.push(event.to_event())
+                });
+            }
             Step::AdvanceMillis(ms) => elapsed += Duration::from_millis(u64::from(ms)),
             Step::AdvanceSeconds(s) => elapsed += Duration::from_secs(u64::from(s)),
-            Step::Eof => client.handle_eof(now(elapsed)),
-            Step::Close => client.close(),
+            Step::Eof => {
+                client.handle_eof(now(elapsed));
+                twin.handle_eof(now(elapsed));
+            }
+            Step::Close => {
+                client.close();
+                twin.close();
+            }
         }
         if client
             .poll_timeout()
             .is_some_and(|deadline| deadline <= start + elapsed)
         {
             client.handle_timeout(now(elapsed));
+            twin.handle_timeout(now(elapsed));
         }
         let closed_earlier = closed;
+        let mut events = Vec::new();
         while let Some(event) = client.poll_event() {
             assert!(!closed, "event after the final one: {event:?}");
             closed = matches!(event, ClientEvent::Closed(_));
+            events.push(event);
         }
+        twin_events.extend(std::iter::from_fn(|| twin.poll_event()));
+        assert_eq!(events, twin_events, "the borrowing twin reported otherwise");
+        twin_events.clear();
         // Whatever the server sends, what the client holds stays bounded:
         // an incomplete message or chunk, decompressed bytes, a gob value's
         // queued messages (the definition budget is 64 KiB).
@@ -116,7 +141,14 @@ fuzz_target!(|script: Script| {
             "buffered {}",
             client.buffered()
         );
-        let transmitted = std::iter::from_fn(|| client.poll_transmit()).count();
+        let sent: Vec<_> = std::iter::from_fn(|| client.poll_transmit()).collect();
+        let twin_sent: Vec<_> = std::iter::from_fn(|| twin.poll_transmit()).collect();
+        assert_eq!(
+            sent.concat(),
+            twin_sent.concat(),
+            "the borrowing twin sent otherwise"
+        );
+        let transmitted = sent.len();
         if closed {
             // Only a clean end of stream leaves owed output (a pong), and
             // only what was queued when it closed: never anything later.
