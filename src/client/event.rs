@@ -10,7 +10,7 @@ use crate::message::{
 
 use super::ChecksumReport;
 
-/// What a [`ClientConnection`] reports to its application.
+/// What a [`ClientConnection`](super::ClientConnection) reports to its application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
     /// The server accepted the handshake.
@@ -33,11 +33,11 @@ pub enum ClientEvent {
     /// `Pong`, `Ack` or `ClientHello` (messages only a client sends), or a
     /// `DecoderRestart` naming a compression algorithm this crate does not
     /// know (acknowledged, and the stream goes on as it was). Counted by
-    /// [`ClientConnection::ignored_messages`]; the connection goes on.
+    /// [`ClientConnection::ignored_messages`](super::ClientConnection::ignored_messages); the connection goes on.
     Ignored(MessageKind),
     /// The server's snapshot checksum was compared with the checksum of
     /// what this connection received before it (only when both sides
-    /// negotiated checksums: see [`ClientConfig::checksums`]). A mismatch
+    /// negotiated checksums: see [`ClientConfig::checksums`](super::ClientConfig::checksums)). A mismatch
     /// is reported, not acted on: what to do about it is the caller's (a
     /// [`Session`](crate::session::Session) reconnects as upstream does).
     Checksum(ChecksumReport),
