@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 
+use super::Name;
+use super::path::matches;
+
 /// An escaped name holds a `%` that does not start `%25` or `%2f`.
 ///
 /// Upstream leaves such a `%` as it is when unescaping, but then the name
@@ -50,7 +53,7 @@ pub fn unescape_name(escaped: &str) -> Result<Cow<'_, str>, InvalidEscape> {
     Ok(if name.escapes == 0 {
         Cow::Borrowed(escaped)
     } else {
-        Cow::Owned(name.to_name())
+        Cow::Owned(name.to_name().into_string())
     })
 }
 
@@ -62,6 +65,9 @@ pub(super) struct Escaped<'a> {
     raw: &'a str,
     /// How many `%` escapes `raw` holds (each 3 bytes, 1 once unescaped).
     escapes: usize,
+    /// Where the first escape starts, if there is one: unescaping then
+    /// needs no search for a name with one escape (`namespace%2fpod`).
+    first: usize,
 }
 
 impl<'a> Escaped<'a> {
@@ -69,43 +75,104 @@ impl<'a> Escaped<'a> {
     pub(super) fn check(raw: &'a str) -> Result<Escaped<'a>, InvalidEscape> {
         let bytes = raw.as_bytes();
         let mut escapes = 0;
-        // A '%' is never one of the two bytes after an accepted '%', so
-        // every '%' found starts an escape.
-        for (offset, _) in bytes.iter().enumerate().filter(|&(_, &b)| b == b'%') {
-            match bytes.get(offset + 1..offset + 3) {
-                Some(b"25" | b"2f") => escapes += 1,
-                _ => return Err(InvalidEscape { offset }),
+        let mut first = 0;
+        // Eight bytes at a time, as the path is split; the last ones padded
+        // with NULs. A '%' is never one of the two bytes after an accepted
+        // '%', so every '%' found starts an escape, and they are found in
+        // order, so an error is at the first bad one.
+        for (index, chunk) in bytes.chunks(8).enumerate() {
+            let word = chunk
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| word << 8 | u64::from(byte));
+            let mut percents = matches(word, b'%');
+            while percents != 0 {
+                let offset = index * 8 + (percents.trailing_zeros() / 8) as usize;
+                percents &= percents - 1;
+                match bytes.get(offset + 1..offset + 3) {
+                    Some(b"25" | b"2f") => {
+                        if escapes == 0 {
+                            first = offset;
+                        }
+                        escapes += 1;
+                    }
+                    _ => return Err(InvalidEscape { offset }),
+                }
             }
         }
-        Ok(Escaped { raw, escapes })
+        Ok(Escaped {
+            raw,
+            escapes,
+            first,
+        })
     }
 
     /// A name known to hold no '%'.
     pub(super) fn plain(raw: &'a str) -> Escaped<'a> {
-        Escaped { raw, escapes: 0 }
+        Escaped {
+            raw,
+            escapes: 0,
+            first: 0,
+        }
     }
 
-    /// The name, unescaped, in one allocation of its exact length.
-    pub(super) fn to_name(self) -> String {
+    /// The name, unescaped: inline when it fits a [`Name`], otherwise in
+    /// one allocation of its exact length.
+    pub(super) fn to_name(self) -> Name {
         if self.escapes == 0 {
-            return self.raw.to_owned();
+            return Name::new(self.raw);
         }
-        let mut name = String::with_capacity(self.raw.len().saturating_sub(2 * self.escapes));
+        let len = self.raw.len().saturating_sub(2 * self.escapes);
+        if len <= INLINE {
+            // Assembled on the stack and copied in whole: pushing piece by
+            // piece onto a `Name` costs more than the copy.
+            let mut buf = [0; INLINE];
+            let mut at = 0;
+            self.unescape(|piece| {
+                if let Some(dest) = buf.get_mut(at..at + piece.len()) {
+                    dest.copy_from_slice(piece.as_bytes());
+                }
+                at += piece.len();
+            });
+            // Whole characters of a `str` and ASCII replacements: valid
+            // UTF-8, so the fallback is never taken.
+            if let Some(Ok(name)) = buf.get(..at).map(std::str::from_utf8) {
+                return Name::new(name);
+            }
+        }
+        // A `String` of the exact length becomes the `Name`'s heap buffer
+        // as it is.
+        let mut name = String::with_capacity(len);
+        self.unescape(|piece| name.push_str(piece));
+        Name::from(name)
+    }
+
+    /// Passes the unescaped name to `out` in pieces: the runs between
+    /// escapes, and each escape's character. Only for a name with escapes.
+    #[inline(always)]
+    fn unescape(self, mut out: impl FnMut(&str)) {
         let mut rest = self.raw;
-        // Every '%' starts a checked "%25" or "%2f".
-        while let Some(at) = rest.bytes().position(|b| b == b'%') {
-            name.push_str(rest.get(..at).unwrap_or_default());
-            name.push(if rest.as_bytes().get(at + 2) == Some(&b'f') {
-                '/'
+        let mut at = self.first;
+        // Every '%' starts a checked "%25" or "%2f", and there are
+        // `escapes` of them: the search stops after the last.
+        for left in (0..self.escapes).rev() {
+            out(rest.get(..at).unwrap_or_default());
+            out(if rest.as_bytes().get(at + 2) == Some(&b'f') {
+                "/"
             } else {
-                '%'
+                "%"
             });
             rest = rest.get(at + 3..).unwrap_or_default();
+            if left > 0 {
+                at = rest.find('%').unwrap_or(rest.len());
+            }
         }
-        name.push_str(rest);
-        name
+        out(rest);
     }
 }
+
+/// The longest name a [`Name`] holds without allocating.
+const INLINE: usize = std::mem::size_of::<Name>();
 
 #[cfg(test)]
 mod tests {
@@ -133,6 +200,28 @@ mod tests {
         assert_eq!(unescape_name("ns%2fpod").as_deref(), Ok("ns/pod"));
         assert_eq!(unescape_name("a%2525b").as_deref(), Ok("a%25b"));
         assert_eq!(unescape_name("é%2fü").as_deref(), Ok("é/ü"));
+    }
+
+    #[test]
+    fn unescapes_names_inline_and_on_the_heap() {
+        // Up to 24 bytes a name is assembled inline, longer on the heap;
+        // one, two and more escapes, at the ends and in the middle.
+        for name in [
+            "/",
+            "%",
+            "ns/pod",
+            "%/a%b/",
+            "team-12/web-0123456",
+            "team-12/web-01234567-abcde",
+            "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z",
+            "50% of /var/run at 100%/s",
+            "é/ü%ö-----------------------",
+        ] {
+            let escaped = escape_name(name);
+            let checked = Escaped::check(&escaped).unwrap();
+            assert_eq!(checked.to_name(), name, "{escaped}");
+            assert_eq!(unescape_name(&escaped).as_deref(), Ok(name));
+        }
     }
 
     #[test]

@@ -132,6 +132,20 @@ pub use value::{ParsedUpdate, Value, ValueError, ValueKind};
 #[cfg(doc)]
 use crate::message::SerializedUpdate;
 
+/// The text of a name field of a [`Key`] (a hostname, a workload, a
+/// policy's name…): a string that keeps up to 24 bytes inline, without a
+/// heap allocation, and otherwise behaves as a `String` (it derefs to
+/// `str`, compares, orders and hashes as its text, and converts from and
+/// into `String` and `&str`).
+///
+/// Why not `String`: parsing a key allocated one `String` per name field,
+/// four for a workload endpoint, and that was a quarter to a half of what
+/// [`Key::parse`] cost; most names (orchestrators, endpoint and interface
+/// names, namespaces, policy, profile and setting names) are short enough
+/// to be kept inline. Build one with `.into()` from a `&str` or `String`,
+/// or [`Name::new`]; read it as a `&str` (`as_str`, or deref).
+pub type Name = compact_str::CompactString;
+
 /// A parsed datastore key: one variant per kind of key upstream sends.
 ///
 /// Fields hold names unescaped. [`Key::parse`] and [`Key::to_path`] convert
@@ -144,54 +158,54 @@ pub enum Key {
     /// `GlobalConfigKey`). Text value.
     GlobalConfig {
         /// The setting's name, e.g. `LogSeverityScreen`; may contain `/`.
-        name: String,
+        name: Name,
     },
     /// A per-host Felix setting, `/calico/v1/host/<hostname>/config/<name>`
     /// (upstream `HostConfigKey`). Text value.
     HostConfig {
         /// The host the setting applies to.
-        hostname: String,
+        hostname: Name,
         /// The setting's name; may contain `/`.
-        name: String,
+        name: Name,
     },
     /// A host's existence marker, `/calico/v1/host/<hostname>/metadata`
     /// (upstream `HostMetadataKey`). JSON value.
     HostMetadata {
         /// The host (not escaped, as upstream).
-        hostname: String,
+        hostname: Name,
     },
     /// A host's BIRD IP, `/calico/v1/host/<hostname>/bird_ip` (upstream
     /// `HostIPKey`). Text value: an IP address.
     HostIp {
         /// The host.
-        hostname: String,
+        hostname: Name,
     },
     /// A node's Wireguard settings, `/calico/v1/host/<hostname>/wireguard`
     /// (upstream `WireguardKey`). JSON value.
     Wireguard {
         /// The node.
-        hostname: String,
+        hostname: Name,
     },
     /// A workload endpoint,
     /// `/calico/v1/host/<hostname>/workload/<orchestrator>/<workload>/endpoint/<endpoint>`
     /// (upstream `WorkloadEndpointKey`). JSON value.
     WorkloadEndpoint {
         /// The host the workload runs on.
-        hostname: String,
+        hostname: Name,
         /// The orchestrator, e.g. `kubernetes`.
-        orchestrator: String,
+        orchestrator: Name,
         /// The workload, e.g. `namespace/pod` (escaped as `namespace%2fpod`).
-        workload: String,
+        workload: Name,
         /// The endpoint, e.g. `eth0`.
-        endpoint: String,
+        endpoint: Name,
     },
     /// A host endpoint, `/calico/v1/host/<hostname>/endpoint/<endpoint>`
     /// (upstream `HostEndpointKey`). JSON value.
     HostEndpoint {
         /// The host.
-        hostname: String,
+        hostname: Name,
         /// The endpoint's name.
-        endpoint: String,
+        endpoint: Name,
     },
     /// A policy in upstream's modern form,
     /// `/calico/v1/policy/<kind>/<namespace>/<name>` (upstream `PolicyKey`,
@@ -200,45 +214,45 @@ pub enum Key {
         /// The policy kind, e.g. `NetworkPolicy`, `GlobalNetworkPolicy`,
         /// `StagedNetworkPolicy`, `KubernetesNetworkPolicy`. Not `tier` or
         /// `profile`, which those segments mean instead.
-        kind: String,
+        kind: Name,
         /// The namespace; empty for global kinds.
-        namespace: String,
+        namespace: Name,
         /// The policy's name.
-        name: String,
+        name: Name,
     },
     /// A policy in the form servers before v3.32 send,
     /// `/calico/v1/policy/tier/<tier>/policy/<name>`. JSON value. See
     /// [`Key::legacy_policy_as_modern`] for the modern key upstream infers.
     LegacyPolicy {
         /// The tier the policy belongs to.
-        tier: String,
+        tier: Name,
         /// The policy's name, `namespace/name` for namespaced policies, with
         /// upstream's kind prefixes (`knp.default.`, `staged:`, `kcnp.`).
-        name: String,
+        name: Name,
     },
     /// A policy tier, `/calico/v1/policy/tier/<name>/metadata` (upstream
     /// `TierKey`). JSON value.
     Tier {
         /// The tier's name.
-        name: String,
+        name: Name,
     },
     /// A profile's rules, `/calico/v1/policy/profile/<name>/rules` (upstream
     /// `ProfileRulesKey`). JSON value.
     ProfileRules {
         /// The profile's name, e.g. `kns.default`.
-        name: String,
+        name: Name,
     },
     /// A profile's labels, `/calico/v1/policy/profile/<name>/labels`
     /// (upstream `ProfileLabelsKey`). JSON value.
     ProfileLabels {
         /// The profile's name.
-        name: String,
+        name: Name,
     },
     /// A network set, `/calico/v1/netset/<name>` (upstream `NetworkSetKey`).
     /// JSON value.
     NetworkSet {
         /// The set's name, `namespace/name` for namespaced sets.
-        name: String,
+        name: Name,
     },
     /// The datastore's ready flag, `/calico/v1/Ready` (upstream
     /// `ReadyFlagKey`). Text value, `true` when ready ([`Value::flag`]).
@@ -262,7 +276,7 @@ pub enum Key {
     /// value reads as `{}` ([`ParsedUpdate::new`]).
     BlockAffinity {
         /// The host holding the block (not escaped, as upstream).
-        hostname: String,
+        hostname: Name,
         /// The block's network.
         cidr: Cidr,
     },
@@ -270,21 +284,21 @@ pub enum Key {
     /// `IPAMHandleKey`). JSON value.
     IpamHandle {
         /// The handle's id (not escaped, as upstream).
-        handle: String,
+        handle: Name,
     },
     /// A global BGP setting, `/calico/bgp/v1/global/<name>` (upstream
     /// `GlobalBGPConfigKey`). Text value.
     GlobalBgpConfig {
         /// The setting's name, e.g. `as_num`; may contain `/`.
-        name: String,
+        name: Name,
     },
     /// A per-node BGP setting, `/calico/bgp/v1/host/<node>/<name>` (upstream
     /// `NodeBGPConfigKey`). Text value.
     NodeBgpConfig {
         /// The node (not escaped, as upstream).
-        node: String,
+        node: Name,
         /// The setting's name, e.g. `ip_addr_v4`; may contain `/`.
-        name: String,
+        name: Name,
     },
     /// A v3 resource,
     /// `/calico/resources/v3/projectcalico.org/<plural>/[<namespace>/]<name>`
@@ -293,18 +307,18 @@ pub enum Key {
         /// The resource's kind.
         kind: ResourceKind,
         /// The namespace: `Some` exactly when the kind is namespaced.
-        namespace: Option<String>,
+        namespace: Option<Name>,
         /// The resource's name.
-        name: String,
+        name: Name,
     },
     /// A host endpoint's status as Felix reports it,
     /// `/calico/felix/v1/host/<hostname>/endpoint/<endpoint>` (upstream
     /// `HostEndpointStatusKey`). JSON value.
     HostEndpointStatus {
         /// The host (not escaped, as upstream).
-        hostname: String,
+        hostname: Name,
         /// The endpoint's name.
-        endpoint: String,
+        endpoint: Name,
     },
     /// A workload endpoint's status as Felix reports it,
     /// `/calico/felix/v2/<region>/host/<hostname>/workload/<orchestrator>/<workload>/endpoint/<endpoint>`
@@ -312,33 +326,33 @@ pub enum Key {
     WorkloadEndpointStatus {
         /// The region segment as written, e.g. `region-Europe` or
         /// `no-region` (not escaped, as upstream).
-        region: String,
+        region: Name,
         /// The host (not escaped, as upstream).
-        hostname: String,
+        hostname: Name,
         /// The orchestrator.
-        orchestrator: String,
+        orchestrator: Name,
         /// The workload.
-        workload: String,
+        workload: Name,
         /// The endpoint.
-        endpoint: String,
+        endpoint: Name,
     },
     /// Felix's live status report,
     /// `/calico/felix/v2/<region>/host/<hostname>/status` (upstream
     /// `ActiveStatusReportKey`). JSON value.
     ActiveStatusReport {
         /// The region segment as written (`no-region` when there is none).
-        region: String,
+        region: Name,
         /// The host.
-        hostname: String,
+        hostname: Name,
     },
     /// Felix's last status report before it stopped,
     /// `/calico/felix/v2/<region>/host/<hostname>/last_reported_status`
     /// (upstream `LastStatusReportKey`). JSON value.
     LastStatusReport {
         /// The region segment as written.
-        region: String,
+        region: Name,
         /// The host.
-        hostname: String,
+        hostname: Name,
     },
     /// A key this enum does not model, kept as its path. The default parser
     /// never produces it; a custom [`KeyParser`] can, to deliver keys it
@@ -501,9 +515,9 @@ impl Key {
             .find_map(|(prefix, kind)| name.strip_prefix(prefix).map(|rest| (*kind, rest)))
             .unwrap_or((default_kind, name));
         Some(Key::Policy {
-            kind: kind.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
         })
     }
 }
@@ -621,7 +635,7 @@ mod tests {
         assert_eq!(Key::Ready.validate(), Ok(()));
         let bad = [
             Key::GlobalConfig {
-                name: String::new(),
+                name: Name::default(),
             },
             Key::HostMetadata {
                 hostname: "a/b".into(),

@@ -34,7 +34,7 @@ const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
 /// A mask with the top bit of each byte of `word` equal to `byte` set
 /// (exact: no false positives).
 #[inline(always)]
-fn matches(word: u64, byte: u8) -> u64 {
+pub(super) fn matches(word: u64, byte: u8) -> u64 {
     let x = word ^ (ONES * u64::from(byte));
     !(((x & LOW7) + LOW7) | x | LOW7)
 }

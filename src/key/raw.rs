@@ -3,10 +3,10 @@
 //! parsing it goes on to [`Raw::into_key`], which cannot fail, so the two
 //! accept and refuse exactly the same paths.
 
-use super::Key;
 use super::cidr::Cidr;
 use super::escape::Escaped;
 use super::resource::ResourceKind;
+use super::{Key, Name};
 
 /// [`Key`], variant for variant, with each field as the path holds it:
 /// names upstream escapes as [`Escaped`], the others as `&str`.
@@ -107,10 +107,10 @@ pub(super) enum Raw<'a> {
 }
 
 impl Raw<'_> {
-    /// The owned key: one allocation per name field, each of its final
-    /// length.
+    /// The owned key: one allocation per name field too long to be kept
+    /// inline in a [`Name`], each of its final length.
     pub(super) fn into_key(self) -> Key {
-        let v = str::to_owned;
+        let v = Name::new::<&str>;
         match self {
             Raw::GlobalConfig { name } => Key::GlobalConfig { name: v(name) },
             Raw::HostConfig { hostname, name } => Key::HostConfig {

@@ -11,10 +11,11 @@
 use std::net::IpAddr;
 
 use proptest::prelude::*;
-use syncproto::key::{Cidr, Key, ResourceKind};
+use syncproto::key::{Cidr, Key, Name, ResourceKind};
 
-pub fn s(text: &str) -> String {
-    text.to_owned()
+/// `text` as a `Name` or a `String`, whichever the field holds.
+pub fn s<T: for<'a> From<&'a str>>(text: &str) -> T {
+    T::from(text)
 }
 
 pub fn cidr(text: &str) -> Cidr {
@@ -266,16 +267,19 @@ pub fn valid_paths() -> Vec<(&'static str, Key)> {
 }
 
 /// Any name, slashes and percent signs included.
-pub fn name() -> impl Strategy<Value = String> {
+pub fn name() -> impl Strategy<Value = Name> {
     prop_oneof![
         3 => "[a-z0-9.-]{1,12}",
         2 => "[a-z0-9/%.:_-]{1,16}",
+        // Long enough for names that do not fit inline in a `Name`.
+        1 => "[a-z0-9/%.-]{20,40}",
         1 => "\\PC{1,10}",
     ]
+    .prop_map(Name::from)
 }
 
 /// A name for a field upstream does not escape: anything but '/'.
-pub fn plain() -> impl Strategy<Value = String> {
+pub fn plain() -> impl Strategy<Value = Name> {
     name().prop_filter("verbatim fields cannot hold '/'", |n| !n.contains('/'))
 }
 
@@ -319,7 +323,7 @@ pub fn keys() -> impl Strategy<Value = Key> {
         (
             name().prop_filter("tier and profile are not policy kinds", |k| k != "tier"
                 && k != "profile"),
-            prop_oneof![Just(String::new()), name()],
+            prop_oneof![Just(Name::default()), name()],
             name()
         )
             .prop_map(|(kind, namespace, name)| Key::Policy {
