@@ -1,11 +1,13 @@
 //! `syncproto decode`: decode a captured server-to-client stream.
 
-mod input;
 mod json;
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use syncproto::codec::{DEFAULT_MAX_SERVER_MESSAGE_LEN, StreamDecoder, WireFormat};
 use syncproto::message::MessageRef;
 
@@ -13,8 +15,6 @@ use crate::failure::Failure;
 use crate::options::Wire;
 use crate::output::Lines;
 use crate::state::State;
-
-use input::{Chunking, Input};
 
 /// Decode a captured server-to-client byte stream.
 ///
@@ -41,6 +41,67 @@ pub(crate) struct Args {
     file: PathBuf,
 }
 
+/// How much is read at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The capture being read, a chunk at a time.
+struct Input {
+    name: String,
+    reader: Box<dyn Read>,
+    buffer: BytesMut,
+    /// Bytes read so far.
+    read: u64,
+    at_end: bool,
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input, Failure> {
+        let (name, reader): (String, Box<dyn Read>) = if path == Path::new("-") {
+            ("stdin".to_owned(), Box::new(std::io::stdin()))
+        } else {
+            let name = path.display().to_string();
+            let file =
+                File::open(path).map_err(|error| Failure::input(format!("{name}: {error}")))?;
+            (name, Box::new(file))
+        };
+        Ok(Input {
+            name,
+            reader,
+            buffer: BytesMut::new(),
+            read: 0,
+            at_end: false,
+        })
+    }
+
+    /// Appends the next chunk to the buffer (what the decoder left of an
+    /// incomplete message stays in front of it).
+    fn fill(&mut self) -> Result<(), Failure> {
+        // The buffer goes through a `Vec` (no copy while nothing else holds
+        // it: what is left of it moves to the front) so that the chunk is
+        // read into its spare capacity as it is: `BytesMut` would have it
+        // zeroed first, a write of every byte of the capture before the
+        // kernel writes it again.
+        let mut vec = Vec::from(std::mem::take(&mut self.buffer));
+        // One byte more than a chunk keeps the vector's length below its
+        // capacity, which `Bytes` keeps (at length = capacity it would drop
+        // the spare room, and the next fill reallocate).
+        vec.reserve(READ_CHUNK + 1);
+        let read = (&mut self.reader)
+            .take(READ_CHUNK as u64)
+            .read_to_end(&mut vec)
+            .map_err(|error| Failure::input(format!("{}: {error}", self.name)))?;
+        self.buffer = BytesMut::from(Bytes::from(vec));
+        self.read += read as u64;
+        self.at_end = read == 0;
+        Ok(())
+    }
+
+    /// Bytes taken off by the decoder so far.
+    fn consumed(&self) -> u64 {
+        self.read - self.buffer.len() as u64
+    }
+}
+
 /// What `--stats` counts.
 #[derive(Debug, Default)]
 struct Counts {
@@ -52,7 +113,23 @@ struct Counts {
 }
 
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
-    let mut input = Input::open(&args.file, Chunking::DEFAULT)?;
+    let mut input = Input::open(&args.file)?;
+    while input.buffer.is_empty() && !input.at_end {
+        input.fill()?;
+    }
+    if input.buffer.is_empty() {
+        return Err(Failure::input(format!(
+            "{}: the capture is empty",
+            input.name
+        )));
+    }
+    let format = match args.wire {
+        Some(wire) => wire.into(),
+        None => WireFormat::detect(&input.buffer)
+            .ok_or_else(|| Failure::input(format!("{}: not a gob or native stream", input.name)))?,
+    };
+    let mut decoder =
+        StreamDecoder::new(format, DEFAULT_MAX_SERVER_MESSAGE_LEN, None).following_restarts();
     let mut out = Lines::stdout();
     let mut state = State::default();
     let mut counts = Counts::default();
@@ -61,78 +138,33 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         (false, true) => Mode::State,
         (false, false) => Mode::Print,
     };
+    // The decoder's time is the loop's less the reads: two clock reads per
+    // chunk rather than per message (a message can take less time to
+    // decode than reading the clock). With `--stats` the callback only
+    // counts.
     let started = Instant::now();
-    // The borrowing API: updates are slices of the read buffer, handed to
-    // `take` and dropped; nothing is copied out of the capture except what
-    // `--state` keeps. With `--stats` it only counts.
-    let take = |message: MessageRef<'_>| {
-        counts.messages += 1;
-        if let MessageRef::Kvs(updates) = &message {
-            counts.kvs += updates.len() as u64;
-        }
-        match mode {
-            Mode::Stats => Ok(()),
-            Mode::State => {
-                if let MessageRef::Kvs(updates) = message {
-                    for update in updates {
-                        state.apply(update.to_update());
-                    }
-                }
-                Ok(())
-            }
-            Mode::Print => json::print(&message, &mut out),
-        }
-    };
-    let waited = decode(&mut input, args.wire.map(WireFormat::from), take)?;
-    counts.reading = waited;
-    if args.state {
-        state.print(&mut out)?;
-    }
-    if args.stats {
-        let seconds = started
-            .elapsed()
-            .saturating_sub(counts.reading)
-            .as_secs_f64();
-        out.line(&stats_line(&counts, input.read, seconds))?;
-    }
-    out.flush()
-}
-
-/// Decodes the whole of `input` in `wire` (default: told from its first
-/// byte), handing each message to `take`; returns the time spent waiting
-/// for the input.
-fn decode(
-    input: &mut Input,
-    wire: Option<WireFormat>,
-    mut take: impl FnMut(MessageRef<'_>) -> Result<(), Failure>,
-) -> Result<Duration, Failure> {
-    // The decoder's time is the loop's less the waits for input: two
-    // clock reads per chunk rather than per message (a message can take
-    // less time to decode than reading the clock).
-    let mut waited = Duration::ZERO;
-    let mut fill = |input: &mut Input| {
-        let started = Instant::now();
-        let filled = input.fill();
-        waited += started.elapsed();
-        filled
-    };
-    while input.buffer.is_empty() && !input.at_end {
-        fill(input)?;
-    }
-    if input.buffer.is_empty() {
-        return Err(Failure::input(format!(
-            "{}: the capture is empty",
-            input.name
-        )));
-    }
-    let format = match wire {
-        Some(format) => format,
-        None => WireFormat::detect(&input.buffer)
-            .ok_or_else(|| Failure::input(format!("{}: not a gob or native stream", input.name)))?,
-    };
-    let mut decoder =
-        StreamDecoder::new(format, DEFAULT_MAX_SERVER_MESSAGE_LEN, None).following_restarts();
     loop {
+        // The borrowing API: updates are slices of the read buffer, handed
+        // to `take` and dropped; nothing is copied out of the capture
+        // except what `--state` keeps.
+        let mut take = |message: MessageRef<'_>| {
+            counts.messages += 1;
+            if let MessageRef::Kvs(updates) = &message {
+                counts.kvs += updates.len() as u64;
+            }
+            match mode {
+                Mode::Stats => Ok(()),
+                Mode::State => {
+                    if let MessageRef::Kvs(updates) = message {
+                        for update in updates {
+                            state.apply(update.to_update());
+                        }
+                    }
+                    Ok(())
+                }
+                Mode::Print => json::print(&message, &mut out),
+            }
+        };
         let decoded = match input.at_end {
             true => decoder.decode_eof_borrowed(&mut input.buffer, &mut take),
             false => decoder.decode_borrowed(&mut input.buffer, &mut take),
@@ -146,10 +178,25 @@ fn decode(
         })?;
         match decoded {
             Some(taken) => taken?,
-            None if input.at_end => return Ok(waited),
-            None => fill(input)?,
+            None if input.at_end => break,
+            None => {
+                let started = Instant::now();
+                input.fill()?;
+                counts.reading += started.elapsed();
+            }
         }
     }
+    if args.state {
+        state.print(&mut out)?;
+    }
+    if args.stats {
+        let seconds = started
+            .elapsed()
+            .saturating_sub(counts.reading)
+            .as_secs_f64();
+        out.line(&stats_line(&counts, input.read, seconds))?;
+    }
+    out.flush()
 }
 
 /// What is done with each message.
@@ -178,7 +225,3 @@ fn stats_line(counts: &Counts, bytes: u64, seconds: f64) -> String {
         "peak_rss_bytes": crate::memory::peak_resident_bytes(),
     )
 }
-
-#[cfg(test)]
-#[path = "input_tests.rs"]
-mod input_tests;
