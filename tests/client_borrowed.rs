@@ -18,18 +18,18 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use common::sessions::encode_sessions;
 use common::strategies::{message, split_points};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use syncproto::CloseReason;
 use syncproto::Now;
 use syncproto::client::{ChecksumCheck, ClientConfig, ClientConnection, ClientEvent};
-use syncproto::codec::{StreamEncoder, WireFormat};
+use syncproto::codec::WireFormat;
 use syncproto::key::DefaultKeyParser;
 use syncproto::message::{
-    Checksum, CompressionAlgorithm, DecoderRestart, Ping, Revision, SerializedUpdate, ServerHello,
-    SyncStatus, Timestamp,
+    Checksum, Ping, Revision, SerializedUpdate, ServerHello, SyncStatus, Timestamp,
 };
 
 /// Keys of every sort the delivery steps treat differently.
@@ -79,37 +79,6 @@ fn server_message() -> impl Strategy<Value = syncproto::Message> {
             !matches!(message, Message::DecoderRestart(_))
         }),
     ]
-}
-
-/// A server's stream: its hello, then sessions of messages, each after
-/// the first behind a restart into or out of compression.
-fn encode(
-    format: WireFormat,
-    hello: ServerHello,
-    sessions: &[(bool, Vec<syncproto::Message>)],
-) -> Vec<u8> {
-    use syncproto::Message;
-    let mut encoder = StreamEncoder::new(format, usize::MAX);
-    let mut out = BytesMut::new();
-    encoder
-        .encode(&Message::ServerHello(hello), &mut out)
-        .unwrap();
-    for (index, (compressed, messages)) in sessions.iter().enumerate() {
-        if index > 0 {
-            let restart = DecoderRestart {
-                message: format!("session {index}"),
-                compression_algorithm: compressed.then_some(CompressionAlgorithm::Snappy),
-            };
-            encoder
-                .encode(&Message::DecoderRestart(restart), &mut out)
-                .unwrap();
-            encoder.restart(*compressed);
-        }
-        for message in messages {
-            encoder.encode(message, &mut out).unwrap();
-        }
-    }
-    out.to_vec()
 }
 
 /// How each piece is fed to a connection.
@@ -195,7 +164,7 @@ proptest! {
             supports_checksum: true,
             ..ServerHello::default()
         };
-        let mut stream = encode(format, hello, &sessions);
+        let mut stream = encode_sessions(format, &[syncproto::Message::ServerHello(hello)], &sessions);
         if let Some((at, mask)) = damage {
             let at = at.index(stream.len());
             stream[at] ^= mask;
@@ -251,9 +220,9 @@ fn rejected_keys_are_reported_before_their_batch() {
         syncer_type: config.syncer_type.clone(),
         ..ServerHello::default()
     };
-    let stream = encode(
+    let stream = encode_sessions(
         WireFormat::Native,
-        hello,
+        &[syncproto::Message::ServerHello(hello)],
         &[(false, vec![syncproto::Message::Kvs(batch.clone())])],
     );
     let start = Instant::now();

@@ -13,6 +13,7 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
+use common::sessions::encode_sessions;
 use common::strategies::{message, split_points, update};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -126,29 +127,6 @@ fn same_trace<D: Apis>(fresh: impl Fn() -> D, input: &[u8], cuts: &[usize]) -> T
     owned
 }
 
-/// A stream of sessions, each after a restart into the next one's
-/// compression (the first uncompressed, as every stream starts).
-fn encode_sessions(format: WireFormat, sessions: &[(bool, Vec<Message>)]) -> Vec<u8> {
-    let mut encoder = StreamEncoder::new(format, usize::MAX);
-    let mut out = BytesMut::new();
-    for (index, (compressed, messages)) in sessions.iter().enumerate() {
-        if index > 0 {
-            let restart = DecoderRestart {
-                message: format!("session {index}"),
-                compression_algorithm: compressed.then_some(CompressionAlgorithm::Snappy),
-            };
-            encoder
-                .encode(&Message::DecoderRestart(restart), &mut out)
-                .unwrap();
-            encoder.restart(*compressed);
-        }
-        for message in messages {
-            encoder.encode(message, &mut out).unwrap();
-        }
-    }
-    out.to_vec()
-}
-
 /// Any message but a restart (the sessions place those), now and then a
 /// batch holding a value large enough that the owning API shares it with
 /// its frame rather than copying it.
@@ -237,7 +215,7 @@ proptest! {
         seeds in vec(any::<prop::sample::Index>(), 0..12),
     ) {
         let format = if gob { WireFormat::Gob } else { WireFormat::Native };
-        let stream = mutate(encode_sessions(format, &sessions), &mutation);
+        let stream = mutate(encode_sessions(format, &[], &sessions), &mutation);
         let cuts = split_points(stream.len(), &seeds);
         let direction = server_side.then_some(Direction::ServerToClient);
         let trace = same_trace(|| stream_decoder(format, direction), &stream, &cuts);
@@ -260,7 +238,7 @@ proptest! {
         seeds in vec(any::<prop::sample::Index>(), 0..12),
     ) {
         for format in [WireFormat::Native, WireFormat::Gob] {
-            let stream = mutate(encode_sessions(format, &[(false, messages.clone())]), &mutation);
+            let stream = mutate(encode_sessions(format, &[], &[(false, messages.clone())]), &mutation);
             let cuts = split_points(stream.len(), &seeds);
             match format {
                 WireFormat::Native => {

@@ -10,4 +10,5 @@ pub mod gob_bytes;
 pub mod golden;
 pub mod harness;
 pub mod pieces;
+pub mod sessions;
 pub mod strategies;
