@@ -14,7 +14,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use syncproto::Message;
 use syncproto::client::{ClientConfig, ClientConnection, ClientEvent};
 use syncproto::codec::{StreamDecoder, StreamEncoder, WireFormat};
@@ -232,17 +235,7 @@ fn keys(c: &mut Criterion) {
     let parser = DefaultKeyParser;
     assert!(mix.iter().all(|key| parser.parse(key).is_ok()));
     let mut group = c.benchmark_group("keys");
-    group.throughput(Throughput::Elements(mix.len() as u64));
-    group.bench_function("parse", |b| {
-        b.iter(|| mix.iter().filter(|key| parser.parse(key).is_ok()).count())
-    });
-    group.bench_function("validate", |b| {
-        b.iter(|| {
-            mix.iter()
-                .filter(|key| parser.validate(key).is_ok())
-                .count()
-        })
-    });
+    parse_and_validate_mix(&mut group, &mix);
     let updates: Vec<SerializedUpdate> = syncproto::synthetic::snapshot(10_000, 1);
     group.throughput(Throughput::Elements(updates.len() as u64));
     group.bench_function("snapshot_parse", |b| {
@@ -264,13 +257,10 @@ fn keys(c: &mut Criterion) {
     group.finish();
 }
 
-/// `parse` and `validate` on [`key_mix`] again, timed in the thread's CPU
-/// time rather than wall time: the figure to compare across runs on a
-/// machine shared with other work.
-fn keys_cpu(c: &mut Criterion<ThreadCpuTime>) {
-    let mix = key_mix();
+/// `parse` and `validate` on `mix` (the [`key_mix`]) in `group`, whichever
+/// clock the group measures with.
+fn parse_and_validate_mix<M: Measurement>(group: &mut BenchmarkGroup<'_, M>, mix: &[String]) {
     let parser = DefaultKeyParser;
-    let mut group = c.benchmark_group("keys_cpu");
     group.throughput(Throughput::Elements(mix.len() as u64));
     group.bench_function("parse", |b| {
         b.iter(|| mix.iter().filter(|key| parser.parse(key).is_ok()).count())
@@ -282,6 +272,15 @@ fn keys_cpu(c: &mut Criterion<ThreadCpuTime>) {
                 .count()
         })
     });
+}
+
+/// `parse` and `validate` on [`key_mix`] again, timed in the thread's CPU
+/// time rather than wall time: the figure to compare across runs on a
+/// machine shared with other work.
+fn keys_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    let mix = key_mix();
+    let mut group = c.benchmark_group("keys_cpu");
+    parse_and_validate_mix(&mut group, &mix);
     group.finish();
 }
 
