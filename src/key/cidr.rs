@@ -1,7 +1,7 @@
 //! IP networks as IPAM keys carry them: `10.0.0.0-26` in a path for
 //! `10.0.0.0/26`.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -61,7 +61,11 @@ impl Cidr {
 
     /// The form a key path holds: the `/` written as `-`.
     pub(crate) fn to_segment(self) -> String {
-        format!("{}-{}", self.addr, self.prefix_len)
+        SegmentText::of(self)
+            .as_bytes()
+            .iter()
+            .map(|&b| char::from(b))
+            .collect()
     }
 
     /// Parses a path segment, accepting only the canonical form (what
@@ -94,30 +98,123 @@ impl Cidr {
         }
     }
 
-    /// Whether `segment` is exactly [`Cidr::to_segment`]'s text, compared as
-    /// it is formatted, without building it.
+    /// Whether `segment` is exactly [`Cidr::to_segment`]'s text, compared
+    /// without allocating.
     fn is_written_as(self, segment: &str) -> bool {
-        let mut expected = Expect {
-            rest: segment.as_bytes(),
-        };
-        write!(expected, "{}-{}", self.addr, self.prefix_len).is_ok() && expected.rest.is_empty()
+        SegmentText::of(self).as_bytes() == segment.as_bytes()
     }
 }
 
-/// A [`fmt::Write`] that consumes the text it expects and fails at the
-/// first difference.
-struct Expect<'a> {
-    rest: &'a [u8],
+/// The longest segment: eight four-digit groups and seven ':' (39 bytes),
+/// a '-' and a three-digit prefix length.
+const SEGMENT_MAX: usize = 39 + 1 + 3;
+
+/// A CIDR's path segment, written on the stack.
+///
+/// This is the text `format!("{}-{}", addr, prefix_len)` produces, written
+/// by hand because the parser compares every CIDR segment against it, and
+/// the formatting machinery cost more than all the rest of such a key's
+/// parse. Addresses are written as std's `Display` writes them (for IPv6,
+/// RFC 5952: lowercase, no leading zeros, the first longest run of two or
+/// more zero groups as `::`; and `::ffff:` before an IPv4-mapped address's
+/// dotted quad); `tests::segment_text_is_what_display_writes` holds the two
+/// to the same text.
+struct SegmentText {
+    bytes: [u8; SEGMENT_MAX],
+    len: usize,
 }
 
-impl fmt::Write for Expect<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        match self.rest.strip_prefix(s.as_bytes()) {
-            Some(rest) => {
-                self.rest = rest;
-                Ok(())
+impl SegmentText {
+    fn of(cidr: Cidr) -> SegmentText {
+        let mut text = SegmentText {
+            bytes: [0; SEGMENT_MAX],
+            len: 0,
+        };
+        match cidr.addr {
+            IpAddr::V4(v4) => text.dotted_quad(v4),
+            IpAddr::V6(v6) => text.colon_groups(v6),
+        }
+        text.push(b'-');
+        text.decimal(cidr.prefix_len);
+        text
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    /// Appends `byte`. The buffer holds the longest segment, so nothing is
+    /// ever dropped.
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn decimal(&mut self, n: u8) {
+        if n >= 100 {
+            self.push(b'0' + n / 100);
+        }
+        if n >= 10 {
+            self.push(b'0' + n / 10 % 10);
+        }
+        self.push(b'0' + n % 10);
+    }
+
+    /// As `{:x}`: lowercase, no leading zeros.
+    fn hex(&mut self, group: u16) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits = (16 - group.leading_zeros()).div_ceil(4).max(1);
+        for shift in (0..digits).rev() {
+            self.push(DIGITS[usize::from(group >> (4 * shift) & 0xf)]);
+        }
+    }
+
+    fn dotted_quad(&mut self, addr: Ipv4Addr) {
+        for (i, octet) in addr.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.push(b'.');
             }
-            None => Err(fmt::Error),
+            self.decimal(octet);
+        }
+    }
+
+    fn colon_groups(&mut self, addr: Ipv6Addr) {
+        if let Some(v4) = addr.to_ipv4_mapped() {
+            b"::ffff:".iter().for_each(|&b| self.push(b));
+            self.dotted_quad(v4);
+            return;
+        }
+        let groups = addr.segments();
+        // The first longest run of zero groups.
+        let (mut start, mut len) = (0, 0);
+        let mut run_start = 0;
+        for (i, &group) in groups.iter().enumerate() {
+            if group != 0 {
+                run_start = i + 1;
+            } else if i + 1 - run_start > len {
+                (start, len) = (run_start, i + 1 - run_start);
+            }
+        }
+        // A single zero group is written out, not compressed.
+        if len < 2 {
+            self.groups(&groups);
+            return;
+        }
+        let (before, after) = groups.split_at(start);
+        self.groups(before);
+        self.push(b':');
+        self.push(b':');
+        self.groups(after.get(len..).unwrap_or_default());
+    }
+
+    fn groups(&mut self, groups: &[u16]) {
+        for (i, &group) in groups.iter().enumerate() {
+            if i > 0 {
+                self.push(b':');
+            }
+            self.hex(group);
         }
     }
 }
@@ -138,6 +235,7 @@ pub(crate) enum CidrSegmentError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn masks_host_bits_and_bounds_the_prefix() {
@@ -194,6 +292,49 @@ mod tests {
             match Cidr::from_segment(odd) {
                 Err(CidrSegmentError::NonCanonical(c)) => assert_eq!(c, canonical),
                 other => panic!("{odd}: {other:?}"),
+            }
+        }
+    }
+
+    /// Groups drawn mostly from the values the writer treats specially
+    /// (zero, for runs; 0xffff, for IPv4-mapped addresses; one to four hex
+    /// digits), so that ties between zero runs and mapped addresses come up
+    /// often.
+    fn group() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            4 => Just(0u16),
+            1 => Just(0xffff),
+            1 => 1u16..0x10,
+            1 => 0x10u16..0x100,
+            1 => 0x100u16..0x1000,
+            2 => any::<u16>(),
+        ]
+    }
+
+    fn addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<u32>().prop_map(|host| IpAddr::from(Ipv6Addr::from(
+                0xffff_0000_0000_u128 | u128::from(host)
+            ))),
+            proptest::array::uniform8(group()).prop_map(IpAddr::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The hand-written segment text is std's `Display` text, so that
+        /// the parser accepts exactly the segments it accepted when it
+        /// compared against `format!`, and renders what it did.
+        #[test]
+        fn segment_text_is_what_display_writes(addr in addr(), prefix_len in 0u8..=128) {
+            let limit = if addr.is_ipv4() { 32 } else { 128 };
+            if let Some(cidr) = Cidr::new(addr, prefix_len.min(limit)) {
+                let display = format!("{}-{}", cidr.addr(), cidr.prefix_len());
+                prop_assert_eq!(cidr.to_segment(), display.clone());
+                prop_assert!(cidr.is_written_as(&display));
+                prop_assert_eq!(Cidr::from_segment(&display).ok(), Some(cidr));
             }
         }
     }
