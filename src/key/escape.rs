@@ -2,9 +2,10 @@
 //! sit in one segment of a `/`-separated path.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 
 use super::Name;
-use super::path::matches;
+use super::path::scan;
 
 /// An escaped name holds a `%` that does not start `%25` or `%2f`.
 ///
@@ -76,18 +77,14 @@ impl<'a> Escaped<'a> {
         let bytes = raw.as_bytes();
         let mut escapes = 0;
         let mut first = 0;
-        // Eight bytes at a time, as the path is split; the last ones padded
-        // with NULs. A '%' is never one of the two bytes after an accepted
-        // '%', so every '%' found starts an escape, and they are found in
-        // order, so an error is at the first bad one.
-        for (index, chunk) in bytes.chunks(8).enumerate() {
-            let word = chunk
-                .iter()
-                .rev()
-                .fold(0, |word, &byte| word << 8 | u64::from(byte));
-            let mut percents = matches(word, b'%');
+        // A chunk at a time, as the path is split. A '%' is never one of
+        // the two bytes after an accepted '%', so every '%' found starts an
+        // escape, and they are found in order, so an error is at the first
+        // bad one.
+        let scanned = scan(bytes, |base, masks| {
+            let mut percents = masks.percents;
             while percents != 0 {
-                let offset = index * 8 + (percents.trailing_zeros() / 8) as usize;
+                let offset = base + percents.trailing_zeros() as usize;
                 percents &= percents - 1;
                 match bytes.get(offset + 1..offset + 3) {
                     Some(b"25" | b"2f") => {
@@ -96,9 +93,13 @@ impl<'a> Escaped<'a> {
                         }
                         escapes += 1;
                     }
-                    _ => return Err(InvalidEscape { offset }),
+                    _ => return ControlFlow::Break(InvalidEscape { offset }),
                 }
             }
+            ControlFlow::Continue(())
+        });
+        if let ControlFlow::Break(bad) = scanned {
+            return Err(bad);
         }
         Ok(Escaped {
             raw,
@@ -118,14 +119,23 @@ impl<'a> Escaped<'a> {
 
     /// The name, unescaped: inline when it fits a [`Name`], otherwise in
     /// one allocation of its exact length.
+    #[inline]
     pub(super) fn to_name(self) -> Name {
         if self.escapes == 0 {
-            return Name::new(self.raw);
+            Name::new(self.raw)
+        } else {
+            self.unescaped_name()
         }
+    }
+
+    /// [`Escaped::to_name`] of a name with escapes.
+    fn unescaped_name(self) -> Name {
         let len = self.raw.len().saturating_sub(2 * self.escapes);
         if len <= INLINE {
             // Assembled on the stack and copied in whole: pushing piece by
-            // piece onto a `Name` costs more than the copy.
+            // piece onto a `Name` costs more than the copy. (Longer names
+            // go straight into a `String`: assembling them here too would
+            // add a UTF-8 check of the copy to the allocation.)
             let mut buf = [0; INLINE];
             let mut at = 0;
             self.unescape(|piece| {
@@ -216,6 +226,8 @@ mod tests {
             "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z",
             "50% of /var/run at 100%/s",
             "é/ü%ö-----------------------",
+            "team-12/web-0123456789abcdef0123456789abcdef0123456789abcdef-abcde",
+            "%/%%//-------------------------------------------------------------%",
         ] {
             let escaped = escape_name(name);
             let checked = Escaped::check(&escaped).unwrap();
@@ -231,5 +243,17 @@ mod tests {
         assert_eq!(unescape_name("ns%2Fpod"), Err(InvalidEscape { offset: 2 }));
         assert_eq!(unescape_name("%25x%41"), Err(InvalidEscape { offset: 4 }));
         assert_eq!(unescape_name("é%é"), Err(InvalidEscape { offset: 2 }));
+        // In a full chunk, and in the tail of a longer name (read as the
+        // last sixteen bytes, overlapping the chunk before).
+        let long = "0123456789abcde%2f%25-----x%2";
+        assert_eq!(unescape_name(long), Err(InvalidEscape { offset: 27 }));
+        assert_eq!(
+            unescape_name(&long[..27]).as_deref(),
+            Ok("0123456789abcde/%-----x")
+        );
+        assert_eq!(
+            unescape_name("0123456789abcdef%"),
+            Err(InvalidEscape { offset: 16 })
+        );
     }
 }

@@ -5,6 +5,8 @@
 use super::cidr::{Cidr, CidrSegmentError};
 use super::error::{KeyError, SegmentCount};
 use super::escape::Escaped;
+use std::ops::ControlFlow;
+use wide::u8x16;
 
 /// More than any fixed-length key has (11), so that a fixed-length key is
 /// never confused with a longer path, while a hostile path with thousands of
@@ -28,15 +30,68 @@ pub(super) struct Path<'a> {
     percent: u16,
 }
 
-const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
+/// How many bytes of a path are looked at at once.
+const CHUNK: usize = 16;
 
-/// A mask with the top bit of each byte of `word` equal to `byte` set
-/// (exact: no false positives).
+/// Where a chunk of up to [`CHUNK`] bytes holds '/' and '%': bit `i` for
+/// its byte `i`.
+#[derive(Clone, Copy)]
+pub(super) struct Masks {
+    pub(super) slashes: u32,
+    pub(super) percents: u32,
+}
+
+impl Masks {
+    /// The masks of `chunk`: two vector compares on x86-64, through
+    /// `wide`'s safe SSE2.
+    #[inline(always)]
+    fn of(chunk: [u8; CHUNK]) -> Masks {
+        let chunk = u8x16::new(chunk);
+        Masks {
+            slashes: chunk.simd_eq(u8x16::splat(b'/')).to_bitmask(),
+            percents: chunk.simd_eq(u8x16::splat(b'%')).to_bitmask(),
+        }
+    }
+}
+
+/// Hands `each` the [`Masks`] of `bytes` a chunk at a time, in order, with
+/// the offset each chunk starts at, until it breaks. Paths and names are
+/// short, so the tail is not left to a byte loop: it is the last [`CHUNK`]
+/// bytes, their masks shifted past the bytes already seen (one load, where
+/// copying the tail out would go through memory and stall reading it
+/// back), or, in a string shorter than a chunk, the string padded with NULs.
 #[inline(always)]
-pub(super) fn matches(word: u64, byte: u8) -> u64 {
-    let x = word ^ (ONES * u64::from(byte));
-    !(((x & LOW7) + LOW7) | x | LOW7)
+pub(super) fn scan<B>(
+    bytes: &[u8],
+    mut each: impl FnMut(usize, Masks) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    let (chunks, tail) = bytes.as_chunks::<CHUNK>();
+    let mut base = 0;
+    for chunk in chunks {
+        each(base, Masks::of(*chunk))?;
+        base += CHUNK;
+    }
+    if tail.is_empty() {
+        return ControlFlow::Continue(());
+    }
+    let masks = match bytes.last_chunk::<CHUNK>() {
+        Some(last) => {
+            let seen = CHUNK - tail.len();
+            let Masks { slashes, percents } = Masks::of(*last);
+            Masks {
+                slashes: slashes >> seen,
+                percents: percents >> seen,
+            }
+        }
+        None => {
+            let mut padded = [0; CHUNK];
+            if let Some(head) = padded.get_mut(..tail.len()) {
+                head.copy_from_slice(tail);
+            }
+            Masks::of(padded)
+        }
+    };
+    each(base, masks)
 }
 
 impl<'a> Path<'a> {
@@ -55,81 +110,78 @@ impl<'a> Path<'a> {
             len: 0,
             percent: 0,
         };
-        // Eight bytes at a time, the last ones padded with NULs (neither
-        // '/' nor '%'); stopped once every segment but the last is split
-        // off.
-        let bytes = rest.as_bytes();
-        let mut chunks = bytes.chunks_exact(8);
-        let mut base = 0;
-        let mut open = true;
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            open = p.word(base, u64::from_le_bytes(word));
-            if !open {
-                break;
+        // Stopped once every segment but the last is split off: the
+        // remainder is the last segment.
+        let _ = scan(rest.as_bytes(), |base, masks| {
+            if p.chunk(base, masks) {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
             }
-            base += 8;
-        }
-        if open {
-            // Assembled in a register: a copy of a variable length goes
-            // through memory, and reading it back as a word stalls.
-            let word = chunks
-                .remainder()
-                .iter()
-                .rev()
-                .fold(0, |word, &byte| word << 8 | u64::from(byte));
-            p.word(base, word);
-        }
+        });
         // The last segment runs to the end.
-        p.slash(rest.len());
+        let mut len = p.len;
+        p.slash(&mut len, rest.len());
+        p.len = len;
         Ok(p)
     }
 
-    /// Ends the segment under way at `at` (a '/' in `rest`, or its end);
-    /// `false` once every segment but the last is split off.
+    /// Ends the segment under way, the `len`th, at `at` (a '/' in `rest`,
+    /// or its end); `false` once every segment but the last is split off.
+    /// The count is the caller's local, not `self.len`: kept in a register
+    /// across the stores into `ends`.
     #[inline(always)]
-    fn slash(&mut self, at: usize) -> bool {
-        if let Some(slot) = self.ends.get_mut(self.len) {
+    fn slash(&mut self, len: &mut usize, at: usize) -> bool {
+        if let Some(slot) = self.ends.get_mut(*len) {
             *slot = at;
         }
-        self.len += 1;
-        self.len + 1 < MAX_SPLIT
+        *len += 1;
+        *len + 1 < MAX_SPLIT
     }
 
-    /// Takes the '/' and '%' in the eight bytes of `rest` from `base`;
-    /// `false` once every segment but the last is split off.
+    /// Takes the '/' and '%' of the chunk of `rest` at `base`; `false`
+    /// once every segment but the last is split off.
     #[inline(always)]
-    fn word(&mut self, base: usize, word: u64) -> bool {
-        let mut slashes = matches(word, b'/');
-        let percents = matches(word, b'%');
-        if percents == 0 {
+    fn chunk(&mut self, base: usize, masks: Masks) -> bool {
+        let Masks {
+            mut slashes,
+            percents,
+        } = masks;
+        let mut len = self.len;
+        let open = if percents == 0 {
             // The common case: only slashes, taken in order.
-            while slashes != 0 {
-                let at = base + (slashes.trailing_zeros() / 8) as usize;
+            loop {
+                if slashes == 0 {
+                    break true;
+                }
+                let at = base + slashes.trailing_zeros() as usize;
                 slashes &= slashes - 1;
-                if !self.slash(at) {
-                    return false;
+                if !self.slash(&mut len, at) {
+                    break false;
                 }
             }
-            return true;
-        }
-        // Both, in order, so that each '%' marks the segment it is in.
-        let mut found = slashes | percents;
-        while found != 0 {
-            let bit = found & found.wrapping_neg();
-            found ^= bit;
-            if percents & bit != 0 {
-                self.percent |= 1 << self.len;
-            } else if !self.slash(base + (bit.trailing_zeros() / 8) as usize) {
-                return false;
+        } else {
+            // Both, in order, so that each '%' marks the segment it is in.
+            let mut found = slashes | percents;
+            loop {
+                if found == 0 {
+                    break true;
+                }
+                let bit = found & found.wrapping_neg();
+                found ^= bit;
+                if percents & bit != 0 {
+                    self.percent |= 1 << len;
+                } else if !self.slash(&mut len, base + bit.trailing_zeros() as usize) {
+                    break false;
+                }
             }
-        }
-        true
+        };
+        self.len = len;
+        open
     }
 
     /// Where segment `index` starts in `rest`.
-    #[inline]
+    #[inline(always)]
     fn start(&self, index: usize) -> usize {
         match index.checked_sub(1) {
             Some(before) => self.ends.get(before).map_or(self.rest.len(), |end| end + 1),
@@ -138,7 +190,7 @@ impl<'a> Path<'a> {
     }
 
     /// Segment `index`, if the split reached it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&self, index: usize) -> Option<&'a str> {
         if index >= self.len {
             return None;
@@ -235,7 +287,9 @@ impl<'a> Path<'a> {
             .ok_or_else(|| self.wrong_count(kind, SegmentCount::AtLeast(index + 1)))
     }
 
-    #[inline]
+    /// Checks that segment `index` is `expected`. Always inlined, so that
+    /// the comparison is with a constant: a few loads, not a `memcmp` call.
+    #[inline(always)]
     pub(super) fn literal(
         &self,
         kind: &'static str,
@@ -346,6 +400,42 @@ impl<'a> Path<'a> {
                 cidr: cidr.to_string(),
                 path: self.owned(),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The chunked split finds what a byte-by-byte split finds, for
+        /// every length around the chunk size and its multiples (where the
+        /// tail's overlapping load and the short-path padding take over):
+        /// the same segments, the remainder after the last split-off one
+        /// whole, and a '%' marked in exactly the segments that hold one.
+        #[test]
+        fn split_agrees_with_splitting_byte_by_byte(
+            rest in proptest::collection::vec(
+                prop_oneof![4 => Just('a'), 2 => Just('/'), 1 => Just('%'), 1 => Just('é')],
+                0..80,
+            ).prop_map(|chars| chars.into_iter().collect::<String>())
+        ) {
+            let path = format!("/{rest}");
+            let p = Path::split(&path).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let expected: Vec<&str> = rest.splitn(MAX_SPLIT, '/').collect();
+            prop_assert_eq!(p.len, expected.len());
+            for (index, segment) in expected.iter().enumerate() {
+                prop_assert_eq!(p.get(index), Some(*segment));
+                if index < MAX_SPLIT - 1 {
+                    prop_assert_eq!(p.has_percent(index), segment.contains('%'));
+                }
+            }
+            prop_assert_eq!(p.get(expected.len()), None);
+            prop_assert_eq!(p.count(), rest.split('/').count());
         }
     }
 }
