@@ -1,5 +1,7 @@
-//! Arbitrary text into the key parser: it must never panic, and whatever it
-//! accepts must render back to the same path and parse to the same key.
+//! Arbitrary text into the key parser: it must never panic, checking a path
+//! must give exactly parsing's verdict (the same error, or none), and
+//! whatever it accepts must render back to the same path and parse to the
+//! same key.
 
 #![no_main]
 
@@ -10,7 +12,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(key) = Key::parse(path) else {
+    let parsed = Key::parse(path);
+    assert_eq!(
+        Key::validate_path(path),
+        parsed.as_ref().map(|_| ()).map_err(Clone::clone),
+        "checking and parsing disagree"
+    );
+    let Ok(key) = parsed else {
         return;
     };
     let rendered = key.to_path();
