@@ -187,6 +187,7 @@ const INLINE: usize = std::mem::size_of::<Name>();
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn plain_names_are_borrowed() {
@@ -255,5 +256,53 @@ mod tests {
             unescape_name("0123456789abcdef%"),
             Err(InvalidEscape { offset: 16 })
         );
+    }
+
+    /// What [`unescape_name`] is held to, read one byte at a time.
+    fn unescape_byte_by_byte(escaped: &str) -> Result<String, InvalidEscape> {
+        let bytes = escaped.as_bytes();
+        let mut name = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        while let Some(&byte) = bytes.get(at) {
+            if byte != b'%' {
+                name.push(byte);
+                at += 1;
+                continue;
+            }
+            match bytes.get(at + 1..at + 3) {
+                Some(b"25") => name.push(b'%'),
+                Some(b"2f") => name.push(b'/'),
+                _ => return Err(InvalidEscape { offset: at }),
+            }
+            at += 3;
+        }
+        Ok(String::from_utf8(name).unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The chunked escape scan unescapes, or refuses at the same
+        /// offset, exactly as a byte-by-byte reading, at every length
+        /// around the chunk size and its multiples.
+        #[test]
+        fn unescaping_agrees_with_reading_byte_by_byte(
+            escaped in proptest::collection::vec(
+                prop_oneof![
+                    6 => Just("a"),
+                    2 => Just("%2f"),
+                    1 => Just("%25"),
+                    1 => Just("%"),
+                    1 => Just("2"),
+                    1 => Just("é"),
+                ],
+                0..40,
+            ).prop_map(|pieces| pieces.concat())
+        ) {
+            prop_assert_eq!(
+                unescape_name(&escaped).map(Cow::into_owned),
+                unescape_byte_by_byte(&escaped)
+            );
+        }
     }
 }

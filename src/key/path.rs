@@ -42,8 +42,8 @@ pub(super) struct Masks {
 }
 
 impl Masks {
-    /// The masks of `chunk`: two vector compares on x86-64, through
-    /// `wide`'s safe SSE2.
+    /// The masks of `chunk`: two vector compares through `wide` (SSE2 on
+    /// x86-64, NEON on aarch64, a loop over the lanes elsewhere), safely.
     #[inline(always)]
     fn of(chunk: [u8; CHUNK]) -> Masks {
         let chunk = u8x16::new(chunk);
@@ -94,6 +94,64 @@ pub(super) fn scan<B>(
     each(base, masks)
 }
 
+/// The segment ends found so far while a path is split: built up by
+/// [`Path::split`] and then moved into the [`Path`] whole, so that nothing
+/// reads a half-built `Path`.
+struct Splitter {
+    ends: [usize; MAX_SPLIT],
+    /// How many of `ends` are filled.
+    len: usize,
+    /// Bit `i` set: segment `i` holds a '%'.
+    percent: u16,
+}
+
+impl Splitter {
+    /// Ends the segment under way (number `len`, from 0) at `at`: a '/' in
+    /// the path after its leading '/', or the end. `false` once every
+    /// segment but the last is split off.
+    #[inline(always)]
+    fn end_segment(&mut self, at: usize) -> bool {
+        if let Some(slot) = self.ends.get_mut(self.len) {
+            *slot = at;
+        }
+        self.len += 1;
+        self.len + 1 < MAX_SPLIT
+    }
+
+    /// Takes the '/' and '%' of the chunk at `base`, in order; `false`
+    /// once every segment but the last is split off.
+    #[inline(always)]
+    fn take(&mut self, base: usize, masks: Masks) -> bool {
+        let Masks {
+            mut slashes,
+            percents,
+        } = masks;
+        if percents == 0 {
+            // The common case: only slashes.
+            while slashes != 0 {
+                let at = base + slashes.trailing_zeros() as usize;
+                slashes &= slashes - 1;
+                if !self.end_segment(at) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        // Both, in order, so that each '%' marks the segment it is in.
+        let mut found = slashes | percents;
+        while found != 0 {
+            let bit = found & found.wrapping_neg();
+            found ^= bit;
+            if percents & bit != 0 {
+                self.percent |= 1 << self.len;
+            } else if !self.end_segment(base + bit.trailing_zeros() as usize) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 impl<'a> Path<'a> {
     /// Splits `path` after its leading '/', which it must have.
     #[inline]
@@ -103,9 +161,7 @@ impl<'a> Path<'a> {
                 path: path.to_owned(),
             });
         };
-        let mut p = Path {
-            path,
-            rest,
+        let mut splitter = Splitter {
             ends: [0; MAX_SPLIT],
             len: 0,
             percent: 0,
@@ -113,71 +169,22 @@ impl<'a> Path<'a> {
         // Stopped once every segment but the last is split off: the
         // remainder is the last segment.
         let _ = scan(rest.as_bytes(), |base, masks| {
-            if p.chunk(base, masks) {
+            if splitter.take(base, masks) {
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())
             }
         });
         // The last segment runs to the end.
-        let mut len = p.len;
-        p.slash(&mut len, rest.len());
-        p.len = len;
-        Ok(p)
-    }
-
-    /// Ends the segment under way, the `len`th, at `at` (a '/' in `rest`,
-    /// or its end); `false` once every segment but the last is split off.
-    /// The count is the caller's local, not `self.len`: kept in a register
-    /// across the stores into `ends`.
-    #[inline(always)]
-    fn slash(&mut self, len: &mut usize, at: usize) -> bool {
-        if let Some(slot) = self.ends.get_mut(*len) {
-            *slot = at;
-        }
-        *len += 1;
-        *len + 1 < MAX_SPLIT
-    }
-
-    /// Takes the '/' and '%' of the chunk of `rest` at `base`; `false`
-    /// once every segment but the last is split off.
-    #[inline(always)]
-    fn chunk(&mut self, base: usize, masks: Masks) -> bool {
-        let Masks {
-            mut slashes,
-            percents,
-        } = masks;
-        let mut len = self.len;
-        let open = if percents == 0 {
-            // The common case: only slashes, taken in order.
-            loop {
-                if slashes == 0 {
-                    break true;
-                }
-                let at = base + slashes.trailing_zeros() as usize;
-                slashes &= slashes - 1;
-                if !self.slash(&mut len, at) {
-                    break false;
-                }
-            }
-        } else {
-            // Both, in order, so that each '%' marks the segment it is in.
-            let mut found = slashes | percents;
-            loop {
-                if found == 0 {
-                    break true;
-                }
-                let bit = found & found.wrapping_neg();
-                found ^= bit;
-                if percents & bit != 0 {
-                    self.percent |= 1 << len;
-                } else if !self.slash(&mut len, base + bit.trailing_zeros() as usize) {
-                    break false;
-                }
-            }
-        };
-        self.len = len;
-        open
+        splitter.end_segment(rest.len());
+        let Splitter { ends, len, percent } = splitter;
+        Ok(Path {
+            path,
+            rest,
+            ends,
+            len,
+            percent,
+        })
     }
 
     /// Where segment `index` starts in `rest`.
