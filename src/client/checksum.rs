@@ -80,6 +80,7 @@ impl ReceivedState {
         }
     }
 
+    /// The checksum of what was received so far.
     pub(crate) fn state(&self) -> StateChecksum {
         self.state
     }

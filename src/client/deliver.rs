@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use super::checksum::ReceivedState;
 use super::config::ClientConfig;
 use super::event::{ClientEvent, ClientEventRef};
+use crate::key::KeyParser;
 use crate::message::{SerializedUpdate, SerializedUpdateRef};
 use crate::rewrite::may_be_legacy_policy_key;
 
@@ -38,16 +39,7 @@ impl Delivery<'_> {
                 .collect();
         }
         if let Some(parser) = &self.config.key_parser {
-            updates.retain(|update| match parser.validate(&update.key) {
-                Ok(()) => true,
-                Err(reason) => {
-                    self.events.push_back(ClientEvent::Dropped {
-                        key: update.key.clone(),
-                        reason,
-                    });
-                    false
-                }
-            });
+            updates.retain(|update| passes_key_check(parser.as_ref(), self.events, &update.key));
         }
         self.events.push_back(ClientEvent::Updates(updates));
     }
@@ -92,18 +84,29 @@ impl Delivery<'_> {
                 _ => *update,
             };
             if let Some(parser) = &self.config.key_parser
-                && let Err(reason) = parser.validate(update.key)
+                && !passes_key_check(parser.as_ref(), self.events, update.key)
             {
-                self.events.push_back(ClientEvent::Dropped {
-                    key: update.key.into(),
-                    reason,
-                });
                 continue;
             }
             kept.push(update);
         }
         hand_over_queued(self.events, on_event);
         on_event(ClientEventRef::Updates(&kept));
+    }
+}
+
+/// Whether `parser` lets `key` through; a rejected key is queued as a
+/// [`ClientEvent::Dropped`] with the reason, for both delivery APIs alike.
+fn passes_key_check(parser: &dyn KeyParser, events: &mut VecDeque<ClientEvent>, key: &str) -> bool {
+    match parser.validate(key) {
+        Ok(()) => true,
+        Err(reason) => {
+            events.push_back(ClientEvent::Dropped {
+                key: key.into(),
+                reason,
+            });
+            false
+        }
     }
 }
 
