@@ -11,6 +11,7 @@ use super::values::decode_envelope;
 use super::{GobError, GobLimits};
 use crate::codec::Direction;
 use crate::codec::borrowed::{Decoded, once};
+use crate::codec::read_ahead::Buffered;
 use crate::codec::retain::detach_update;
 use crate::error::DecodeError;
 use crate::message::{Message, MessageRef};
@@ -237,9 +238,13 @@ impl GobDecoder {
         src: &mut BytesMut,
         visit: &mut impl FnMut(Decoded<'_>, Used<'_>) -> T,
     ) -> Result<Option<T>, DecodeError> {
+        // What the caller handed over: the bytes in `src` now and those
+        // already split off into queued messages.
+        let queued: usize = self.messages.iter().map(Bytes::len).sum();
+        let buffered = Buffered::of(src.len() + queued);
         loop {
             if !self.messages.is_empty() && self.stalled_at != Some(self.messages.len()) {
-                match self.attempt() {
+                match self.attempt(buffered) {
                     Ok((Some(decoded), used)) => {
                         let count = used.len();
                         let visited = visit(decoded, used);
@@ -270,7 +275,7 @@ impl GobDecoder {
     /// (committed, `None`) or a value (`Some`), with the messages it was
     /// read from, which the caller drains once done with the value.
     /// Commits nothing unless the whole unit decodes.
-    fn attempt(&mut self) -> Result<(Option<Decoded<'_>>, Used<'_>), Stop> {
+    fn attempt(&mut self, buffered: Buffered) -> Result<(Option<Decoded<'_>>, Used<'_>), Stop> {
         let limits = Limits {
             max_depth: self.limits.max_depth,
         };
@@ -288,7 +293,7 @@ impl GobDecoder {
             .iter()
             .map(|message| message.len() as u64)
             .sum::<u64>();
-        let Some(mut session) = Session::new(messages, types, limits) else {
+        let Some(mut session) = Session::new(messages, types, limits, buffered) else {
             return Err(Stop::Incomplete);
         };
         let outcome = match session.read_top_level()? {

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use super::GobError;
 use super::types::{TypeId, TypeRegistry, WireType, id, read_wire_type};
 use super::wire::Reader;
+use crate::codec::read_ahead::Buffered;
 use crate::error::DecodeError;
 
 /// Why an attempt stopped early.
@@ -66,15 +67,19 @@ pub(crate) struct Session<'m, 't> {
     /// Wire bytes of the staged definitions.
     staged_bytes: usize,
     limits: Limits,
+    /// How the input arrived: whether to touch ahead of the parser.
+    pub(crate) buffered: Buffered,
     depth: usize,
 }
 
 impl<'m, 't> Session<'m, 't> {
     /// Starts at the first queued message; `None` if there is none.
+    /// `buffered` is how the decoder's input arrived (see `read_ahead`).
     pub(crate) fn new(
         messages: &'m VecDeque<Bytes>,
         committed: &'t TypeRegistry,
         limits: Limits,
+        buffered: Buffered,
     ) -> Option<Session<'m, 't>> {
         let first = messages.front()?;
         Some(Session {
@@ -85,6 +90,7 @@ impl<'m, 't> Session<'m, 't> {
             staged: Vec::new(),
             staged_bytes: 0,
             limits,
+            buffered,
             depth: 0,
         })
     }

@@ -511,7 +511,7 @@ fn decode_update_slice<'m>(
     }
     // Grow with what actually arrives rather than with what the count says.
     let mut updates = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1024));
-    let mut read_ahead = ReadAhead::new(session.reader.unread());
+    let mut read_ahead = ReadAhead::new(session.reader.unread(), session.buffered);
     for _ in 0..count {
         // Go ends every struct with a 0, so an update takes at least a byte;
         // an update cut off by the end of the message would take none.

@@ -17,6 +17,7 @@ use super::kvs::decode_kvs;
 use super::varint::{self, VarintRead};
 use crate::codec::Direction;
 use crate::codec::MAX_COMPRESSION_ALGORITHMS;
+use crate::codec::read_ahead::Buffered;
 use crate::codec::retain::detach_update;
 use crate::error::DecodeError;
 use crate::message::{
@@ -220,10 +221,15 @@ pub(crate) enum Body<'a> {
 
 /// Decodes one frame's body (which `frame` must hold exactly) into an
 /// owned message: updates detached from the frame (see `codec::retain`).
-pub(crate) fn decode(frame: &Bytes, direction: Option<Direction>) -> Result<Message, DecodeError> {
+/// `buffered` is how the decoder's input arrived (see `read_ahead`).
+pub(crate) fn decode(
+    frame: &Bytes,
+    direction: Option<Direction>,
+    buffered: Buffered,
+) -> Result<Message, DecodeError> {
     match decode_body(frame, direction)? {
         Body::Kvs(body) => {
-            decode_kvs(body, |update| detach_update([frame], &update)).map(Message::Kvs)
+            decode_kvs(body, buffered, |update| detach_update([frame], &update)).map(Message::Kvs)
         }
         Body::Other(message) => Ok(message),
     }

@@ -5,6 +5,7 @@ use bytes::{Buf, BytesMut};
 use super::varint::{self, VarintRead};
 use super::{FRAMING_VERSION, MAGIC, MAX_LENGTH_PREFIX_LEN, PREAMBLE, body, kvs};
 use crate::codec::borrowed::{Decoded, once};
+use crate::codec::read_ahead::Buffered;
 use crate::codec::{DEFAULT_MAX_CLIENT_MESSAGE_LEN, DEFAULT_MAX_SERVER_MESSAGE_LEN, Direction};
 use crate::error::DecodeError;
 use crate::message::{Message, MessageRef};
@@ -107,8 +108,9 @@ impl NativeDecoder {
         let Some(len) = self.next_frame(src)? else {
             return Ok(None);
         };
+        let buffered = Buffered::of(src.len());
         let frame = src.split_to(len).freeze();
-        body::decode(&frame, self.direction).map(Some)
+        body::decode(&frame, self.direction, buffered).map(Some)
     }
 
     /// Like [`decode`](Self::decode), but hands the message to
@@ -153,9 +155,10 @@ impl NativeDecoder {
         let Some(len) = self.next_frame(src)? else {
             return Ok(None);
         };
+        let buffered = Buffered::of(src.len());
         let frame = &src[..len];
         let visited = match body::decode_body(frame, self.direction) {
-            Ok(body::Body::Kvs(body)) => kvs::decode_kvs(body, |update| update)
+            Ok(body::Body::Kvs(body)) => kvs::decode_kvs(body, buffered, |update| update)
                 .map(|updates| Decoded::Kvs(updates).visit(&mut *visit)),
             Ok(body::Body::Other(message)) => Ok(visit(MessageRef::Other(message))),
             Err(error) => Err(error),

@@ -17,7 +17,7 @@
 use super::body::{RawBytes, RevisionLayout, UpdateLayout, malformed};
 use super::varint::{self, VarintRead};
 use crate::codec::MAX_UPDATES_PER_MESSAGE;
-use crate::codec::read_ahead::ReadAhead;
+use crate::codec::read_ahead::{Buffered, ReadAhead};
 use crate::error::DecodeError;
 use crate::message::{MessageKind, RevisionRef, SerializedUpdateRef, UpdateType};
 
@@ -27,12 +27,14 @@ const MIN_UPDATE_LEN: usize = 6;
 
 /// Reads the updates of a `KVs` body (what `body::Body::Kvs` holds),
 /// handing each to `each` as it borrows the frame; the results are
-/// collected once every update has been read and checked.
+/// collected once every update has been read and checked. `buffered` is
+/// how the decoder's input arrived (see `read_ahead`).
 pub(crate) fn decode_kvs<'a, T>(
     body: &'a [u8],
+    buffered: Buffered,
     each: impl FnMut(SerializedUpdateRef<'a>) -> T,
 ) -> Result<Vec<T>, DecodeError> {
-    decode_kvs_with::<true, T>(body, each)
+    decode_kvs_with::<true, T>(body, buffered, each)
 }
 
 /// [`decode_kvs`], reading each update with [`fast_update`] first when
@@ -40,6 +42,7 @@ pub(crate) fn decode_kvs<'a, T>(
 /// [`reference_update`] when that declines.
 pub(super) fn decode_kvs_with<'a, const FAST: bool, T>(
     body: &'a [u8],
+    buffered: Buffered,
     mut each: impl FnMut(SerializedUpdateRef<'a>) -> T,
 ) -> Result<Vec<T>, DecodeError> {
     let (count, count_len) = match varint::read(body, varint::MAX_U64_LEN) {
@@ -64,7 +67,7 @@ pub(super) fn decode_kvs_with<'a, const FAST: bool, T>(
         .unwrap_or(usize::MAX)
         .min(rest.len() / MIN_UPDATE_LEN);
     let mut updates = Vec::with_capacity(plausible);
-    let mut read_ahead = ReadAhead::new(rest);
+    let mut read_ahead = ReadAhead::new(rest, buffered);
     for _ in 0..count {
         read_ahead.touch(rest);
         let fast = if FAST { fast_update(rest) } else { None };
