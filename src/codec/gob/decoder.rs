@@ -373,7 +373,8 @@ impl GobDecoder {
         let len = usize::try_from(len)
             .ok()
             .filter(|len| *len <= max)
-            .ok_or(DecodeError::FrameTooLarge { len, max })?;
+            // Built only when refused, not dropped on every message.
+            .ok_or_else(|| DecodeError::FrameTooLarge { len, max })?;
         if len == 0 {
             return Err(GobError::EmptyMessage.into());
         }
