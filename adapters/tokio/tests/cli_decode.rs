@@ -60,6 +60,42 @@ fn decode_reads_standard_input() {
     assert_eq!(from_stdin.stdout, from_file.stdout);
 }
 
+/// A pipe holds 64 KiB, so a capture larger than that arrives in reads
+/// shorter than the buffer's room, most ending mid-message; the state is
+/// the same as from the file.
+#[test]
+fn decode_reads_a_capture_through_a_pipe_in_short_reads() {
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("piped.gob");
+    write_capture(&path, 2_000, 1 << 20);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 4 * 65536, "{} bytes", bytes.len());
+    let from_file = run(&["decode", "--state", path.to_str().unwrap()]);
+    assert!(from_file.status.success());
+    let mut child = syncproto(&["decode", "--state", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for piece in bytes.chunks(4_001) {
+            stdin.write_all(piece).unwrap();
+        }
+    });
+    let from_pipe = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        from_pipe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_pipe.stderr)
+    );
+    assert!(!from_file.stdout.is_empty());
+    assert_eq!(from_pipe.stdout, from_file.stdout);
+}
+
 /// An empty capture is an input error (exit code 3), whether the wire
 /// format is given or told from the first byte.
 #[test]
