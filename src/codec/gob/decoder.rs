@@ -370,11 +370,11 @@ impl GobDecoder {
             )
         };
         let max = self.limits.max_message_len;
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|len| *len <= max)
-            // Built only when refused, not dropped on every message.
-            .ok_or_else(|| DecodeError::FrameTooLarge { len, max })?;
+        // The error is built only when refused, not dropped on every
+        // message (as `ok_or` did).
+        let Some(len) = usize::try_from(len).ok().filter(|len| *len <= max) else {
+            return Err(DecodeError::FrameTooLarge { len, max });
+        };
         if len == 0 {
             return Err(GobError::EmptyMessage.into());
         }
