@@ -43,9 +43,10 @@ pub(crate) struct Args {
 
 /// The least room made in the buffer for each read, which fills all the
 /// room there is. The buffer grows (doubling) until what is left of a
-/// message and this much fit: to 1 MiB on the captures of
-/// `benches/compare_go.sh`, whose largest messages pass 256 KiB. Few system
-/// calls, and a buffer about the size of a core's second-level cache.
+/// message and this much fit, and keeps that size: 1 MiB (native) to 2 MiB
+/// (gob) on the captures of `benches/compare_go.sh`, whose snapshots carry
+/// 950 KB messages. Few system calls, and a buffer about the size of a
+/// core's second-level cache.
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Where the capture comes from.
