@@ -344,26 +344,27 @@ impl Inner {
         Some(entry)
     }
 
-    /// Starts the chain on first use: its origin (the empty datastore) and
-    /// the empty generation joiners start from until changes arrive.
-    fn start(&mut self, now: Instant, shared: &Shared) {
-        if self.newest.is_some() {
-            return;
-        }
-        let origin = Crumb::origin(now);
-        let _ = shared.epoch.set(now);
-        self.latest = Some(Frozen {
-            generation: Arc::new(Generation::new(
-                0,
-                0,
-                StateChecksum::default(),
-                SyncStatus::WaitForDatastore,
-                Vec::new(),
-                shape(&shared.config),
-            )),
-            anchor: Arc::downgrade(&origin),
-        });
-        self.newest = Some(origin);
+    /// The end of the chain, starting the chain on first use: its origin
+    /// (the empty datastore) and the empty generation joiners start from
+    /// until changes arrive. The chain waits for a first call because its
+    /// origin is timestamped, and time is only passed in.
+    fn start(&mut self, now: Instant, shared: &Shared) -> &Arc<Crumb> {
+        self.newest.get_or_insert_with(|| {
+            let origin = Crumb::origin(now);
+            let _ = shared.epoch.set(now);
+            self.latest = Some(Frozen {
+                generation: Arc::new(Generation::new(
+                    0,
+                    0,
+                    StateChecksum::default(),
+                    SyncStatus::WaitForDatastore,
+                    Vec::new(),
+                    shape(&shared.config),
+                )),
+                anchor: Arc::downgrade(&origin),
+            });
+            origin
+        })
     }
 
     /// The sequence number of the newest change (0 before any).
@@ -373,10 +374,9 @@ impl Inner {
 
     /// Appends a change to the chain, where subscriptions find it.
     fn append(&mut self, now: Instant, change: Change, shared: &Shared) {
-        let Some(newest) = &self.newest else {
-            return;
-        };
-        self.newest = Some(newest.append(now, change, self.checksum));
+        let checksum = self.checksum;
+        let appended = self.start(now, shared).append(now, change, checksum);
+        self.newest = Some(appended);
         shared.publish_newest_at(now);
     }
 
@@ -454,8 +454,7 @@ impl Inner {
         {
             return (Arc::clone(&latest.generation), anchor);
         }
-        self.start(now, shared);
-        let newest = self.newest.clone().unwrap_or_else(|| Crumb::origin(now));
+        let newest = Arc::clone(self.start(now, shared));
         let latest = self.freeze_generation(&newest, shared);
         let handed = (Arc::clone(&latest.generation), newest);
         self.latest = Some(latest);

@@ -60,7 +60,7 @@ pub(super) fn closed(report: &ConnectionReport, limiter: &WarningLimiter) {
     let client_conn_id = hello.map_or(0, |hello| hello.client_conn_id);
     let wire = report.wire_format.map_or("", wire_name);
     let compression = compression_name(report.compression.as_ref());
-    let duration_ms = report.duration.as_millis() as u64;
+    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
