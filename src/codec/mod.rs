@@ -73,6 +73,14 @@ pub enum WireFormat {
 }
 
 impl WireFormat {
+    /// The format's name in logs and metrics labels: `gob` or `native`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireFormat::Gob => "gob",
+            WireFormat::Native => "native",
+        }
+    }
+
     /// Tells the format of a stream from its first byte: the native preamble
     /// starts with a byte no gob stream can start with. `None` until a byte
     /// has arrived.

@@ -398,9 +398,9 @@ fn bytes_written(
         None,
         MetricType::Counter,
     )?;
-    for (format, wire) in [(WireFormat::Native, "native"), (WireFormat::Gob, "gob")] {
+    for format in [WireFormat::Native, WireFormat::Gob] {
         for (compressed, compression) in [(false, "none"), (true, "snappy")] {
-            let labels = [("wire", wire), ("compression", compression)];
+            let labels = [("wire", format.as_str()), ("compression", compression)];
             let bytes = stats.bytes_written_as(format, compressed);
             ConstCounter::new(bytes).encode(family.encode_family(&labels)?)?;
         }

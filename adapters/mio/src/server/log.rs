@@ -49,18 +49,10 @@ pub(super) fn handshake_done(
     span.record("syncer", display(&hello.syncer_type));
     span.record("client_version", display(&hello.version));
     span.record("client_conn_id", hello.client_conn_id);
-    span.record("wire", wire_name(Some(wire_format)));
+    span.record("wire", wire_format.as_str());
     span.record("compression", compression_name(compression));
     let _entered = span.enter();
     tracing::debug!("handshake done");
-}
-
-fn wire_name(format: Option<WireFormat>) -> &'static str {
-    match format {
-        None => "",
-        Some(WireFormat::Native) => "native",
-        Some(WireFormat::Gob) => "gob",
-    }
 }
 
 fn compression_name(compression: Option<&CompressionAlgorithm>) -> &str {
@@ -79,7 +71,7 @@ pub(super) fn closed(report: &ConnectionReport, limiter: &mut WarningLimiter, no
     let syncer = hello.map_or("", |hello| hello.syncer_type.as_str());
     let client_version = hello.map_or("", |hello| hello.version.as_str());
     let client_conn_id = hello.map_or(0, |hello| hello.client_conn_id);
-    let wire = wire_name(report.wire_format);
+    let wire = report.wire_format.map_or("", WireFormat::as_str);
     let compression = compression_name(report.compression.as_ref());
     let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
     macro_rules! line {

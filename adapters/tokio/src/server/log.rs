@@ -30,17 +30,9 @@ pub(super) fn handshake_done(
     span.record("syncer", hello.syncer_type.as_str());
     span.record("client_version", hello.version.as_str());
     span.record("client_conn_id", hello.client_conn_id);
-    span.record("wire", wire_name(wire_format));
+    span.record("wire", wire_format.as_str());
     span.record("compression", compression_name(compression));
     tracing::debug!("handshake done");
-}
-
-/// The wire format as the logs name it.
-fn wire_name(format: WireFormat) -> &'static str {
-    match format {
-        WireFormat::Native => "native",
-        WireFormat::Gob => "gob",
-    }
 }
 
 /// The compression as the logs name it (`none` without).
@@ -58,7 +50,7 @@ pub(super) fn closed(report: &ConnectionReport, limiter: &WarningLimiter) {
     let syncer = hello.map_or("", |hello| hello.syncer_type.as_str());
     let client_version = hello.map_or("", |hello| hello.version.as_str());
     let client_conn_id = hello.map_or(0, |hello| hello.client_conn_id);
-    let wire = report.wire_format.map_or("", wire_name);
+    let wire = report.wire_format.map_or("", WireFormat::as_str);
     let compression = compression_name(report.compression.as_ref());
     let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
     macro_rules! line {
