@@ -240,8 +240,7 @@ impl GobDecoder {
     ) -> Result<Option<T>, DecodeError> {
         // What the caller handed over: the bytes in `src` now and those
         // already split off into queued messages.
-        let queued: usize = self.messages.iter().map(Bytes::len).sum();
-        let buffered = Buffered::of(src.len() + queued);
+        let buffered = Buffered::of(src.len() + self.buffered());
         loop {
             if !self.messages.is_empty() && self.stalled_at != Some(self.messages.len()) {
                 match self.attempt(buffered) {
